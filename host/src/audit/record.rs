@@ -1,0 +1,135 @@
+//! What one audit row holds, and the exact rules for its derived columns
+//! (spec B.8): input hash, output summary.
+
+use crate::mcp::json_text::to_js_compact;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// One tools/call, as written to `mcp_tool_audit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub tool_name: String,
+    pub input_hash: String,
+    pub output_summary: String,
+    pub duration_ms: u64,
+    pub api_key_id: Option<String>,
+    pub success: bool,
+    pub error_code: Option<String>,
+    pub caller: String,
+    pub session_id: Option<String>,
+    pub gateway_calls: Vec<GatewayCall>,
+}
+
+/// One gateway request a call made: shapes only, never bodies, query values
+/// or credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayCall {
+    pub method: String,
+    /// The capability-table pattern it matched (`/api/combos/{id}`), or
+    /// `(not permitted)` for a denied request.
+    pub path_template: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    /// The kind of failure without a response: `timeout`, `unreachable`, …
+    pub error: Option<String>,
+}
+
+/// Lowercase hex SHA-256 of the compact JSON (JavaScript formatting).
+/// `{}` hashes to `44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a`.
+pub fn input_hash(canonical: &Value) -> String {
+    hex::encode(Sha256::digest(to_js_compact(canonical).as_bytes()))
+}
+
+/// The arguments as the original hashes them: keys in the schema's property
+/// order, unknown keys stripped, defaults applied (recursively for objects
+/// and arrays of objects that declare properties).
+pub fn canonical_args(schema: &Map<String, Value>, args: &Value) -> Value {
+    canonical(&Value::Object(schema.clone()), args)
+}
+
+fn canonical(schema: &Value, value: &Value) -> Value {
+    match (schema.get("properties").and_then(Value::as_object), value) {
+        (Some(props), Value::Object(given)) => {
+            let mut out = Map::new();
+            for (key, prop) in props {
+                if let Some(v) = given.get(key) {
+                    out.insert(key.clone(), canonical(prop, v));
+                } else if let Some(default) = prop.get("default") {
+                    out.insert(key.clone(), default.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        (_, Value::Array(items)) => match schema.get("items") {
+            Some(item_schema) => Value::Array(items.iter().map(|i| canonical(item_schema, i)).collect()),
+            None => value.clone(),
+        },
+        _ => value.clone(),
+    }
+}
+
+/// `(null)` for no output; otherwise the string itself, or compact JSON, cut
+/// to 200 UTF-16 code units plus `…`.
+pub fn output_summary(output: Option<&Value>) -> String {
+    let text = match output {
+        None | Some(Value::Null) => return "(null)".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => to_js_compact(v),
+    };
+    cut_utf16(&text, 200)
+}
+
+fn cut_utf16(text: &str, max: usize) -> String {
+    let mut units = 0;
+    for (i, c) in text.char_indices() {
+        units += c.len_utf16();
+        if units > max {
+            return format!("{}…", &text[..i]);
+        }
+    }
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn known_hashes() {
+        assert_eq!(input_hash(&json!({})), "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    }
+
+    #[test]
+    fn canonical_form_follows_the_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "provider": {"type": "string"},
+                "connectionId": {"type": "string"},
+                "stream": {"type": "boolean", "default": false},
+                "messages": {"type": "array", "items": {"type": "object", "properties": {"role": {}, "content": {}}}}
+            }
+        });
+        let args = json!({"connectionId": "a", "provider": "b", "extra": 1, "messages": [{"content": "x", "role": "user", "name": "n"}]});
+        let c = canonical_args(schema.as_object().unwrap(), &args);
+        assert_eq!(
+            to_js_compact(&c),
+            r#"{"provider":"b","connectionId":"a","stream":false,"messages":[{"role":"user","content":"x"}]}"#
+        );
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(output_summary(None), "(null)");
+        assert_eq!(output_summary(Some(&json!({"cost": 0.0000285}))), r#"{"cost":0.0000285}"#);
+        let long = "é".repeat(250);
+        let s = output_summary(Some(&Value::String(long)));
+        assert_eq!(s.chars().count(), 201);
+        assert!(s.ends_with('…'));
+        // Astral characters count as two UTF-16 units.
+        let s = output_summary(Some(&Value::String("😀".repeat(150))));
+        assert_eq!(s.chars().count(), 101);
+    }
+}

@@ -1,0 +1,307 @@
+//! Flags, subcommands and what each one does.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use omniroute_mcp::app::App;
+use omniroute_mcp::capability::{CAPABILITY_TABLE, Grants, Scope};
+use omniroute_mcp::config::{self, Settings};
+use omniroute_mcp::mcp::McpHandler;
+use omniroute_mcp::runtime::CallLimits;
+use rmcp::ServiceExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// MCP server for the OmniRoute AI gateway. Every tool runs as a sandboxed
+/// WebAssembly component that can reach only the gateway routes its scopes allow.
+///
+/// With no command it serves MCP over stdio, for IDEs such as Claude Desktop,
+/// Cursor and VS Code. Logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "omniroute-mcp", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdio (the default).
+    Serve,
+    /// Print the tools, their scopes, and the scope -> gateway capability table.
+    Tools,
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest audit rows.
+    Recent {
+        /// How many rows (1-500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only this tool.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only failed calls (denials, invalid arguments, errors).
+        #[arg(long)]
+        failed: bool,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Totals: calls, success rate (a fraction), average duration, top tools.
+    Stats {
+        /// Window, e.g. 24h, 30m, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Whether calls are audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditMode {
+    /// Record every call; refuse calls when the database is unusable.
+    On,
+    /// Do not record anything (the operator's explicit choice).
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Gateway base URL. Falls back to BASE_URL and NEXT_PUBLIC_BASE_URL, then http://localhost:20128.
+    #[arg(long, env = "OMNIROUTE_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+
+    /// Folder(s) of built-in tool components (`<tool>.toml` + `.wasm`); repeat the flag,
+    /// or separate with ':' in the variable. Default: `tools` beside the binary.
+    #[arg(long = "tools-dir", env = "OMNIROUTE_MCP_TOOLS_DIR", value_delimiter = ':', global = true)]
+    pub tools_dirs: Vec<PathBuf>,
+
+    /// Data directory (precompiled tool cache). Default: the user's data folder.
+    #[arg(long, env = "OMNIROUTE_MCP_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Precompiled tool cache. Default: `cache` in the data directory.
+    #[arg(long, env = "OMNIROUTE_MCP_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Timeout in seconds for gateway requests other than completions (10-30).
+    #[arg(long, env = "OMNIROUTE_MCP_GATEWAY_TIMEOUT_S", default_value_t = 15, global = true)]
+    pub gateway_timeout: u64,
+
+    /// Timeout in seconds for chat completions.
+    #[arg(long, env = "OMNIROUTE_MCP_COMPLETION_TIMEOUT_S", default_value_t = 120, global = true)]
+    pub completion_timeout: u64,
+
+    /// Memory limit per tool call, in MiB (a tool's manifest may set less).
+    #[arg(long, env = "OMNIROUTE_MCP_CALL_MEMORY_MIB", default_value_t = 128, global = true)]
+    pub call_memory_mib: usize,
+
+    /// Audit every tool call in SQLite (`off` runs unaudited, by explicit choice).
+    #[arg(long, value_enum, default_value_t = AuditMode::On, global = true)]
+    pub audit: AuditMode,
+
+    /// Audit database path. Default: `audit.sqlite` in the data directory.
+    #[arg(long, env = "OMNIROUTE_MCP_AUDIT_DB", global = true)]
+    pub audit_db: Option<PathBuf>,
+
+    /// Log filter for stderr (tracing syntax, e.g. `info` or `omniroute_mcp=debug`).
+    #[arg(long, env = "OMNIROUTE_MCP_LOG", default_value = "info,rmcp=warn", global = true)]
+    pub log: String,
+}
+
+/// Sends logs to stderr, never stdout.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
+    let env = |k: &str| std::env::var(k).ok();
+    let base_url = config::resolve_base_url(&[
+        global.base_url.clone(),
+        env("BASE_URL"),
+        env("NEXT_PUBLIC_BASE_URL"),
+    ])?;
+    let data_dir = match &global.data_dir {
+        Some(dir) => dir.clone(),
+        None => config::default_data_dir()?,
+    };
+    let tools_dirs = if global.tools_dirs.is_empty() {
+        let exe = std::env::current_exe().context("cannot locate the running binary")?;
+        config::default_tools_dirs(&exe)?
+    } else {
+        global.tools_dirs.clone()
+    };
+    let completion_timeout = config::completion_timeout(global.completion_timeout)?;
+    let limits = CallLimits {
+        // The sandbox deadline sits above the completion timeout so a slow
+        // completion reports the gateway's timeout, not a sandbox kill.
+        deadline: completion_timeout + Duration::from_secs(30),
+        memory_bytes: global.call_memory_mib.clamp(16, 1024) * 1024 * 1024,
+        ..CallLimits::default()
+    };
+    Ok(Settings {
+        base_url,
+        api_key: env("OMNIROUTE_API_KEY"),
+        dashboard_password: env("OMNIROUTE_DASHBOARD_PASSWORD"),
+        tools_dirs,
+        gateway_timeout: config::gateway_timeout(global.gateway_timeout)?,
+        completion_timeout,
+        enforce_scopes: env("OMNIROUTE_MCP_ENFORCE_SCOPES").as_deref() == Some("true"),
+        scopes: Grants::parse(&env("OMNIROUTE_MCP_SCOPES").unwrap_or_default()),
+        limits,
+        audit_db: match global.audit {
+            AuditMode::Off => None,
+            AuditMode::On => Some(global.audit_db.clone().unwrap_or_else(|| data_dir.join("audit.sqlite"))),
+        },
+        api_key_id: env("OMNIROUTE_API_KEY_ID").filter(|s| !s.is_empty()),
+        cache_dir: global.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache")),
+        data_dir,
+    })
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = settings(&cli.global)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve_stdio(&settings).await,
+        Command::Tools => print_tools(&settings).await,
+        Command::Audit { command } => audit_command(&settings, command),
+    }
+}
+
+async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
+    let app = App::start(settings).await?;
+    if app.registry.tools().is_empty() {
+        let reasons: Vec<String> = app
+            .registry
+            .refused()
+            .iter()
+            .map(|r| format!("{}: {}", r.path.display(), r.reason))
+            .collect();
+        anyhow::bail!(
+            "no tool could be loaded from {}; refusing to serve an empty server.{}{}",
+            join_paths(&settings.tools_dirs),
+            if reasons.is_empty() { "" } else { "\n  " },
+            reasons.join("\n  ")
+        );
+    }
+    tracing::info!(
+        tools = app.registry.tools().len(),
+        refused = app.registry.refused().len(),
+        gateway = %settings.base_url,
+        "omniroute-mcp serving MCP over stdio"
+    );
+    let service = McpHandler::new(app)
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("MCP initialization over stdio failed")?;
+    service.waiting().await.context("MCP stdio session ended with an error")?;
+    Ok(())
+}
+
+async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
+    let app = App::start(settings).await?;
+    println!("Tools ({} loaded, from {}):", app.registry.tools().len(), join_paths(&settings.tools_dirs));
+    println!("  {:<36} {:<40} {}", "NAME", "SCOPES", "TITLE");
+    for tool in app.registry.tools() {
+        let scopes: Vec<&str> = tool.scopes.iter().map(|s| s.as_str()).collect();
+        println!(
+            "  {:<36} {:<40} {}",
+            tool.name(),
+            scopes.join(","),
+            tool.description.title.as_deref().unwrap_or("")
+        );
+    }
+    if !app.registry.refused().is_empty() {
+        println!("\nRefused:");
+        for r in app.registry.refused() {
+            println!("  {}: {}", r.path.display(), r.reason);
+        }
+    }
+    println!(
+        "\nScopes: enforcement {} (OMNIROUTE_MCP_ENFORCE_SCOPES), granted: {}",
+        if settings.enforce_scopes { "on" } else { "off: every tool gets the scopes it declares" },
+        if settings.scopes.patterns().is_empty() { "(none)".to_owned() } else { settings.scopes.patterns().join(",") }
+    );
+    println!("\nCapability table (scope -> gateway requests it allows):");
+    for scope in Scope::ALL {
+        println!("  {scope}");
+        let rows: Vec<_> = CAPABILITY_TABLE.iter().filter(|r| r.scope == scope).collect();
+        if rows.is_empty() {
+            println!("    (no gateway route: host state only)");
+        }
+        for row in rows {
+            println!("    {:<6} {:<32} {}", row.method.as_str(), row.pattern, row.purpose);
+        }
+    }
+    Ok(())
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<()> {
+    use omniroute_mcp::audit;
+    let path = settings
+        .audit_db
+        .clone()
+        .context("auditing is off (--audit off); there is no audit log to read")?;
+    anyhow::ensure!(path.exists(), "no audit database at {} yet (it is created when the server starts)", path.display());
+    let conn = audit::open_connection(&path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    match command {
+        AuditCommand::Recent { limit, tool, failed, json } => {
+            let rows = audit::recent(&conn, &audit::RecentFilter { limit: Some(limit), tool, failed_only: failed })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!("{:<6} {:<20} {:<32} {:<4} {:>7}  {}", "ID", "CREATED (UTC)", "TOOL", "OK", "MS", "ERROR / OUTPUT");
+            for r in rows {
+                let detail = r.error_code.or(r.output_summary).unwrap_or_default();
+                let detail: String = detail.chars().take(80).collect();
+                println!(
+                    "{:<6} {:<20} {:<32} {:<4} {:>7}  {}",
+                    r.id,
+                    r.created_at,
+                    r.tool_name,
+                    if r.success { "yes" } else { "no" },
+                    r.duration_ms.unwrap_or(0),
+                    detail
+                );
+            }
+        }
+        AuditCommand::Stats { since, json } => {
+            let window = audit::parse_since(&since).map_err(anyhow::Error::msg)?;
+            let s = audit::stats(&conn, Some(window))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(());
+            }
+            println!("Calls in the last {since}: {}", s.total_calls);
+            println!("Success rate: {}", s.success_rate.map_or("n/a".into(), |r| format!("{:.1}%", r * 100.0)));
+            println!("Average duration: {}", s.avg_duration_ms.map_or("n/a".into(), |d| format!("{d:.1} ms")));
+            println!("Top tools:");
+            for t in s.top_tools {
+                println!("  {:<36} {}", t.tool, t.count);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! One tools/call, end to end: lookup, scope check, argument validation,
+//! sandboxed run, audit row committed, result. Every exit path writes exactly
+//! one audit row before the response leaves.
+
+use super::result::{error_result, from_outcome};
+use crate::app::App;
+use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
+use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
+use crate::runtime::{CallContext, CallOutcome, CallRequest, ProgressSink};
+use crate::session::Session;
+use rmcp::model::CallToolResult;
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Who is calling and over which session.
+pub struct Caller<'a> {
+    pub id: &'a str,
+    pub session: &'a Arc<Session>,
+    /// The operator's grants for this caller (stdio: environment; HTTP: tenant).
+    pub grants: &'a Grants,
+    /// Where the grants came from, for denial texts (`env`, `none`, `tenant`).
+    pub source: &'a str,
+}
+
+/// The request's `_meta` scopes (`scopes`, else `auth.scopes`, else
+/// `omniroute.scopes`), as the original reads them; used only to narrow.
+pub fn meta_scopes(meta: &Map<String, Value>) -> Option<Grants> {
+    let list = meta
+        .get("scopes")
+        .or_else(|| meta.get("auth").and_then(|a| a.get("scopes")))
+        .or_else(|| meta.get("omniroute").and_then(|o| o.get("scopes")))?
+        .as_array()?;
+    Some(Grants::from_patterns(list.iter().filter_map(Value::as_str)))
+}
+
+/// Runs one call. Unknown tools are `Err(name)` (a protocol error); every
+/// other outcome is a tool result.
+pub async fn run(
+    app: &App,
+    caller: Caller<'_>,
+    name: &str,
+    arguments: Option<Map<String, Value>>,
+    meta: &Map<String, Value>,
+    progress: Option<ProgressSink>,
+) -> Result<CallToolResult, String> {
+    let started = Instant::now();
+    let args = Value::Object(arguments.unwrap_or_default());
+    let mut record = AuditRecord {
+        tool_name: name.to_owned(),
+        input_hash: input_hash(&args),
+        output_summary: output_summary(None),
+        duration_ms: 0,
+        api_key_id: app.api_key_id.clone(),
+        success: false,
+        error_code: None,
+        caller: caller.id.to_owned(),
+        session_id: Some(caller.session.id().to_owned()),
+        gateway_calls: vec![],
+    };
+
+    if let Err(e) = app.audit.check() {
+        // Nothing can be recorded, so nothing runs.
+        return Ok(error_result(e.to_string()));
+    }
+
+    let Some(tool) = app.registry.get(name) else {
+        record.error_code = Some("unknown_tool".to_owned());
+        commit(app, record).await.map_err(|e| e.to_string())?;
+        return Err(name.to_owned());
+    };
+
+    let narrowing = meta_scopes(meta);
+    let source = if narrowing.is_some() { "meta" } else { caller.source };
+    let grants = EffectiveGrants::new(caller.grants.clone(), narrowing);
+    let missing: Vec<&str> = tool.scopes.iter().filter(|s| !grants.allows(**s)).map(|s| s.as_str()).collect();
+    if app.enforce_scopes && !missing.is_empty() {
+        // Audited as the original does: raw args plus the check; the
+        // component is never instantiated.
+        let mut audited = args.as_object().cloned().unwrap_or_default();
+        audited.insert(
+            "_scopeCheck".into(),
+            json!({
+                "callerId": caller.id,
+                "source": source,
+                "required": tool.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                "provided": grants.patterns(),
+                "missing": missing,
+            }),
+        );
+        record.input_hash = input_hash(&Value::Object(audited));
+        record.error_code = Some("scope_denied:missing_scopes".to_owned());
+        let result = error_result(format!(
+            "Insufficient MCP scopes for {name}. Missing: {}. Caller={}, source={source}.",
+            missing.join(", "),
+            caller.id
+        ));
+        return finish(app, record, result).await;
+    }
+
+    if let Err(e) = tool.validator.check(&args) {
+        let message = format!(
+            "Invalid arguments for tool {name}: {e}. Fix the arguments to match the tool's inputSchema (see tools/list)."
+        );
+        record.error_code = Some(message.clone());
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        return finish(app, record, error_result(message)).await;
+    }
+    let canonical = canonical_args(&tool.description.input_schema, &args);
+    record.input_hash = input_hash(&canonical);
+
+    // Per call: granted ∩ declared, whether or not enforcement gates access.
+    let caps = CapabilitySet::new(grants.granted(&tool.scopes));
+    let journal = Arc::new(Mutex::new(Vec::<GatewayCall>::new()));
+    let ctx = CallContext {
+        tool: Arc::from(name),
+        caller: Arc::from(caller.id),
+        caps,
+        broker: app.broker.clone(),
+        session: caller.session.clone(),
+        routing_index: app.routing_index.clone(),
+        journal: journal.clone(),
+        progress,
+    };
+    let outcome = app
+        .runtime
+        .call(CallRequest {
+            pre: &tool.pre,
+            ctx,
+            limits: tool.limits,
+            input: canonical.to_string(),
+        })
+        .await;
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    record.gateway_calls = std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()));
+    match &outcome {
+        Ok(CallOutcome::Output(text)) => {
+            let value: Option<Value> = serde_json::from_str(text).ok();
+            record.success = value.is_some();
+            let audited = value.as_ref().map(|v| match &tool.description.audit_output {
+                Some(pointer) => v.pointer(pointer).cloned().unwrap_or(Value::Null),
+                None => v.clone(),
+            });
+            record.output_summary = output_summary(audited.as_ref());
+            if value.is_none() {
+                record.error_code = Some("tool returned output that is not JSON".to_owned());
+            }
+        }
+        Ok(CallOutcome::ToolError(message)) => record.error_code = Some(message.clone()),
+        Err(e) => record.error_code = Some(format!("The tool {name} {e}")),
+    }
+    finish(app, record, from_outcome(name, outcome)).await
+}
+
+async fn commit(app: &App, record: AuditRecord) -> Result<(), crate::audit::AuditUnavailable> {
+    app.audit.commit(record).await
+}
+
+/// Commits the row, then releases the result; if the row cannot be written
+/// the agent gets the audit error instead of an unaudited answer.
+async fn finish(app: &App, record: AuditRecord, result: CallToolResult) -> Result<CallToolResult, String> {
+    match commit(app, record).await {
+        Ok(()) => Ok(result),
+        Err(e) => Ok(error_result(e.to_string())),
+    }
+}

@@ -1,0 +1,153 @@
+//! JSON text as the original server prints it: `JSON.stringify(v, null, 2)`.
+//! Agents and scripts compare our text with the original's, so numbers follow
+//! JavaScript's rules: integral values without `.0`, plain decimals from 1e-7
+//! up to 1e21 (`0.0000285`, not `2.85e-5`), exponents only outside that range.
+
+use serde_json::Value;
+use serde_json::ser::{Formatter, PrettyFormatter};
+use std::io;
+
+/// Pretty-prints `value` with two-space indentation and JavaScript numbers.
+pub fn to_js_pretty(value: &Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, JsFormatter(PrettyFormatter::with_indent(b"  ")));
+    // Serialising a Value into a Vec cannot fail (no I/O errors, string keys).
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        return value.to_string();
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Compact JSON with JavaScript numbers: `JSON.stringify(v)`.
+pub fn to_js_compact(value: &Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, JsCompact);
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        return value.to_string();
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+struct JsCompact;
+
+impl Formatter for JsCompact {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        writer.write_all(js_number(value).as_bytes())
+    }
+    fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
+        self.write_f64(writer, f64::from(value))
+    }
+}
+
+/// Formats an f64 as JavaScript's `Number.prototype.toString` does.
+pub fn js_number(x: f64) -> String {
+    if x.is_nan() || x.is_infinite() {
+        // JSON.stringify turns these into null.
+        return "null".to_owned();
+    }
+    if x == 0.0 {
+        return "0".to_owned();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, like JS.
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let k = digits.len() as i32;
+    let n = exp + 1; // position of the decimal point relative to the digits
+    let sign = if x < 0.0 { "-" } else { "" };
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let e = n - 1;
+        let e_sign = if e < 0 { "-" } else { "+" };
+        let mant = if k == 1 {
+            digits.clone()
+        } else {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        };
+        format!("{mant}e{e_sign}{}", e.abs())
+    };
+    format!("{sign}{body}")
+}
+
+struct JsFormatter(PrettyFormatter<'static>);
+
+impl Formatter for JsFormatter {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        writer.write_all(js_number(value).as_bytes())
+    }
+    fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
+        self.write_f64(writer, f64::from(value))
+    }
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_array(writer)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array(writer)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(writer, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array_value(writer)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object(writer)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object(writer)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(writer, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(writer)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object_value(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_match_javascript() {
+        let cases = [
+            (1.0, "1"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (0.006, "0.006"),
+            (0.0000285, "0.0000285"),
+            (0.000001, "0.000001"),
+            (1e-7, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (521.097520286, "521.097520286"),
+            (0.7608695652173914, "0.7608695652173914"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (1e21, "1e+21"),
+            (1.25e22, "1.25e+22"),
+            (-2.5, "-2.5"),
+            (100.0, "100"),
+            (12.5, "12.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(js_number(x), want, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn pretty_like_json_stringify() {
+        let v = json!({"a": 1.0, "b": [], "c": {}, "d": [1, {"e": 0.0000285}], "f": null, "g": "x\"y"});
+        let want = "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {},\n  \"d\": [\n    1,\n    {\n      \"e\": 0.0000285\n    }\n  ],\n  \"f\": null,\n  \"g\": \"x\\\"y\"\n}";
+        assert_eq!(to_js_pretty(&v), want);
+    }
+}

@@ -1,0 +1,128 @@
+//! The process-wide engine: pooling allocator for fast instantiation, epoch
+//! interruption driven by a ticker thread for CPU deadlines.
+
+use super::bindings::{Tool, ToolPre};
+use super::cache::{CacheOutcome, CompiledCache};
+use super::state::CallState;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; the granularity of CPU deadlines and of
+/// yielding a running guest back to the async executor.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Hard ceiling for a component's linear memory; per-call caps sit below it.
+pub const MAX_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Failures while setting up the sandbox or loading a component.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("could not configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("could not link the tool world: {0}")]
+    Link(String),
+    #[error("not a valid tool component: {0}")]
+    Compile(String),
+    #[error("component does not implement the omniroute:tool world: {0}")]
+    World(String),
+}
+
+/// Engine, linker and cache, shared by every call.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: CompiledCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine and starts the epoch ticker. `cache_root` is
+    /// `<data dir>/cache`; `None` disables the on-disk cache.
+    pub fn new(cache_root: Option<&Path>) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust wasip2 tool is one component with a handful of core
+        // instances; 1,000 concurrent calls is far above what 2 cores serve.
+        pool.total_component_instances(1000);
+        pool.total_core_instances(4000);
+        pool.max_core_instances_per_component(16);
+        pool.total_memories(2000);
+        pool.max_memories_per_component(4);
+        pool.total_tables(4000);
+        pool.max_tables_per_component(16);
+        pool.total_stacks(1000);
+        pool.max_memory_size(MAX_MEMORY_BYTES);
+        pool.max_unused_warm_slots(64);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+
+        let cache = CompiledCache::new(&engine, cache_root);
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+        })
+    }
+
+    /// The engine (for stores).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled-code cache.
+    pub fn cache(&self) -> &CompiledCache {
+        &self.cache
+    }
+
+    /// Compiles (or maps from the cache) and links a component, ready to be
+    /// instantiated once per call.
+    pub fn prepare(&self, wasm: &[u8], sha256: &str) -> Result<(ToolPre<CallState>, CacheOutcome), RuntimeError> {
+        let (component, outcome): (Component, CacheOutcome) = self
+            .cache
+            .load(&self.engine, wasm, sha256)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::World(format!("{e:#}")))?;
+        let pre = ToolPre::new(instance_pre).map_err(|e| RuntimeError::World(format!("{e:#}")))?;
+        Ok((pre, outcome))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker, deadlines still hold through the async timeout
+        // around each call, but a busy guest would not yield; say so loudly.
+        tracing::error!(error = %e, "could not start the epoch ticker thread; CPU deadlines degrade to wall-clock timeouts");
+    }
+}

@@ -1,0 +1,160 @@
+//! `omniroute_check_quota` (spec C.5).
+//!
+//! `GET /api/usage/quota` keys providers by the node id or built-in provider
+//! id, while agents say `mock` or `cc`. A `provider` argument is therefore
+//! first mapped through its alias set (spec A.4) to the id the gateway uses.
+//! The answer is then normalised exactly as the original server did: the
+//! 3.7.9 response already has this shape, the rules only guard the edges.
+
+use omniroute_tool_sdk::coerce;
+use omniroute_tool_sdk::providers::Providers;
+use omniroute_tool_sdk::quota;
+use omniroute_tool_sdk::{Ctx, Degraded, Gateway, Tool, ToolDescription, ToolError, clock, schema};
+use serde_json::{Value, json};
+
+/// The tool, exported as the component's `describe` and `call`.
+pub struct CheckQuota;
+
+omniroute_tool_sdk::export_tool!(CheckQuota);
+
+pub use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
+pub use omniroute_tool_sdk::quota::{QUOTA, TOKEN_STATUSES};
+
+/// The keys of each `providers` entry, in order; all always present.
+pub const ENTRY_KEYS: &[&str] = &[
+    "name",
+    "provider",
+    "connectionId",
+    "quotaUsed",
+    "quotaTotal",
+    "percentRemaining",
+    "resetAt",
+    "tokenStatus",
+];
+
+impl Tool for CheckQuota {
+    fn describe() -> ToolDescription {
+        ToolDescription::read_only(
+            "omniroute_check_quota",
+            "Check provider quota",
+            "Checks remaining API quota for one or all providers",
+            &["read:quota"],
+        )
+        .input_schema(schema::input(
+            json!({
+                "provider": {
+                    "description": "Filter by provider name (e.g., 'claude', 'gemini'). If omitted, returns all providers.",
+                    "type": "string",
+                },
+                "connectionId": { "description": "Filter by specific connection ID", "type": "string" },
+            }),
+            &[],
+        ))
+        .output_schema(output_schema())
+    }
+
+    fn call(input: Value, cx: &Ctx<'_>) -> Result<Value, ToolError> {
+        check_quota(
+            cx.gateway,
+            given(&input["provider"]),
+            given(&input["connectionId"]),
+        )
+    }
+}
+
+/// An argument counts as given when it is a non-empty string (the original's
+/// truthiness test).
+fn given(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+/// Reads the quota, filtered by `connectionId` when given, else by the
+/// gateway id of `provider` when given (never both), and normalises it.
+pub fn check_quota(
+    gw: &dyn Gateway,
+    provider: Option<&str>,
+    connection_id: Option<&str>,
+) -> Result<Value, ToolError> {
+    let raw = match (connection_id, provider) {
+        (Some(connection_id), _) => gw.get_json(QUOTA, &[("connectionId", connection_id)])?,
+        (None, Some(provider)) => {
+            // The mapping sources are optional: when they fail, the provider
+            // is sent as given (and nothing in the output changes shape).
+            let providers = Providers::fetch(gw, &mut Degraded::new());
+            gw.get_json(QUOTA, &[("provider", providers.gateway_id(provider))])?
+        }
+        (None, None) => gw.get_json(QUOTA, &[])?,
+    };
+    Ok(normalise(&raw, provider, connection_id, &clock::now_iso()))
+}
+
+/// The original's normalisation (spec C.5): `{providers:[…], meta:{…}}`.
+/// `now` is used when the gateway sends no `generatedAt`.
+pub fn normalise(
+    raw: &Value,
+    provider: Option<&str>,
+    connection_id: Option<&str>,
+    now: &str,
+) -> Value {
+    let providers: Vec<Value> = quota::raw_entries(raw).iter().map(quota::entry).collect();
+    let meta = &raw["meta"];
+    let filter = |arg: Option<&str>, key: &str| match arg {
+        Some(value) => json!(value),
+        None => meta["filters"][key].clone(),
+    };
+    json!({
+        "providers": providers,
+        "meta": {
+            "generatedAt": coerce::str(&meta["generatedAt"], now),
+            "filters": {
+                "provider": filter(provider, "provider"),
+                "connectionId": filter(connection_id, "connectionId"),
+            },
+            "totalProviders": providers.len(),
+        },
+    })
+}
+
+fn output_schema() -> Value {
+    let entry = schema::object(
+        json!({
+            "name": schema::typed("string", "Connection name"),
+            "provider": schema::typed("string", "The gateway's provider id (node id or built-in provider id)"),
+            "connectionId": schema::typed("string", "Connection id, or \"unknown\""),
+            "quotaUsed": schema::typed("number", "Quota used, clamped to [0, quotaTotal]"),
+            "quotaTotal": schema::nullable("number", "Quota limit; null when the gateway does not know it"),
+            "percentRemaining": schema::typed("number", "Remaining quota in percent (0-100); 100 when the limit is unknown"),
+            "resetAt": schema::nullable("string", "When the quota resets (ISO), if known"),
+            "tokenStatus": {
+                "type": "string",
+                "description": "Credential state",
+                "enum": TOKEN_STATUSES,
+            },
+        }),
+        ENTRY_KEYS,
+    );
+    let filter = |d: &str| json!({ "description": d });
+    schema::object(
+        json!({
+            "providers": { "type": "array", "description": "One entry per provider connection", "items": entry },
+            "meta": schema::object(
+                json!({
+                    "generatedAt": schema::typed("string", "When the gateway computed the quota (ISO)"),
+                    "filters": schema::object(
+                        json!({
+                            "provider": filter("The provider argument as given (not the mapped id), else the gateway's filter, else null"),
+                            "connectionId": filter("The connectionId argument, else the gateway's filter, else null"),
+                        }),
+                        &["provider", "connectionId"],
+                    ),
+                    "totalProviders": schema::typed("number", "Number of entries in providers"),
+                }),
+                &["generatedAt", "filters", "totalProviders"],
+            ),
+        }),
+        &["providers", "meta"],
+    )
+}
+
+#[cfg(test)]
+mod tests;

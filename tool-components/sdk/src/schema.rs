@@ -1,0 +1,92 @@
+//! JSON Schema builders for tool descriptions.
+//!
+//! Input schemas are published exactly as the original server did (spec B.3):
+//! draft-07 `$schema`, `type: object`, `properties`, and `required` only when
+//! non-empty. Output schemas are validated by real MCP clients (the Python
+//! SDK checks `structuredContent` against them), so they must stay truthful:
+//! nullable where a value can be null, loose over gateway objects copied as-is.
+
+use serde_json::{Map, Value, json};
+
+/// The `$schema` of every published input schema.
+pub const DRAFT_07: &str = "http://json-schema.org/draft-07/schema#";
+
+/// The input schema of a parameterless tool.
+pub fn no_input() -> Value {
+    json!({
+        "$schema": DRAFT_07,
+        "type": "object",
+        "properties": {},
+        "description": "No parameters required",
+    })
+}
+
+/// An input schema with these properties (in order) and required names.
+pub fn input(properties: Value, required: &[&str]) -> Value {
+    let mut schema = Map::new();
+    schema.insert("$schema".into(), json!(DRAFT_07));
+    if let Value::Object(rest) = object(properties, required) {
+        schema.extend(rest);
+    }
+    Value::Object(schema)
+}
+
+/// An object schema for outputs: these properties, these required names.
+pub fn object(properties: Value, required: &[&str]) -> Value {
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), properties);
+    if !required.is_empty() {
+        schema.insert("required".into(), json!(required));
+    }
+    Value::Object(schema)
+}
+
+/// `{"type": [ty, "null"], "description": …}`: a value that is `null` when
+/// the gateway did not supply it (spec C.0.9).
+pub fn nullable(ty: &str, description: &str) -> Value {
+    json!({ "type": [ty, "null"], "description": description })
+}
+
+/// `{"type": ty, "description": …}`.
+pub fn typed(ty: &str, description: &str) -> Value {
+    json!({ "type": ty, "description": description })
+}
+
+/// The `degraded` list every multi-source tool ends with (spec C.0.5).
+pub fn degraded() -> Value {
+    json!({
+        "type": "array",
+        "description": "Gateway sources that failed during this call; empty when all succeeded",
+        "items": {
+            "type": "object",
+            "properties": {
+                "source": { "type": "string", "description": "\"<METHOD> <path>\" of the failed request" },
+                "error": { "type": "string", "description": "Why it failed" },
+            },
+            "required": ["source", "error"],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_input_matches_the_published_form() {
+        assert_eq!(
+            no_input().to_string(),
+            r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{},"description":"No parameters required"}"#
+        );
+    }
+
+    #[test]
+    fn required_only_when_non_empty() {
+        assert!(input(json!({}), &[]).get("required").is_none());
+        assert_eq!(
+            input(json!({"a":{"type":"string"}}), &["a"])["required"],
+            json!(["a"])
+        );
+    }
+}

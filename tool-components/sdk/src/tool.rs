@@ -1,0 +1,352 @@
+//! The [`Tool`] trait every tool implements, its self-description, and the
+//! call context through which it reaches the host.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::failure::GatewayFailure;
+use crate::gateway::Gateway;
+
+/// A tool: a pure function from validated JSON input to JSON output, plus a
+/// description the host publishes in `tools/list`.
+///
+/// A tool crate implements this on a unit struct and exports it with
+/// [`crate::export_tool!`]:
+///
+/// ```
+/// use omniroute_tool_sdk::{Ctx, Tool, ToolDescription, ToolError, schema};
+/// use serde_json::{Value, json};
+///
+/// pub struct Ping;
+///
+/// impl Tool for Ping {
+///     fn describe() -> ToolDescription {
+///         ToolDescription::read_only("ping", "Ping", "Answers pong", &["read:health"])
+///             .input_schema(schema::no_input())
+///             .output_schema(json!({"type": "object"}))
+///     }
+///     fn call(_input: Value, _cx: &Ctx<'_>) -> Result<Value, ToolError> {
+///         Ok(json!({"pong": true}))
+///     }
+/// }
+///
+/// omniroute_tool_sdk::export_tool!(Ping);
+/// ```
+pub trait Tool {
+    /// Name, schemas, scopes and annotations. Called once when the host loads
+    /// the component; the host checks it against the tool's `tool.toml`.
+    fn describe() -> ToolDescription;
+
+    /// One call. `input` has already been validated by the host against the
+    /// published input schema. An `Err` becomes an MCP error result whose text
+    /// should tell the agent what to do next.
+    fn call(input: Value, cx: &Ctx<'_>) -> Result<Value, ToolError>;
+}
+
+/// The host capabilities available to one call.
+///
+/// Trait objects, so that the same tool code runs against the WIT imports in
+/// the component and against fakes in native unit tests.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// Requests to the OmniRoute gateway, limited to the call's scopes.
+    pub gateway: &'a dyn Gateway,
+    /// Per-MCP-session key/value state.
+    pub session: &'a dyn Session,
+    /// Progress notifications for long calls.
+    pub progress: &'a dyn Progress,
+}
+
+/// Per-MCP-session state kept by the host (WIT `session`). Values are JSON
+/// strings. Host-owned keys (`session-start`, `ledger`, `budget-guard`) are
+/// read-only for tools except as the WIT documents; other keys are private
+/// to the calling tool.
+pub trait Session {
+    fn get(&self, key: &str) -> Option<String>;
+    fn set(&self, key: &str, value: &str) -> Result<(), String>;
+
+    /// [`Session::get`] parsed as JSON; `None` when absent or not JSON.
+    fn get_json(&self, key: &str) -> Option<Value> {
+        self.get(key).and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    /// [`Session::set`] with a JSON value, serialised compactly.
+    fn set_json(&self, key: &str, value: &Value) -> Result<(), String> {
+        self.set(key, &value.to_string())
+    }
+}
+
+/// Progress for long calls (WIT `progress`); the host forwards it as MCP
+/// `notifications/progress` when the client asked for it, and drops it otherwise.
+pub trait Progress {
+    fn report(&self, done: f64, total: Option<f64>, message: Option<&str>);
+}
+
+/// MCP tool annotations: hints for clients, not security boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    pub read_only_hint: bool,
+    pub destructive_hint: bool,
+    pub idempotent_hint: bool,
+    /// False for tools that only talk to the configured gateway.
+    pub open_world_hint: bool,
+}
+
+impl Annotations {
+    /// Reads from the configured gateway only: read-only, non-destructive,
+    /// idempotent, closed world.
+    pub const READ_ONLY: Annotations = Annotations {
+        read_only_hint: true,
+        destructive_hint: false,
+        idempotent_hint: true,
+        open_world_hint: false,
+    };
+}
+
+/// What `describe()` returns, serialised with the keys in the order the host
+/// and `tools/list` expect: name, title, description, inputSchema,
+/// outputSchema, scopes, annotations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolDescription {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub input_schema: Value,
+    pub output_schema: Value,
+    pub scopes: Vec<String>,
+    pub annotations: Annotations,
+    /// What the host's audit log records as this tool's output summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditHint>,
+}
+
+/// Audit hints for the host (spec Part C, per-tool audit output).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditHint {
+    /// JSON pointer into the output (`/routing`): the part recorded in the
+    /// audit summary instead of the whole output.
+    pub output: String,
+}
+
+impl ToolDescription {
+    /// A read-only tool ([`Annotations::READ_ONLY`]) with no input and an
+    /// unconstrained object output until the builders below say otherwise.
+    pub fn read_only(name: &str, title: &str, description: &str, scopes: &[&str]) -> Self {
+        Self::new(name, title, description, scopes, Annotations::READ_ONLY)
+    }
+
+    /// A tool with these annotations, no input and an unconstrained object
+    /// output until the builders below say otherwise.
+    pub fn new(
+        name: &str,
+        title: &str,
+        description: &str,
+        scopes: &[&str],
+        annotations: Annotations,
+    ) -> Self {
+        ToolDescription {
+            name: name.to_string(),
+            title: title.to_string(),
+            description: description.to_string(),
+            input_schema: crate::schema::no_input(),
+            output_schema: serde_json::json!({ "type": "object" }),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            annotations,
+            audit: None,
+        }
+    }
+
+    /// Records only the output part at `pointer` in the audit summary, e.g.
+    /// `/routing`, so answer text never reaches the audit log.
+    pub fn audit_output(mut self, pointer: &str) -> Self {
+        self.audit = Some(AuditHint {
+            output: pointer.to_string(),
+        });
+        self
+    }
+
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = schema;
+        self
+    }
+
+    pub fn annotations(mut self, annotations: Annotations) -> Self {
+        self.annotations = annotations;
+        self
+    }
+
+    /// The JSON the WIT `describe` export returns.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a ToolDescription always serialises")
+    }
+}
+
+/// A failed call: a message for the agent, shown as `Error: <message>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolError {
+    message: String,
+}
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ToolError {
+            message: message.into(),
+        }
+    }
+
+    /// Input the host's schema validation let through but the tool cannot use.
+    pub fn invalid_input(detail: impl fmt::Display) -> Self {
+        ToolError::new(format!("Invalid input: {detail}"))
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// A gateway failure that ends the call carries its contract text unchanged
+/// (spec C.0.4), so `?` on [`Gateway::get_json`] is all a tool needs.
+impl From<GatewayFailure> for ToolError {
+    fn from(failure: GatewayFailure) -> Self {
+        ToolError::new(failure.message)
+    }
+}
+
+/// The WIT `describe` export for `T`.
+pub fn describe_json<T: Tool>() -> String {
+    T::describe().to_json()
+}
+
+/// The WIT `call` export for `T`: parses the input (an empty string counts as
+/// `{}`), runs the tool, serialises the output compactly with key order kept.
+/// Native tests go through this same function (see [`crate::testing::FakeHost`]).
+pub fn call_json<T: Tool>(input: &str, cx: &Ctx<'_>) -> Result<String, String> {
+    let input: Value = if input.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_str(input).map_err(|e| format!("Invalid input: not JSON ({e})"))?
+    };
+    let output = T::call(input, cx).map_err(|e| e.message)?;
+    serde_json::to_string(&output).map_err(|e| format!("Tool output could not be serialised: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::{GatewayResult, Request};
+    use crate::testing::{FakeGateway, FakeHost, Reply};
+    use serde_json::json;
+
+    /// Echoes its input, or fails with the gateway's text when asked to fetch.
+    struct Echo;
+
+    impl Tool for Echo {
+        fn describe() -> ToolDescription {
+            ToolDescription::read_only("echo", "Echo", "Echoes", &["read:health"]).output_schema(
+                crate::schema::object(json!({ "n": { "type": "number" } }), &[]),
+            )
+        }
+        fn call(input: Value, cx: &Ctx<'_>) -> Result<Value, ToolError> {
+            if input["fetch"] == true {
+                cx.gateway.get_json("/api/x", &[])?;
+            }
+            if input["progress"] == true {
+                cx.progress.report(1.0, None, Some("one"));
+                cx.session.set("seen", "true").map_err(ToolError::new)?;
+            }
+            Ok(input)
+        }
+    }
+
+    #[test]
+    fn call_json_round_trip_keeps_key_order() {
+        let host = FakeHost::default();
+        let out = call_json::<Echo>(r#"{"b":1,"a":2}"#, &host.ctx()).unwrap();
+        assert_eq!(out, r#"{"b":1,"a":2}"#);
+        assert_eq!(call_json::<Echo>("  ", &host.ctx()).unwrap(), "{}");
+        assert!(
+            call_json::<Echo>("{nope", &host.ctx())
+                .unwrap_err()
+                .starts_with("Invalid input: not JSON")
+        );
+    }
+
+    #[test]
+    fn gateway_failure_becomes_the_error_text() {
+        let host = FakeHost::new(
+            FakeGateway::new().on_get("/api/x", Reply::json(404, r#"{"error":"nope"}"#)),
+        );
+        assert_eq!(
+            host.call::<Echo>(json!({"fetch": true})),
+            Err(r#"OmniRoute API error [404]: {"error":"nope"}"#.into())
+        );
+    }
+
+    #[test]
+    fn session_and_progress_reach_the_fakes() {
+        let host = FakeHost::default();
+        host.call::<Echo>(json!({"progress": true})).unwrap();
+        assert_eq!(
+            host.progress.reports(),
+            vec![(1.0, None, Some("one".to_string()))]
+        );
+        assert_eq!(host.session.get("seen").as_deref(), Some("true"));
+    }
+
+    #[test]
+    #[should_panic(expected = "output does not match the outputSchema")]
+    fn fake_host_rejects_outputs_outside_the_schema() {
+        let _ = FakeHost::default().call::<Echo>(json!({"n": "not a number"}));
+    }
+
+    #[test]
+    fn description_json_key_order() {
+        let desc = describe_json::<Echo>();
+        assert!(desc.starts_with(
+            r#"{"name":"echo","title":"Echo","description":"Echoes","inputSchema":{"#
+        ));
+        assert!(desc.ends_with(
+            r#""scopes":["read:health"],"annotations":{"readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false}}"#
+        ));
+    }
+
+    /// A host that answers fewer results than requests (a host bug).
+    struct ShortHost;
+
+    impl Gateway for ShortHost {
+        fn send(&self, _req: &Request) -> GatewayResult {
+            unreachable!()
+        }
+        fn send_all(&self, _reqs: &[Request]) -> Vec<GatewayResult> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn send_all_json_always_answers_every_request() {
+        let results = ShortHost.send_all_json(&[Request::get("/a"), Request::get("/b")]);
+        assert_eq!(results.len(), 2);
+        assert_eq!(
+            results[1].as_ref().unwrap_err().message,
+            "Invalid gateway request: the host answered 0 of 2 requests"
+        );
+        assert_eq!(results[1].as_ref().unwrap_err().source, "GET /b");
+    }
+}

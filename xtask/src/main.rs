@@ -1,0 +1,133 @@
+//! `cargo xtask`: the project's build, run and test entry points, so a fresh
+//! machine with only Rust, Node and Python needs nothing else installed by hand.
+
+mod build;
+mod gateway;
+mod python;
+mod util;
+
+use clap::{Parser, Subcommand};
+use util::RunExt;
+use std::process::ExitCode;
+
+/// Build, run and test omniroute-mcp.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the tool components (wasm32-wasip2, own target dir) and the host.
+    Build {
+        /// Build the host in release mode.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build everything, then start the server on stdio against OMNIROUTE_BASE_URL
+    /// (default http://localhost:20128). Extra arguments go to the server.
+    Run {
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: component unit tests, host tests, end-to-end tests over
+    /// MCP (Rust rmcp client and the official Python SDK).
+    Test,
+    /// The real OmniRoute 3.7.9 gateway plus a mock upstream on loopback, for end-to-end tests.
+    Gateway {
+        #[command(subcommand)]
+        action: gateway::GatewayAction,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { release } => build::build_all(release).map(|_| ()),
+        Command::Run { release, args } => run(release, &args),
+        Command::Test => test(),
+        Command::Gateway { action } => gateway::command(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(release: bool, args: &[String]) -> anyhow::Result<()> {
+    let built = build::build_all(release)?;
+    util::step(&format!(
+        "starting {} on stdio (gateway: {})",
+        built.binary.display(),
+        std::env::var("OMNIROUTE_BASE_URL").unwrap_or_else(|_| "http://localhost:20128".into())
+    ));
+    let status = std::process::Command::new(&built.binary)
+        .arg("--tools-dir")
+        .arg(&built.tools_dir)
+        .args(args)
+        .status()?;
+    anyhow::ensure!(status.success(), "omniroute-mcp exited with {status}");
+    Ok(())
+}
+
+/// The dashboard password of the `auth` test gateway.
+const TEST_GATEWAY_PASSWORD: &str = "omniroute-mcp-test-password";
+
+fn test() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // The gateway install (npm, minutes on a fresh machine) overlaps the build.
+    let install = std::thread::spawn(gateway::ensure_installed);
+    let built = build::build_all(false)?;
+    let python = python::ensure_venv()?;
+    let root = util::workspace_root();
+    install
+        .join()
+        .map_err(|_| anyhow::anyhow!("the gateway install thread panicked"))??;
+    util::step("starting the real OmniRoute gateways (plain, and with a dashboard password + API keys)");
+    let plain = gateway::ensure_running()?;
+    let auth = gateway::start_instance(&gateway::StartOptions {
+        name: "auth".into(),
+        password: Some(TEST_GATEWAY_PASSWORD.into()),
+        require_api_key: true,
+        ..Default::default()
+    })?;
+
+    util::step("component unit tests (native)");
+    util::cargo(&[
+        "test",
+        "--manifest-path",
+        "tool-components/Cargo.toml",
+        "--target-dir",
+        "target/components",
+        "--workspace",
+    ])
+    .current_dir(&root)
+    .run()?;
+
+    util::step("host and end-to-end tests");
+    util::cargo(&["test", "--workspace"])
+        .current_dir(&root)
+        .env("OMNIROUTE_MCP_BIN", &built.binary)
+        .env("OMNIROUTE_MCP_TOOLS_DIR", &built.tools_dir)
+        .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
+        .env("OMNIROUTE_MCP_PYTHON", &python)
+        .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
+        .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
+        .run()?;
+
+    if std::env::var_os("CI").is_some() {
+        for name in ["default", "auth"] {
+            let _ = gateway::stop_instance(name);
+        }
+    }
+
+    util::step(&format!("all tests passed in {:.0} s", started.elapsed().as_secs_f64()));
+    Ok(())
+}
