@@ -24,19 +24,9 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
     ensure_wasm_target()?;
 
     util::step("building tool components (wasm32-wasip2, release)");
-    util::cargo(&[
-        "build",
-        "--release",
-        "--target",
-        WASM_TARGET,
-        "--manifest-path",
-        "tool-components/Cargo.toml",
-        "--target-dir",
-        "target/components",
-        "--workspace",
-    ])
-    .current_dir(&root)
-    .run()?;
+    components_cargo(&["build", "--release", "--target", WASM_TARGET])
+        .current_dir(&root)
+        .run()?;
 
     let tools_dir = root.join("target").join("tools");
     let test_tools_dir = root.join("target").join("test-tools");
@@ -56,12 +46,24 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         args.push("--release");
     }
     util::cargo(&args).current_dir(&root).run()?;
-    let binary = root.join("target").join(profile).join("omniroute-mcp");
+    let host_target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    let binary = host_target.join(profile).join("omniroute-mcp");
     Ok(Built {
         binary,
         tools_dir,
         test_tools_dir,
     })
+}
+
+/// `cargo <args>` on the tool-components workspace, in its own target dir so
+/// host builds never rebuild components (and the reverse).
+pub fn components_cargo(args: &[&str]) -> std::process::Command {
+    let mut all = args.to_vec();
+    all.extend(["--manifest-path", "tool-components/Cargo.toml", "--target-dir", "target/components", "--workspace"]);
+    util::cargo(&all)
 }
 
 /// Adds the wasm32-wasip2 target with rustup when it is missing.

@@ -100,16 +100,7 @@ fn test() -> anyhow::Result<()> {
     })?;
 
     util::step("component unit tests (native)");
-    util::cargo(&[
-        "test",
-        "--manifest-path",
-        "tool-components/Cargo.toml",
-        "--target-dir",
-        "target/components",
-        "--workspace",
-    ])
-    .current_dir(&root)
-    .run()?;
+    build::components_cargo(&["test"]).current_dir(&root).run()?;
 
     util::step("host and end-to-end tests");
     util::cargo(&["test", "--workspace"])
