@@ -73,8 +73,9 @@ impl RealGateway {
         let url = required_env(&format!("{prefix}_URL"));
         let mock_url = required_env(&format!("{prefix}_MOCK_URL"));
         let state_path = required_env(&format!("{prefix}_STATE"));
-        let state_text = std::fs::read_to_string(&state_path)
-            .unwrap_or_else(|e| panic!("cannot read {prefix}_STATE={state_path} ({e}): {MISSING_HINT}"));
+        let state_text = std::fs::read_to_string(&state_path).unwrap_or_else(|e| {
+            panic!("cannot read {prefix}_STATE={state_path} ({e}): {MISSING_HINT}")
+        });
         let state: Value = serde_json::from_str(&state_text)
             .unwrap_or_else(|e| panic!("{state_path} is not JSON ({e})"));
         Self {
@@ -128,7 +129,10 @@ impl RealGateway {
         }
         let response = blocking_request(self.addr, method, target, headers, body.clone()).await;
         response.unwrap_or_else(|e| {
-            panic!("{method} {}{target} failed ({e}): is the gateway up? {MISSING_HINT}", self.url)
+            panic!(
+                "{method} {}{target} failed ({e}): is the gateway up? {MISSING_HINT}",
+                self.url
+            )
         })
     }
 
@@ -315,7 +319,13 @@ async fn blocking_request(
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        http::request(addr, &method, &target, &headers, body.as_deref().map(str::as_bytes))
+        http::request(
+            addr,
+            &method,
+            &target,
+            &headers,
+            body.as_deref().map(str::as_bytes),
+        )
     })
     .await
     .expect("the HTTP request thread panicked")
