@@ -27,14 +27,62 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve MCP over stdio (the default).
-    Serve,
+    /// Serve MCP over stdio (the default), or over Streamable HTTP with `--http`.
+    Serve(ServeArgs),
+    /// Manage the tenants file of the HTTP transport.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
     /// Print the tools, their scopes, and the scope -> gateway capability table.
     Tools,
     /// Read the audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Serve MCP Streamable HTTP at http://ADDR/mcp (with /healthz and /readyz)
+    /// instead of stdio, e.g. 127.0.0.1:8931 (port 0 picks a free port; the
+    /// address is printed on stderr). Needs a tenants file.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Tenants file (TOML) for --http: tokens (hashed), scopes, tools, limits.
+    #[arg(long, env = "OMNIROUTE_MCP_TENANTS")]
+    pub tenants: Option<PathBuf>,
+    /// A Host header value to accept besides loopback (name or name:port); repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// A browser Origin to accept besides loopback (scheme://host[:port]); repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Add a tenant: prints a new bearer token once and stores only its SHA-256.
+    Add {
+        /// Tenant id (A-Z a-z 0-9 _ . -), recorded as the audit caller.
+        name: String,
+        /// Granted scopes, comma-separated (e.g. read:health,read:combos; `read:*`, `*`).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Only these tools (comma-separated); default: every tool its scopes allow.
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
+        /// Calls running at once.
+        #[arg(long, default_value_t = omniroute_mcp::tenants::DEFAULT_MAX_CONCURRENT)]
+        max_concurrent: u32,
+        /// Calls per minute.
+        #[arg(long, default_value_t = omniroute_mcp::tenants::DEFAULT_RATE_PER_MINUTE)]
+        rate_per_minute: u32,
+        /// The tenants file (created if missing). Default: OMNIROUTE_MCP_TENANTS, else
+        /// `tenants.toml` in the data directory.
+        #[arg(long, env = "OMNIROUTE_MCP_TENANTS")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -177,12 +225,78 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Tenants { command }) = cli.command {
+        return tenants_command(&cli.global, command);
+    }
     let settings = settings(&cli.global)?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve_stdio(&settings).await,
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) if args.http.is_some() => serve_http(&settings, args).await,
+        Command::Serve(_) => serve_stdio(&settings).await,
+        Command::Tenants { .. } => unreachable!("handled above"),
         Command::Tools => print_tools(&settings).await,
         Command::Audit { command } => audit_command(&settings, command),
     }
+}
+
+fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Result<()> {
+    match command {
+        TenantsCommand::Add { name, scopes, tools, max_concurrent, rate_per_minute, file } => {
+            let path = match file {
+                Some(path) => path,
+                None => match &global.data_dir {
+                    Some(dir) => dir.join("tenants.toml"),
+                    None => config::default_data_dir()?.join("tenants.toml"),
+                },
+            };
+            let new = omniroute_mcp::tenants::NewTenant {
+                id: &name,
+                scopes: &scopes,
+                tools: tools.as_deref(),
+                max_concurrent,
+                rate_per_minute,
+            };
+            let token = omniroute_mcp::tenants::add_tenant(&path, &new).map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "Added tenant {name} to {}. Its bearer token is below; it is shown only this once (the file keeps only its SHA-256):",
+                path.display()
+            );
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
+    use omniroute_mcp::tenants::Tenants;
+    let addr = args.http.context("--http is required")?;
+    let path = args.tenants.context(
+        "serving over HTTP needs a tenants file: pass --tenants PATH or set OMNIROUTE_MCP_TENANTS \
+         (create one with `omniroute-mcp tenants add NAME --scopes read:health --file PATH`)",
+    )?;
+    let tenants = Tenants::load(&path).map_err(anyhow::Error::msg)?;
+    if tenants.is_empty() {
+        anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
+    }
+    let app = App::start(settings).await?;
+    if app.registry.tools().is_empty() {
+        tracing::error!("no tool could be loaded from {}; /readyz reports not ready", join_paths(&settings.tools_dirs));
+    }
+    tracing::info!(
+        tools = app.registry.tools().len(),
+        tenants = tenants.len(),
+        gateway = %settings.base_url,
+        "omniroute-mcp serving MCP over Streamable HTTP"
+    );
+    omniroute_mcp::transport::http::serve(
+        app,
+        omniroute_mcp::transport::http::HttpOptions {
+            addr,
+            tenants,
+            allowed_hosts: args.allowed_hosts,
+            allowed_origins: args.allowed_origins,
+        },
+    )
+    .await
 }
 
 async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {

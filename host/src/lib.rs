@@ -16,3 +16,5 @@ pub mod mcp;
 pub mod registry;
 pub mod runtime;
 pub mod session;
+pub mod tenants;
+pub mod transport;

@@ -21,6 +21,34 @@ pub struct Caller<'a> {
     pub grants: &'a Grants,
     /// Where the grants came from, for denial texts (`env`, `none`, `tenant`).
     pub source: &'a str,
+    /// Whether missing scopes refuse the call (stdio: the environment; HTTP: always).
+    pub enforce: bool,
+}
+
+/// Refuses a call before it runs (tenant limits, tool allow-list), with one
+/// audit row like every other exit.
+pub async fn refuse(
+    app: &App,
+    caller: Caller<'_>,
+    name: &str,
+    arguments: Option<Map<String, Value>>,
+    code: &str,
+    message: String,
+) -> Result<CallToolResult, String> {
+    let args = Value::Object(arguments.unwrap_or_default());
+    let record = AuditRecord {
+        tool_name: name.to_owned(),
+        input_hash: input_hash(&args),
+        output_summary: output_summary(None),
+        duration_ms: 0,
+        api_key_id: app.api_key_id.clone(),
+        success: false,
+        error_code: Some(code.to_owned()),
+        caller: caller.id.to_owned(),
+        session_id: Some(caller.session.id().to_owned()),
+        gateway_calls: vec![],
+    };
+    finish(app, record, error_result(message)).await
 }
 
 /// The request's `_meta` scopes (`scopes`, else `auth.scopes`, else
@@ -74,7 +102,7 @@ pub async fn run(
     let source = if narrowing.is_some() { "meta" } else { caller.source };
     let grants = EffectiveGrants::new(caller.grants.clone(), narrowing);
     let missing: Vec<&str> = tool.scopes.iter().filter(|s| !grants.allows(**s)).map(|s| s.as_str()).collect();
-    if app.enforce_scopes && !missing.is_empty() {
+    if caller.enforce && !missing.is_empty() {
         // Audited as the original does: raw args plus the check; the
         // component is never instantiated.
         let mut audited = args.as_object().cloned().unwrap_or_default();

@@ -39,40 +39,14 @@ impl Formatter for JsCompact {
     }
 }
 
-/// Formats an f64 as JavaScript's `Number.prototype.toString` does.
+/// Formats an f64 as JavaScript's `Number.prototype.toString` does; JSON
+/// has no NaN or infinities, so those print as `null` (as `JSON.stringify`).
 pub fn js_number(x: f64) -> String {
-    if x.is_nan() || x.is_infinite() {
-        // JSON.stringify turns these into null.
-        return "null".to_owned();
-    }
-    if x == 0.0 {
-        return "0".to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits, like JS.
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let k = digits.len() as i32;
-    let n = exp + 1; // position of the decimal point relative to the digits
-    let sign = if x < 0.0 { "-" } else { "" };
-    let body = if k <= n && n <= 21 {
-        format!("{digits}{}", "0".repeat((n - k) as usize))
-    } else if 0 < n && n <= 21 {
-        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
-    } else if -6 < n && n <= 0 {
-        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    if x.is_finite() {
+        omniroute_tool_sdk::coerce::js_number(x)
     } else {
-        let e = n - 1;
-        let e_sign = if e < 0 { "-" } else { "+" };
-        let mant = if k == 1 {
-            digits.clone()
-        } else {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        };
-        format!("{mant}e{e_sign}{}", e.abs())
-    };
-    format!("{sign}{body}")
+        "null".to_owned()
+    }
 }
 
 struct JsFormatter(PrettyFormatter<'static>);

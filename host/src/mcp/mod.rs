@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::registry::ToolEntry;
 use crate::runtime::ProgressSink;
 use crate::session::Session;
+use crate::tenants::Tenant;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
@@ -21,11 +22,25 @@ use std::sync::Arc;
 
 pub use result::{error_result, output_result};
 
+/// Numbers sessions served without an `Mcp-Session-Id` (stateless requests).
+static STATELESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Serves one MCP session.
 #[derive(Clone)]
 pub struct McpHandler {
     app: Arc<App>,
     session: Arc<Session>,
+    /// Streamable HTTP: the tenant and session, bound on the session's first
+    /// request after `initialize` (the tenant comes from the HTTP layer).
+    http: Option<HttpBinding>,
+}
+
+/// Per-session HTTP state: which tenant owns it, its `Session`, and the
+/// server's tracker of calls in flight (graceful shutdown waits for them).
+#[derive(Clone)]
+struct HttpBinding {
+    bound: Arc<std::sync::OnceLock<(Arc<Tenant>, Arc<Session>)>>,
+    in_flight: tokio_util::task::TaskTracker,
 }
 
 impl McpHandler {
@@ -34,7 +49,47 @@ impl McpHandler {
         Self {
             app,
             session: Arc::new(Session::new(format!("stdio-{}", std::process::id()))),
+            http: None,
         }
+    }
+
+    /// A handler for one Streamable HTTP session; the tenant and session id
+    /// are taken from the requests (see [`crate::transport::http`]).
+    pub fn for_http(app: Arc<App>, in_flight: tokio_util::task::TaskTracker) -> Self {
+        Self {
+            app,
+            session: Arc::new(Session::new("http-unbound")),
+            http: Some(HttpBinding { bound: Default::default(), in_flight }),
+        }
+    }
+
+    /// HTTP: the tenant of this request and the session it belongs to.
+    fn http_caller(&self, context: &RequestContext<RoleServer>) -> Result<Option<(Arc<Tenant>, Arc<Session>)>, McpError> {
+        let Some(http) = &self.http else { return Ok(None) };
+        let parts = context.extensions.get::<http::request::Parts>();
+        let tenant = parts
+            .and_then(|p| p.extensions.get::<Arc<Tenant>>())
+            .cloned()
+            .ok_or_else(|| McpError::invalid_request("This request carries no authenticated tenant.", None))?;
+        let session_id = parts
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("stateless-{}", STATELESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let (owner, session) = http.bound.get_or_init(|| {
+            let session = Arc::new(Session::new(session_id));
+            if let Some(budget) = &tenant.default_budget {
+                session.set_host_budget_guard(budget.guard_json());
+            }
+            (tenant.clone(), session)
+        });
+        if owner.id != tenant.id {
+            return Err(McpError::invalid_request(
+                "This MCP session belongs to another tenant; start your own session with initialize.",
+                None,
+            ));
+        }
+        Ok(Some((tenant, session.clone())))
     }
 
     /// The session this handler serves.
@@ -63,7 +118,15 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.app.registry.tools().iter().map(|t| to_mcp_tool(t)).collect();
+        let tenant = self.http_caller(&_context)?.map(|(t, _)| t);
+        let tools = self
+            .app
+            .registry
+            .tools()
+            .iter()
+            .filter(|t| tenant.as_ref().is_none_or(|tenant| tenant.may_use(t.name(), &t.scopes)))
+            .map(|t| to_mcp_tool(t))
+            .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -80,13 +143,47 @@ impl ServerHandler for McpHandler {
         if let Some(m) = &request.meta {
             meta.extend(m.0.0.clone());
         }
-        let caller = call::Caller {
-            id: &self.app.caller,
-            session: &self.session,
-            grants: &self.app.grants,
-            source: self.app.grants_source,
+        let name: &str = request.name.as_ref();
+        let outcome = match self.http_caller(&context)? {
+            None => {
+                let caller = call::Caller {
+                    id: &self.app.caller,
+                    session: &self.session,
+                    grants: &self.app.grants,
+                    source: self.app.grants_source,
+                    enforce: self.app.enforce_scopes,
+                };
+                call::run(&self.app, caller, name, request.arguments, &meta, progress).await
+            }
+            Some((tenant, session)) => {
+                let caller = call::Caller {
+                    id: &tenant.id,
+                    session: &session,
+                    grants: &tenant.grants,
+                    source: "tenant",
+                    // Over HTTP the tenant's scopes always gate access.
+                    enforce: true,
+                };
+                if !tenant.tool_listed(name) && self.app.registry.get(name).is_some() {
+                    let message = format!("The tool {name} is not available to tenant {}.", tenant.id);
+                    call::refuse(&self.app, caller, name, request.arguments, "tool_not_allowed", message).await
+                } else {
+                    match tenant.admit() {
+                        Err(message) => {
+                            call::refuse(&self.app, caller, name, request.arguments, "tenant_limit", message).await
+                        }
+                        Ok(permit) => {
+                            let in_flight = self.http.as_ref().map(|h| h.in_flight.clone()).unwrap_or_default();
+                            let run = call::run(&self.app, caller, name, request.arguments, &meta, progress);
+                            let out = in_flight.track_future(run).await;
+                            drop(permit);
+                            out
+                        }
+                    }
+                }
+            }
         };
-        match call::run(&self.app, caller, request.name.as_ref(), request.arguments, &meta, progress).await {
+        match outcome {
             Ok(result) => Ok(result.into()),
             Err(name) => Err(McpError::invalid_params(
                 format!("Unknown tool \"{name}\". Call tools/list to see the tools this server offers."),

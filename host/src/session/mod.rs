@@ -85,6 +85,11 @@ impl Session {
         self.started
     }
 
+    /// Sets the budget guard on the host's behalf (a tenant's default budget).
+    pub fn set_host_budget_guard(&self, json: String) {
+        self.lock().budget_guard = Some(json);
+    }
+
     /// Reads a key on behalf of `tool`.
     pub fn get(&self, tool: &str, key: &str) -> Option<String> {
         match key {

@@ -1,0 +1,370 @@
+//! Tenants for the HTTP transport: who may call (the SHA-256 of a bearer
+//! token), what they may do (scopes, a tool allow-list), and how much
+//! (concurrency and rate limits, a default budget guard for new sessions).
+//!
+//! The tenants file never holds a token, only its hash; `omniroute-mcp
+//! tenants add` prints a fresh token once and appends its hash.
+
+use crate::capability::{Grants, Scope};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Defaults when a tenant leaves a limit out.
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    #[serde(default)]
+    tenant: Vec<TenantConfig>,
+}
+
+/// One `[[tenant]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    /// Lowercase hex SHA-256 of the bearer token.
+    pub token_sha256: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Tools this tenant may see and call (default: all its scopes allow).
+    pub tools: Option<Vec<String>>,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    #[serde(default = "default_rate")]
+    pub rate_per_minute: u32,
+    pub default_budget: Option<DefaultBudget>,
+}
+
+fn default_max_concurrent() -> u32 {
+    DEFAULT_MAX_CONCURRENT
+}
+fn default_rate() -> u32 {
+    DEFAULT_RATE_PER_MINUTE
+}
+
+/// The budget guard every new session of the tenant starts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultBudget {
+    pub max_cost: f64,
+    pub action: String,
+    pub degrade_to_tier: Option<String>,
+}
+
+impl DefaultBudget {
+    /// The guard as the session stores it (`set_budget_guard`'s shape).
+    pub fn guard_json(&self) -> String {
+        let mut v = serde_json::json!({ "maxCost": self.max_cost, "action": self.action });
+        if let Some(tier) = &self.degrade_to_tier {
+            v["degradeToTier"] = serde_json::Value::from(tier.clone());
+        }
+        v.to_string()
+    }
+}
+
+/// A tenant with its live limits.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    token_sha256: [u8; 32],
+    pub grants: Grants,
+    pub tools: Option<Vec<String>>,
+    pub max_concurrent: u32,
+    pub rate_per_minute: u32,
+    pub default_budget: Option<DefaultBudget>,
+    concurrency: Arc<Semaphore>,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Held while a call runs; releases the tenant's concurrency slot on drop.
+#[derive(Debug)]
+pub struct CallPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Tenant {
+    fn from_config(c: TenantConfig) -> Result<Tenant, String> {
+        if !valid_id(&c.id) {
+            return Err(format!("tenant id \"{}\" must be 1-64 characters of A-Z a-z 0-9 _ . -", c.id));
+        }
+        let hash = hex::decode(c.token_sha256.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| format!("tenant {}: token_sha256 must be 64 hex characters (SHA-256 of the token)", c.id))?;
+        for s in &c.scopes {
+            check_scope_pattern(s).map_err(|e| format!("tenant {}: {e}", c.id))?;
+        }
+        if c.max_concurrent == 0 || c.rate_per_minute == 0 {
+            return Err(format!("tenant {}: max_concurrent and rate_per_minute must be at least 1", c.id));
+        }
+        if let Some(b) = &c.default_budget {
+            if !matches!(b.action.as_str(), "block" | "degrade" | "alert") {
+                return Err(format!("tenant {}: default_budget.action must be block, degrade or alert", c.id));
+            }
+            if !(b.max_cost.is_finite() && b.max_cost >= 0.0) {
+                return Err(format!("tenant {}: default_budget.max_cost must be a non-negative number", c.id));
+            }
+        }
+        Ok(Tenant {
+            grants: Grants::from_patterns(c.scopes.iter().map(String::as_str)),
+            token_sha256: hash,
+            tools: c.tools,
+            max_concurrent: c.max_concurrent,
+            rate_per_minute: c.rate_per_minute,
+            default_budget: c.default_budget,
+            concurrency: Arc::new(Semaphore::new(c.max_concurrent as usize)),
+            bucket: Mutex::new(Bucket { tokens: c.rate_per_minute as f64, last: Instant::now() }),
+            id: c.id,
+        })
+    }
+
+    /// Whether this tenant may see and call a tool with these scopes.
+    pub fn may_use(&self, tool: &str, scopes: &[Scope]) -> bool {
+        self.tools.as_ref().is_none_or(|list| list.iter().any(|t| t == tool))
+            && scopes.iter().all(|s| self.grants.allows(*s))
+    }
+
+    /// Whether the allow-list (not the scopes) lets the tenant call `tool`.
+    pub fn tool_listed(&self, tool: &str) -> bool {
+        self.tools.as_ref().is_none_or(|list| list.iter().any(|t| t == tool))
+    }
+
+    /// Takes one call from the rate bucket and one concurrency slot, or says why not.
+    pub fn admit(&self) -> Result<CallPermit, String> {
+        let permit = self.concurrency.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "Concurrency limit reached for tenant {}: at most {} calls at a time; retry when a call finishes",
+                self.id, self.max_concurrent
+            )
+        })?;
+        let rate = self.rate_per_minute as f64;
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.last).as_secs_f64() * rate / 60.0;
+        b.tokens = (b.tokens + refill).min(rate);
+        b.last = now;
+        if b.tokens < 1.0 {
+            let wait = ((1.0 - b.tokens) * 60.0 / rate).ceil().max(1.0);
+            return Err(format!(
+                "Rate limit exceeded for tenant {}: {} calls per minute; retry in {} s",
+                self.id, self.rate_per_minute, wait as u64
+            ));
+        }
+        b.tokens -= 1.0;
+        Ok(CallPermit(permit))
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `*`, `prefix*`, or a known scope name.
+pub fn check_scope_pattern(p: &str) -> Result<(), String> {
+    let p = p.trim();
+    if p == "*" || p.ends_with('*') {
+        return Ok(());
+    }
+    p.parse::<Scope>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Every tenant of the server.
+#[derive(Debug, Default)]
+pub struct Tenants {
+    tenants: Vec<Arc<Tenant>>,
+}
+
+impl Tenants {
+    /// Parses a tenants file's text.
+    pub fn parse(text: &str) -> Result<Tenants, String> {
+        let repr: FileRepr = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut tenants: Vec<Arc<Tenant>> = Vec::new();
+        for c in repr.tenant {
+            let t = Tenant::from_config(c)?;
+            if tenants.iter().any(|o| o.id == t.id) {
+                return Err(format!("tenant id \"{}\" appears twice", t.id));
+            }
+            if tenants.iter().any(|o| o.token_sha256 == t.token_sha256) {
+                return Err(format!("tenant {} shares its token hash with another tenant", t.id));
+            }
+            tenants.push(Arc::new(t));
+        }
+        Ok(Tenants { tenants })
+    }
+
+    /// Reads and parses a tenants file.
+    pub fn load(path: &Path) -> Result<Tenants, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the tenants file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("invalid tenants file {}: {e}", path.display()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// The tenant whose token this is. Compares every hash in constant time.
+    pub fn authenticate(&self, token: &str) -> Option<Arc<Tenant>> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for t in &self.tenants {
+            let diff = t.token_sha256.iter().zip(hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff == 0 {
+                found = Some(t.clone());
+            }
+        }
+        found
+    }
+}
+
+/// Hex SHA-256 of a token, as the tenants file stores it.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token: 32 bytes from the OS RNG, hex-encoded, prefixed `omr_`.
+pub fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(format!("omr_{}", hex::encode(bytes)))
+}
+
+/// What `tenants add` appends.
+pub struct NewTenant<'a> {
+    pub id: &'a str,
+    pub scopes: &'a [String],
+    pub tools: Option<&'a [String]>,
+    pub max_concurrent: u32,
+    pub rate_per_minute: u32,
+}
+
+/// Appends a tenant to `path` (creating it, mode 0600), returning its token.
+pub fn add_tenant(path: &Path, new: &NewTenant<'_>) -> Result<String, String> {
+    if !valid_id(new.id) {
+        return Err(format!("tenant id \"{}\" must be 1-64 characters of A-Z a-z 0-9 _ . -", new.id));
+    }
+    for s in new.scopes {
+        check_scope_pattern(s)?;
+    }
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let current = Tenants::parse(&existing).map_err(|e| format!("invalid tenants file {}: {e}", path.display()))?;
+    if current.tenants.iter().any(|t| t.id == new.id) {
+        return Err(format!("tenant \"{}\" already exists in {}", new.id, path.display()));
+    }
+    let token = new_token().map_err(|e| format!("cannot read random bytes: {e}"))?;
+    let quote = |v: &[String]| {
+        v.iter().map(|s| toml::Value::from(s.trim()).to_string()).collect::<Vec<_>>().join(", ")
+    };
+    let mut block = String::new();
+    if !existing.is_empty() && !existing.ends_with("\n\n") {
+        block.push_str(if existing.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+    block.push_str(&format!(
+        "[[tenant]]\nid = {}\ntoken_sha256 = \"{}\"\nscopes = [{}]\n",
+        toml::Value::from(new.id),
+        token_hash(&token),
+        quote(new.scopes)
+    ));
+    if let Some(tools) = new.tools {
+        block.push_str(&format!("tools = [{}]\n", quote(tools)));
+    }
+    block.push_str(&format!("max_concurrent = {}\nrate_per_minute = {}\n", new.max_concurrent, new.rate_per_minute));
+    Tenants::parse(&(existing.clone() + &block)).map_err(|e| format!("the new tenant would not parse: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    file.write_all(block.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(extra: &str) -> Tenants {
+        Tenants::parse(&format!(
+            "[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{}\"\nscopes = [\"read:health\"]\n{extra}",
+            token_hash("secret")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn authenticates_by_hash() {
+        let t = one("");
+        assert_eq!(t.authenticate("secret").unwrap().id, "a");
+        assert!(t.authenticate("other").is_none());
+        assert!(t.authenticate("").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(Tenants::parse("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"xyz\"\n").is_err());
+        let h = token_hash("x");
+        assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nscopes = [\"read:nope\"]\n")).is_err());
+        assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a b\"\ntoken_sha256 = \"{h}\"\n")).is_err());
+    }
+
+    #[test]
+    fn rate_limit_message() {
+        let t = one("rate_per_minute = 2\nmax_concurrent = 10\n");
+        let tenant = t.authenticate("secret").unwrap();
+        let _a = tenant.admit().unwrap();
+        let _b = tenant.admit().unwrap();
+        let err = tenant.admit().unwrap_err();
+        assert!(err.starts_with("Rate limit exceeded for tenant a: 2 calls per minute; retry in "), "{err}");
+    }
+
+    #[test]
+    fn concurrency_limit_releases() {
+        let t = one("rate_per_minute = 100\nmax_concurrent = 1\n");
+        let tenant = t.authenticate("secret").unwrap();
+        let a = tenant.admit().unwrap();
+        assert!(tenant.admit().unwrap_err().starts_with("Concurrency limit reached for tenant a"));
+        drop(a);
+        assert!(tenant.admit().is_ok());
+    }
+
+    #[test]
+    fn add_appends_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("omr-tenants-{}", std::process::id()));
+        let path = dir.join("tenants.toml");
+        let _ = std::fs::remove_file(&path);
+        let scopes = vec!["read:health".to_owned(), "read:combos".to_owned()];
+        let new = NewTenant { id: "acme", scopes: &scopes, tools: None, max_concurrent: 2, rate_per_minute: 30 };
+        let token = add_tenant(&path, &new).unwrap();
+        let new2 = NewTenant { id: "beta", ..new };
+        let token2 = add_tenant(&path, &new2).unwrap();
+        assert!(add_tenant(&path, &new2).is_err());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token) && !text.contains(&token2));
+        let t = Tenants::load(&path).unwrap();
+        assert_eq!(t.authenticate(&token).unwrap().id, "acme");
+        assert_eq!(t.authenticate(&token2).unwrap().rate_per_minute, 30);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
