@@ -17,7 +17,7 @@ use std::time::Duration;
 /// With no command it serves MCP over stdio, for IDEs such as Claude Desktop,
 /// Cursor and VS Code. Logs go to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "omniroute-mcp", version, about, long_about)]
+#[command(name = "omniroute-mcp", version, about, long_about, args_override_self = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -1,0 +1,142 @@
+//! Host behaviour that only the wire shows: dashboard-login renewal,
+//! credentials by route class, progress notifications, and the precompiled
+//! cache surviving corruption.
+
+use omniroute_mcp_tests::{FakeGateway, McpClient, Override, RawServer, ServerCommand, TEST_API_KEY};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "dashboard-pw-3b9f";
+
+/// With `OMNIROUTE_DASHBOARD_PASSWORD`, the broker logs in once, sends the
+/// cookie on management routes, and when the gateway answers 401 to a held
+/// cookie it logs in again exactly once and retries exactly once. The
+/// password and cookie never reach a tool's output or the log.
+#[tokio::test]
+async fn dashboard_login_is_lazy_and_renewed_once_on_401() {
+    let gateway = FakeGateway::start();
+    gateway.set_override(
+        "POST",
+        "/api/auth/login",
+        Override::json(200, json!({"success": true}))
+            .with_header("set-cookie", "auth_token=jwt-one; Path=/; HttpOnly; SameSite=lax"),
+    );
+    let client = McpClient::start(
+        ServerCommand::new(&gateway.url())
+            .api_key(TEST_API_KEY)
+            .env("OMNIROUTE_DASHBOARD_PASSWORD", PASSWORD),
+    )
+    .await;
+
+    // First management call: one login, the cookie on /api/combos, no Bearer there.
+    let ok = client.call("omniroute_list_combos", json!({})).await;
+    assert!(!ok.is_error, "{}", ok.text);
+    let logins = gateway.requests_to("POST", "/api/auth/login");
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0].body_json().unwrap_or_default(), json!({"password": PASSWORD}));
+    let combos = gateway.requests_to("GET", "/api/combos");
+    assert_eq!(combos[0].header("cookie"), Some("auth_token=jwt-one"));
+    assert_eq!(combos[0].header("authorization"), None, "the API key stays on /v1 routes");
+    // The public health GET carries nothing.
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    let health = gateway.requests_to("GET", "/api/monitoring/health");
+    assert_eq!((health[0].header("cookie"), health[0].header("authorization")), (None, None));
+    // A /v1 route carries the Bearer key.
+    assert!(!client.call("omniroute_list_models_catalog", json!({})).await.is_error);
+    let models = gateway.requests_to("GET", "/v1/models");
+    assert_eq!(models[0].header("authorization"), Some(format!("Bearer {TEST_API_KEY}").as_str()));
+
+    // The cookie "expires": the gateway answers 401; one re-login, one retry.
+    gateway.set_override(
+        "GET",
+        "/api/combos",
+        Override::json(401, json!({"error": {"code": "AUTH_001", "message": "Authentication required"}})),
+    );
+    gateway.set_override(
+        "POST",
+        "/api/auth/login",
+        Override::json(200, json!({"success": true}))
+            .with_header("set-cookie", "auth_token=jwt-two; Path=/; HttpOnly; SameSite=lax"),
+    );
+    let failed = client.call("omniroute_list_combos", json!({})).await;
+    assert!(failed.is_error);
+    assert!(failed.text.starts_with("Error: OmniRoute API error [401]"), "{}", failed.text);
+    assert_eq!(gateway.requests_to("POST", "/api/auth/login").len(), 2, "exactly one re-login");
+    let combos = gateway.requests_to("GET", "/api/combos");
+    assert_eq!(combos.len(), 3, "one retry after the re-login");
+    assert_eq!(combos[1].header("cookie"), Some("auth_token=jwt-one"));
+    assert_eq!(combos[2].header("cookie"), Some("auth_token=jwt-two"));
+
+    let stderr = client.stderr();
+    for secret in [PASSWORD, "jwt-one", "jwt-two", TEST_API_KEY] {
+        assert!(!stderr.contains(secret), "{secret} leaked into the log");
+        assert!(!ok.text.contains(secret) && !failed.text.contains(secret));
+    }
+    client.shutdown().await;
+}
+
+/// test_combo reports one `notifications/progress` per finished step when the
+/// client sent a progress token.
+#[tokio::test]
+async fn test_combo_reports_progress_per_step() {
+    let gateway = FakeGateway::start();
+    let mut raw = RawServer::start(ServerCommand::new(&gateway.url())).await;
+    raw.initialize().await;
+    let result = raw
+        .request(
+            "tools/call",
+            json!({
+                "name": "omniroute_test_combo",
+                "arguments": {"comboId": "coding-fast", "testPrompt": "hi"},
+                "_meta": {"progressToken": "tok-7"}
+            }),
+        )
+        .await;
+    assert_ne!(result["result"]["isError"], true, "{result}");
+    let transcript = raw.finish().await;
+    let progress: Vec<Value> = transcript
+        .stdout_lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"].clone())
+        .collect();
+    assert_eq!(progress.len(), 2, "one notification per step: {progress:#?}");
+    for (i, p) in progress.iter().enumerate() {
+        assert_eq!(p["progressToken"], "tok-7");
+        assert_eq!(p["progress"], json!((i + 1) as f64));
+        assert_eq!(p["total"], json!(2.0));
+        let message = p["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("mock mock/mock-") && message.contains(": ok in "), "{message}");
+    }
+}
+
+/// A corrupt precompiled cache entry is rebuilt with a warning; the server
+/// starts and serves every tool.
+#[tokio::test]
+async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
+    let gateway = FakeGateway::start();
+    let cache = omniroute_mcp_tests::TempDir::new("cache");
+    let cmd = || ServerCommand::new(&gateway.url()).arg("--cache-dir").arg(cache.path());
+    let client = McpClient::start(cmd()).await;
+    let expected = client.list_tools().await.len();
+    client.shutdown().await;
+
+    let mut corrupted = 0;
+    for dir in std::fs::read_dir(cache.path()).unwrap() {
+        for entry in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                std::fs::write(&path, b"not machine code").unwrap();
+                corrupted += 1;
+            }
+        }
+    }
+    assert!(corrupted >= expected, "the cache held {corrupted} entries for {expected} tools");
+
+    let client = McpClient::start(cmd()).await;
+    assert_eq!(client.list_tools().await.len(), expected);
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    let stderr = client.stderr();
+    assert!(stderr.contains("precompiled cache entry unusable; rebuilding it"), "{stderr}");
+    client.shutdown().await;
+}
