@@ -2,6 +2,7 @@
 //! machine with only Rust, Node and Python needs nothing else installed by hand.
 
 mod build;
+mod conformance;
 mod gateway;
 mod python;
 mod util;
@@ -35,8 +36,11 @@ enum Command {
         args: Vec<String>,
     },
     /// Run every test: component unit tests, host tests, end-to-end tests over
-    /// MCP (Rust rmcp client and the official Python SDK).
+    /// MCP (Rust rmcp client and the official Python SDK), then the MCP conformance suite.
     Test,
+    /// The official MCP conformance suite against our Streamable HTTP server (loopback,
+    /// through an auth proxy); scenarios that do not apply are in xtask/conformance-baseline.toml.
+    Conformance,
     /// The real OmniRoute 3.7.9 gateway plus a mock upstream on loopback, for end-to-end tests.
     Gateway {
         #[command(subcommand)]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Build { release } => build::build_all(release).map(|_| ()),
         Command::Run { release, args } => run(release, &args),
         Command::Test => test(),
+        Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
     };
     match result {
@@ -112,6 +117,9 @@ fn test() -> anyhow::Result<()> {
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .run()?;
+
+    util::step("MCP conformance suite (Streamable HTTP)");
+    conformance::run(Some(&built))?;
 
     if std::env::var_os("CI").is_some() {
         for name in ["default", "auth"] {

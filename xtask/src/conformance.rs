@@ -1,0 +1,445 @@
+//! `cargo xtask conformance`: the official MCP conformance suite
+//! (`@modelcontextprotocol/conformance`, pinned below) against our Streamable HTTP server.
+//!
+//! * Installs the suite once into the cache (`<cache>/conformance-<version>`, next to the
+//!   gateway's Node 22, which runs it), guarded by a lock and a completion marker.
+//! * Starts `omniroute-mcp serve --http 127.0.0.1:0` with a throwaway tenant (a fresh random
+//!   token; the tenants file under `target/conformance/` keeps only its SHA-256).
+//! * The suite's client sends no `Authorization` header, so instead of weakening the server,
+//!   `tests/conformance/auth-proxy.mjs` (loopback only) sits in front of it and adds the
+//!   tenant's bearer token, forwarding everything else (Host and Origin included) unchanged
+//!   and streaming responses (SSE) unbuffered.
+//! * Runs every server scenario (`--suite all`) with `xtask/conformance-baseline.toml` as the
+//!   expected failures, then checks that the scenarios we must pass passed outright.
+
+use crate::gateway;
+use crate::util::{self, RunExt};
+use anyhow::{Context, bail, ensure};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The pinned suite.
+pub const PACKAGE: &str = "@modelcontextprotocol/conformance";
+pub const VERSION: &str = "0.1.16";
+
+/// Scenarios that must pass outright: never in the baseline.
+pub const MUST_PASS: &[&str] = &[
+    "server-initialize",
+    "ping",
+    "tools-list",
+    "server-sse-multiple-streams",
+    "dns-rebinding-protection",
+];
+
+const BASELINE: &str = "xtask/conformance-baseline.toml";
+const PROXY_SCRIPT: &str = "tests/conformance/auth-proxy.mjs";
+const LISTENING: &str = "listening on http://";
+/// The server compiles its tool components on a cold cache; allow for a slow machine.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Baseline {
+    /// Scenario name -> why it does not apply to us.
+    expected_failures: BTreeMap<String, String>,
+}
+
+/// Builds (unless `built` is given), installs the suite if needed, and runs it.
+pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let root = util::workspace_root();
+    let baseline = load_baseline(&root.join(BASELINE))?;
+
+    let install = std::thread::spawn(ensure_installed);
+    let owned;
+    let built = match built {
+        Some(b) => b,
+        None => {
+            owned = crate::build::build_all(false)?;
+            &owned
+        }
+    };
+    let suite = install
+        .join()
+        .map_err(|_| anyhow::anyhow!("the conformance install thread panicked"))??;
+
+    // Every baseline entry must name a scenario of the pinned suite.
+    let listed = suite.list_server_scenarios()?;
+    for name in baseline.keys() {
+        ensure!(
+            listed.iter().any(|s| s == name),
+            "{BASELINE}: `{name}` is not a server scenario of {PACKAGE}@{VERSION} (it has: {})",
+            listed.join(", ")
+        );
+    }
+    for name in MUST_PASS {
+        ensure!(
+            listed.iter().any(|s| s == name),
+            "{PACKAGE}@{VERSION} has no scenario `{name}`"
+        );
+    }
+
+    let work = root.join("target").join("conformance");
+    let results = work.join("results");
+    if results.exists() {
+        std::fs::remove_dir_all(&results)
+            .with_context(|| format!("cannot remove {}", results.display()))?;
+    }
+    std::fs::create_dir_all(&results)?;
+
+    // A throwaway tenant: random token, only its hash on disk.
+    let token = format!("omr_{}", hex::encode(random_bytes::<32>()?));
+    let tenants = work.join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!(
+            "# Written by `cargo xtask conformance` for one run; the token was never stored.\n\
+             [[tenant]]\nid = \"conformance\"\ntoken_sha256 = \"{}\"\nscopes = [\"*\"]\n\
+             max_concurrent = 16\nrate_per_minute = 100000\n",
+            hex::encode(Sha256::digest(token.as_bytes()))
+        ),
+    )?;
+
+    util::step("starting omniroute-mcp (Streamable HTTP, loopback) and the auth proxy");
+    let mut server_cmd = Command::new(&built.binary);
+    server_cmd
+        .arg("--tools-dir")
+        .arg(&built.tools_dir)
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .args(["serve", "--http", "127.0.0.1:0", "--tenants"])
+        .arg(&tenants)
+        .env_remove("OMNIROUTE_MCP_TENANTS");
+    let server = Background::start(server_cmd, "omniroute-mcp", &work.join("server.log"), false)?;
+    let server_url = server.wait_for_url(START_TIMEOUT)?;
+    let server_port = port_of(&server_url)?;
+
+    let mut proxy_cmd = Command::new(&suite.node);
+    proxy_cmd
+        .arg(root.join(PROXY_SCRIPT))
+        .arg(server_port.to_string())
+        .env("CONFORMANCE_BEARER", &token);
+    let proxy = Background::start(proxy_cmd, "auth proxy", &work.join("proxy.log"), true)?;
+    let proxy_url = format!("{}/mcp", proxy.wait_for_url(Duration::from_secs(60))?);
+
+    // The suite reads the baseline as YAML: `server: [names]`.
+    let yaml = work.join("expected-failures.yml");
+    let mut text = String::from("# Generated from xtask/conformance-baseline.toml\nserver:\n");
+    for name in baseline.keys() {
+        text.push_str(&format!("  - {}\n", serde_json::to_string(name)?));
+    }
+    std::fs::write(&yaml, text)?;
+
+    util::step(&format!(
+        "running {PACKAGE}@{VERSION} (every server scenario; {} in the baseline) against {proxy_url}",
+        baseline.len()
+    ));
+    let suite_started = Instant::now();
+    let status = Command::new(&suite.node)
+        .arg(&suite.cli)
+        .args([
+            "server",
+            "--suite",
+            "all",
+            "--url",
+            &proxy_url,
+            "--expected-failures",
+        ])
+        .arg(&yaml)
+        .arg("--output-dir")
+        .arg(&results)
+        .current_dir(&work)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot start the conformance suite")?;
+    let suite_secs = suite_started.elapsed().as_secs_f64();
+    drop(proxy);
+    drop(server);
+    if !status.success() {
+        bail!(
+            "the conformance suite failed ({status}) after {suite_secs:.0} s: see the unexpected \
+             failures or stale baseline entries above, the checks in {}, and the logs {} and {}",
+            results.display(),
+            work.join("server.log").display(),
+            work.join("proxy.log").display()
+        );
+    }
+
+    // Belt and braces: the must-pass scenarios ran and every check in them succeeded.
+    for name in MUST_PASS {
+        check_passed(&results, name)?;
+    }
+    util::step(&format!(
+        "conformance passed: {} ({} scenarios in the baseline) in {:.0} s (suite {suite_secs:.1} s)",
+        MUST_PASS.join(", "),
+        baseline.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn load_baseline(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let baseline: Baseline =
+        toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+    for (name, reason) in &baseline.expected_failures {
+        ensure!(
+            !reason.trim().is_empty(),
+            "{BASELINE}: `{name}` needs a reason"
+        );
+        ensure!(
+            !MUST_PASS.contains(&name.as_str()),
+            "{BASELINE}: `{name}` must pass; it cannot be in the baseline"
+        );
+    }
+    Ok(baseline.expected_failures)
+}
+
+/// The suite's `checks.json` for one scenario (in `server-<name>-<timestamp>/`): at least one
+/// SUCCESS, nothing else but INFO.
+fn check_passed(results: &Path, scenario: &str) -> anyhow::Result<()> {
+    let prefix = format!("server-{scenario}-");
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(results)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // A timestamp follows, so `server-ping-` never matches another scenario's folder.
+        if name
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            dirs.push(entry.path());
+        }
+    }
+    ensure!(
+        dirs.len() == 1,
+        "expected one result folder for `{scenario}` in {}, found {}",
+        results.display(),
+        dirs.len()
+    );
+    let file = dirs[0].join("checks.json");
+    let checks: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?,
+    )?;
+    let mut successes = 0;
+    for check in &checks {
+        match check["status"].as_str() {
+            Some("SUCCESS") => successes += 1,
+            Some("INFO") => {}
+            other => bail!(
+                "`{scenario}`: check {} is {:?}: {}",
+                check["id"],
+                other,
+                check["errorMessage"]
+            ),
+        }
+    }
+    ensure!(
+        successes > 0,
+        "`{scenario}` reported no successful check ({})",
+        file.display()
+    );
+    Ok(())
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom")?;
+    Ok(buf)
+}
+
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .with_context(|| format!("not a loopback URL: {url}"))?;
+    let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    port.parse().with_context(|| format!("no port in {url}"))
+}
+
+/// A child process whose output goes to a log; its first `listening on http://…` line is
+/// reported. Killed (by its own pid) when dropped.
+struct Background {
+    child: Child,
+    label: &'static str,
+    log: PathBuf,
+    url: mpsc::Receiver<String>,
+}
+
+impl Background {
+    /// `url_on_stdout`: the readiness line is on stdout (else stderr); the other stream goes
+    /// to the log too.
+    fn start(
+        mut cmd: Command,
+        label: &'static str,
+        log: &Path,
+        url_on_stdout: bool,
+    ) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        cmd.stdin(Stdio::null());
+        if url_on_stdout {
+            cmd.stdout(Stdio::piped()).stderr(file.try_clone()?);
+        } else {
+            cmd.stderr(Stdio::piped()).stdout(file.try_clone()?);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the {label}: {cmd:?}"))?;
+        let pipe: Box<dyn Read + Send> = if url_on_stdout {
+            Box::new(child.stdout.take().context("no stdout pipe")?)
+        } else {
+            Box::new(child.stderr.take().context("no stderr pipe")?)
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut file = file;
+            let mut sent = false;
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(file, "{line}");
+                if !sent && let Some(at) = line.find(LISTENING) {
+                    let url = line[at + "listening on ".len()..].trim().to_string();
+                    sent = tx.send(url).is_ok();
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            label,
+            log: log.to_path_buf(),
+            url: rx,
+        })
+    }
+
+    /// The URL from the readiness line (without a trailing `/mcp`).
+    fn wait_for_url(&self, timeout: Duration) -> anyhow::Result<String> {
+        match self.url.recv_timeout(timeout) {
+            Ok(url) => Ok(url.trim_end_matches("/mcp").to_string()),
+            Err(_) => bail!(
+                "the {} did not report its address within {} s; last lines of {}:\n{}",
+                self.label,
+                timeout.as_secs(),
+                self.log.display(),
+                tail(&self.log, 30)
+            ),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Where the installed suite is.
+struct Suite {
+    node: PathBuf,
+    /// `…/node_modules/@modelcontextprotocol/conformance/dist/index.js`
+    cli: PathBuf,
+}
+
+impl Suite {
+    fn list_server_scenarios(&self) -> anyhow::Result<Vec<String>> {
+        let out = Command::new(&self.node)
+            .arg(&self.cli)
+            .arg("list")
+            .env("NO_COLOR", "1")
+            .output_text()?;
+        let mut names = Vec::new();
+        let mut in_server = false;
+        for line in out.lines() {
+            if !line.starts_with(' ') {
+                in_server = line.starts_with("Server scenarios");
+                continue;
+            }
+            if in_server && let Some(item) = line.trim().strip_prefix("- ") {
+                names.extend(item.split_whitespace().next().map(String::from));
+            }
+        }
+        ensure!(
+            !names.is_empty(),
+            "`conformance list` printed no server scenarios:\n{out}"
+        );
+        Ok(names)
+    }
+}
+
+/// Installs the pinned suite into the cache (npm from PATH; Node 22 from the gateway install)
+/// unless its completion marker is there.
+fn ensure_installed() -> anyhow::Result<Suite> {
+    let installed = gateway::ensure_installed()?;
+    let dir = gateway::cache_root()?.join(format!("conformance-{VERSION}"));
+    let suite = Suite {
+        node: installed.node.clone(),
+        cli: dir
+            .join("node_modules")
+            .join(PACKAGE)
+            .join("dist")
+            .join("index.js"),
+    };
+    let stamp = format!("{PACKAGE}@{VERSION}");
+    let marker = dir.join(".complete");
+    let complete =
+        || std::fs::read_to_string(&marker).is_ok_and(|m| m == stamp) && suite.cli.is_file();
+    if complete() {
+        return Ok(suite);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _lock = gateway::Lock::acquire(
+        &dir.join("install.lock"),
+        "conformance install",
+        Duration::from_secs(10 * 60),
+    )?;
+    if complete() {
+        return Ok(suite);
+    }
+    let started = Instant::now();
+    util::step(&format!("installing {stamp} into {}", dir.display()));
+    let log = dir.join("install.log");
+    let mut npm = Command::new(std::env::var("NPM").unwrap_or_else(|_| "npm".into()));
+    npm.arg("install")
+        .arg("--prefix")
+        .arg(&dir)
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--engine-strict=false",
+        ])
+        .arg(&stamp)
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_progress", "false");
+    gateway::run_logged(&mut npm, &log, "npm install (conformance)")?;
+    ensure!(
+        suite.cli.is_file(),
+        "npm installed {stamp} but {} is missing",
+        suite.cli.display()
+    );
+    let tmp = dir.join(".complete.tmp");
+    std::fs::write(&tmp, &stamp)?;
+    std::fs::rename(&tmp, &marker)?;
+    util::step(&format!(
+        "conformance suite installed ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(suite)
+}
