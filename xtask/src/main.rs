@@ -104,6 +104,12 @@ fn test() -> anyhow::Result<()> {
         ..Default::default()
     })?;
 
+    // The conformance suite prints its own "Total: N passed, M failed" line
+    // (its expected failures included); it runs first so that cargo test's
+    // summaries are the run's closing lines.
+    util::step("MCP conformance suite (Streamable HTTP)");
+    conformance::run(Some(&built))?;
+
     util::step("component unit tests (native)");
     build::components_cargo(&["test"]).current_dir(&root).run()?;
 
@@ -117,9 +123,6 @@ fn test() -> anyhow::Result<()> {
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .run()?;
-
-    util::step("MCP conformance suite (Streamable HTTP)");
-    conformance::run(Some(&built))?;
 
     if std::env::var_os("CI").is_some() {
         for name in ["default", "auth"] {
