@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod paths;
 pub mod process;
+pub mod python;
 pub mod raw;
 pub mod real;
 pub mod temp;

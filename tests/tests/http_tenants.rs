@@ -5,11 +5,10 @@
 //! Each test spawns the real binary with `serve --http 127.0.0.1:0 --tenants FILE` and reads the
 //! bound address from the `listening on http://ADDR/mcp` line on stderr.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omniroute_mcp_tests::{FakeGateway, Override, ServerCommand, TempDir, paths};
+use omniroute_mcp_tests::{FakeGateway, Override, ServerCommand, TempDir, python};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -418,33 +417,14 @@ async fn rate_and_concurrency_limits_hold_per_tenant_under_load() {
 async fn official_python_sdk_streamable_http_client_works_with_a_bearer_token() {
     let gateway = FakeGateway::start();
     let server = HttpServer::start(&gateway, &two_tenants(), &[]).await;
-    let python = paths::python_interpreter();
-    let script = paths::python_scripts_dir().join("http_client.py");
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .env("OMNIROUTE_MCP_URL", server.url())
-            .env("OMNIROUTE_MCP_TOKEN", "token-alpha")
-            .env("EXPECT_TOOLS", HEALTH)
-            .env("HIDDEN_TOOLS", COMBOS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the Python client finished in time")
-    .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("all checks passed"),
-        "the Python MCP client failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
-        output.status,
-        server.log()
-    );
+    let env = vec![
+        ("OMNIROUTE_MCP_URL".to_owned(), server.url()),
+        ("OMNIROUTE_MCP_TOKEN".to_owned(), "token-alpha".to_owned()),
+        ("EXPECT_TOOLS".to_owned(), HEALTH.to_owned()),
+        ("HIDDEN_TOOLS".to_owned(), COMBOS.to_owned()),
+    ];
+    let run = python::run_script("http_client.py", &env, Duration::from_secs(120), || server.log()).await;
+    assert!(run.stdout.contains("all checks passed"), "{}", run.stdout);
     assert_eq!(gateway.requests_to("GET", "/api/monitoring/health").len(), 1);
 }
 

@@ -4,11 +4,10 @@
 //! structuredContent against the tool's outputSchema, so the workflows also prove the 16
 //! schemas and the real outputs agree.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omniroute_mcp_tests::real::{MISSING_HINT, PLAIN_PREFIX};
-use omniroute_mcp_tests::{RealGateway, paths};
+use omniroute_mcp_tests::{RealGateway, paths, python};
 
 /// The script bounds each of its five workflows at 90 s; this is the backstop if Python hangs.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(480);
@@ -16,54 +15,20 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(480);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_workflows_run_through_the_official_python_sdk() {
     let gateway = RealGateway::plain();
-    let python = paths::python_interpreter();
-    let script = paths::python_scripts_dir().join("workflows.py");
     let server = gateway.server();
-
-    let mut command = tokio::process::Command::new(&python);
-    command.arg(&script);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OMNIROUTE_") {
-            command.env_remove(&name);
-        }
-    }
     let state = std::env::var(format!("{PLAIN_PREFIX}_STATE"))
         .unwrap_or_else(|_| panic!("{PLAIN_PREFIX}_STATE is not set: {MISSING_HINT}"));
-    command
-        .env("OMNIROUTE_MCP_BIN", server.program())
-        .env("OMNIROUTE_MCP_TOOLS_DIR", paths::builtin_tools_dir())
-        .env(
-            "OMNIROUTE_MCP_CACHE_DIR",
-            paths::target_dir().join("test-cache"),
-        )
-        .env(format!("{PLAIN_PREFIX}_URL"), &gateway.url)
-        .env(format!("{PLAIN_PREFIX}_API_KEY"), &gateway.api_key)
-        .env(format!("{PLAIN_PREFIX}_MOCK_URL"), &gateway.mock_url)
-        .env(format!("{PLAIN_PREFIX}_NODE_ID"), &gateway.node_id)
-        .env(format!("{PLAIN_PREFIX}_STATE"), state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-
-    let started = Instant::now();
-    let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} did not finish within {SCRIPT_TIMEOUT:?}",
-                script.display()
-            )
-        })
-        .unwrap_or_else(|e| panic!("cannot run {} {}: {e}", python.display(), script.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Python workflows failed ({}, after {:.1} s)\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        output.status,
-        started.elapsed().as_secs_f64()
-    );
+    let env = vec![
+        ("OMNIROUTE_MCP_BIN".to_owned(), server.program().display().to_string()),
+        ("OMNIROUTE_MCP_TOOLS_DIR".to_owned(), paths::builtin_tools_dir().display().to_string()),
+        ("OMNIROUTE_MCP_CACHE_DIR".to_owned(), paths::target_dir().join("test-cache").display().to_string()),
+        (format!("{PLAIN_PREFIX}_URL"), gateway.url.clone()),
+        (format!("{PLAIN_PREFIX}_API_KEY"), gateway.api_key.clone()),
+        (format!("{PLAIN_PREFIX}_MOCK_URL"), gateway.mock_url.clone()),
+        (format!("{PLAIN_PREFIX}_NODE_ID"), gateway.node_id.clone()),
+        (format!("{PLAIN_PREFIX}_STATE"), state),
+    ];
+    let stdout = python::run_script("workflows.py", &env, SCRIPT_TIMEOUT, String::new).await.stdout;
     for marker in [
         "ok: (a) auto-healing",
         "ok: (b) budget run",
