@@ -33,7 +33,7 @@ pub mod real;
 pub mod temp;
 
 pub use gateway::{FakeGateway, Override, RecordedRequest};
-pub use mcp::{McpClient, ToolResult, error_message, numbers_as_f64};
+pub use mcp::{McpClient, ToolResult, assert_same, combo_named, error_message, keys, numbers_as_f64};
 pub use process::ServerCommand;
 pub use raw::{RawServer, RawTranscript};
 pub use real::RealGateway;

@@ -85,6 +85,29 @@ pub fn error_message(outcome: &Result<ToolResult, ServiceError>) -> String {
     }
 }
 
+/// JSON equality where `0` equals `0.0`.
+#[track_caller]
+pub fn assert_same(actual: &Value, expected: &Value, what: &str) {
+    assert_eq!(numbers_as_f64(actual), numbers_as_f64(expected), "{what}");
+}
+
+/// The keys of a JSON object, in order (key order is part of the tool contracts).
+pub fn keys(value: &Value) -> Vec<&str> {
+    value
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The entry named `name` in a list_combos result; panics with the list when absent.
+#[track_caller]
+pub fn combo_named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["combos"]
+        .as_array()
+        .and_then(|combos| combos.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("combo {name:?} not listed: {list}"))
+}
+
 /// `value` with every number as an f64, so `0` and `0.0` compare equal (the text content is
 /// printed with JS number formatting, structuredContent keeps floats).
 pub fn numbers_as_f64(value: &Value) -> Value {

@@ -3,7 +3,7 @@
 use omniroute_mcp_tests::gateway::unreachable_url;
 use omniroute_mcp_tests::{
     FakeGateway, GET_HEALTH, LIST_COMBOS, McpClient, Override, ServerCommand, TEST_API_KEY,
-    numbers_as_f64,
+    assert_same, keys,
 };
 use serde_json::{Value, json};
 
@@ -19,19 +19,6 @@ async fn start(get_overrides: Vec<(&str, Override)>) -> (FakeGateway, McpClient)
     }
     let client = client_for(&gateway.url()).await;
     (gateway, client)
-}
-
-/// JSON equality where `0` equals `0.0`.
-#[track_caller]
-fn assert_same(actual: &Value, expected: &Value, what: &str) {
-    assert_eq!(numbers_as_f64(actual), numbers_as_f64(expected), "{what}");
-}
-
-fn keys(value: &Value) -> Vec<&str> {
-    value
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default()
 }
 
 /// The `{source, error}` entries of `degraded`, as (source, error) pairs.

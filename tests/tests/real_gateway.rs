@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use omniroute_mcp_tests::real::{is_uuid, round_cost, traffic_lock, unique_name};
-use omniroute_mcp_tests::{McpClient, RealGateway, numbers_as_f64};
+use omniroute_mcp_tests::{McpClient, RealGateway, assert_same, combo_named, keys};
 use serde_json::{Value, json};
 
 const HEALTH: &str = "omniroute_get_health";
@@ -90,29 +90,10 @@ macro_rules! assert_num {
     }};
 }
 
-#[track_caller]
-fn assert_same(actual: &Value, expected: &Value, what: &str) {
-    assert_eq!(numbers_as_f64(actual), numbers_as_f64(expected), "{what}");
-}
-
-fn keys(value: &Value) -> Vec<&str> {
-    value
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default()
-}
-
 fn num(value: &Value, what: &str) -> f64 {
     value
         .as_f64()
         .unwrap_or_else(|| panic!("{what} must be a number, got {value}"))
-}
-
-fn combo_named<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["combos"]
-        .as_array()
-        .and_then(|combos| combos.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("combo {name:?} not listed: {list}"))
 }
 
 /// The breaker state the gateway reports right now for the mock provider: the worst state of

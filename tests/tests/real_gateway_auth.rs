@@ -9,7 +9,7 @@
 //!   the gateway's failure counter for this address).
 
 use omniroute_mcp_tests::real::{is_uuid, traffic_lock, unique_name};
-use omniroute_mcp_tests::{McpClient, RealGateway, ServerCommand};
+use omniroute_mcp_tests::{McpClient, RealGateway, ServerCommand, combo_named};
 use serde_json::{Value, json};
 
 const HEALTH: &str = "omniroute_get_health";
@@ -31,13 +31,6 @@ fn with_password(gateway: &RealGateway) -> ServerCommand {
 
 fn messages() -> Value {
     json!([{ "role": "user", "content": format!("e2e {}", unique_name("auth")) }])
-}
-
-fn combo_named<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["combos"]
-        .as_array()
-        .and_then(|combos| combos.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("combo {name:?} not listed: {list}"))
 }
 
 /// No credential shows up in what the tools return (A.3).
