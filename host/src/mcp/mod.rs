@@ -135,10 +135,13 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| progress_sink(context.peer.clone(), token));
+        let (progress, forwarder) = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (sink, forwarder) = progress_sink(context.peer.clone(), token);
+                (Some(sink), Some(forwarder))
+            }
+            None => (None, None),
+        };
         let mut meta = context.meta.0.0.clone();
         if let Some(m) = &request.meta {
             meta.extend(m.0.0.clone());
@@ -183,6 +186,11 @@ impl ServerHandler for McpHandler {
                 }
             }
         };
+        // The call is over and its sink dropped: let the forwarder flush the
+        // notifications still queued, so every progress report precedes the result.
+        if let Some(forwarder) = forwarder {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
+        }
         match outcome {
             Ok(result) => Ok(result.into()),
             Err(name) => Err(McpError::invalid_params(
@@ -212,10 +220,14 @@ fn to_mcp_tool(entry: &ToolEntry) -> Tool {
     ))
 }
 
-/// Forwards `progress.report` to the client in order, without blocking the guest.
-fn progress_sink(peer: rmcp::Peer<RoleServer>, token: rmcp::model::ProgressToken) -> ProgressSink {
+/// Forwards `progress.report` to the client in order, without blocking the
+/// guest. The task ends once every sink clone is dropped and the queue is sent.
+fn progress_sink(
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+) -> (ProgressSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
-    tokio::spawn(async move {
+    let forwarder = tokio::spawn(async move {
         while let Some((done, total, message)) = rx.recv().await {
             let mut param = ProgressNotificationParam::new(token.clone(), done);
             param.total = total;
@@ -226,7 +238,8 @@ fn progress_sink(peer: rmcp::Peer<RoleServer>, token: rmcp::model::ProgressToken
             }
         }
     });
-    Arc::new(move |done, total, message| {
+    let sink: ProgressSink = Arc::new(move |done, total, message| {
         let _ = tx.send((done, total, message));
-    })
+    });
+    (sink, forwarder)
 }
