@@ -22,24 +22,13 @@ import anyio
 from mcp import ClientSession
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
+from checks import CheckFailed, check, env
+
 TIMEOUT_S = 60
 HEALTH = "omniroute_get_health"
 
 
-class CheckFailed(Exception):
-    pass
 
-
-def check(condition: bool, what: str, detail: Any = None) -> None:
-    if not condition:
-        raise CheckFailed(what if detail is None else f"{what}: {json.dumps(detail, default=str)[:2000]}")
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise CheckFailed(f"environment variable {name} is required")
-    return value
 
 
 def names(var: str) -> list[str]:

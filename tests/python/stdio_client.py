@@ -26,25 +26,14 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from checks import CheckFailed, check, env
+
 TIMEOUT_S = 60
 HEALTH = "omniroute_get_health"
 COMBOS = "omniroute_list_combos"
 
 
-class CheckFailed(Exception):
-    pass
 
-
-def check(condition: bool, what: str, detail: Any = None) -> None:
-    if not condition:
-        raise CheckFailed(what if detail is None else f"{what}: {json.dumps(detail, default=str)[:2000]}")
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise CheckFailed(f"environment variable {name} is required")
-    return value
 
 
 def text_of(result: Any) -> str:

@@ -42,6 +42,17 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+import checks
+from checks import CheckFailed
+
+
+def check(condition: bool, what: str, detail: Any = None) -> None:
+    checks.check(condition, what, detail, limit=3000)
+
+
+def env(name: str) -> str:
+    return checks.env(name, hint=': run `cargo xtask test`, which starts the real gateways')
+
 TIMEOUT_S = 90  # per workflow
 SMALL_COST = 0.0000285  # 7 in x 1.5 + 3 out x 6 per 1M tokens
 LARGE_COST = 0.000066  # 7 in x 3 + 3 out x 15 per 1M tokens
@@ -52,24 +63,11 @@ BLOCK_TEXT = (
 )
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition: bool, what: str, detail: Any = None) -> None:
-    if not condition:
-        raise CheckFailed(what if detail is None else f"{what}: {json.dumps(detail, default=str)[:3000]}")
 
 
 def close(a: Any, b: float) -> bool:
     return isinstance(a, (int, float)) and not isinstance(a, bool) and abs(a - b) < 1e-12
 
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise CheckFailed(f"environment variable {name} is required: run `cargo xtask test`, which starts the real gateways")
-    return value
 
 
 def text_of(result: Any) -> str:
