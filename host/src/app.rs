@@ -4,16 +4,30 @@ use crate::audit::AuditLog;
 use crate::capability::Grants;
 use crate::config::Settings;
 use crate::gateway::{Broker, BrokerConfig, Credentials};
-use crate::registry::{LoadOptions, Registry};
-use crate::runtime::{CallContext, Runtime};
+use crate::registry::{LoadOptions, PluginSource, Registry, ToolFolder};
+use crate::runtime::{CallContext, CallLimits, Runtime};
 use crate::session::Session;
 use crate::session::ledger::RoutingIndex;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// The loaded server: sandbox runtime, tools, gateway broker and grants.
 pub struct App {
     pub runtime: Runtime,
-    pub registry: Registry,
+    /// The tools on offer. A plugin reload swaps the whole registry; a call
+    /// in flight keeps the snapshot (and the tool entry) it started with.
+    registry: RwLock<Arc<Registry>>,
+    /// The built-in tools, loaded once and shared by every registry snapshot.
+    builtins: Arc<Registry>,
+    /// The plugin folder and grants file (`--plugins`), if any.
+    pub plugins: Option<PluginSource>,
+    /// Bumped whenever a reload changes what is offered; each MCP session
+    /// watches it to send `notifications/tools/list_changed`.
+    tools_changed: tokio::sync::watch::Sender<u64>,
+    /// The server's per-call limits (manifests may tighten them).
+    limits: CallLimits,
+    /// The context `describe()` runs in: no scopes, throwaway session.
+    describe_ctx: CallContext,
     pub broker: Arc<Broker>,
     /// Completions by request id, across sessions (explain_route).
     pub routing_index: Arc<RoutingIndex>,
@@ -67,13 +81,16 @@ impl App {
             routing_index: Arc::new(RoutingIndex::new(1)),
             progress: None,
         };
-        let registry = Registry::load(LoadOptions {
-            runtime: &runtime,
-            dirs: &settings.tools_dirs,
-            limits: settings.limits,
-            describe_ctx,
-        })
-        .await;
+        let builtins = Arc::new(
+            Registry::load(LoadOptions {
+                runtime: &runtime,
+                dirs: &settings.tools_dirs,
+                limits: settings.limits,
+                describe_ctx: describe_ctx.clone(),
+            })
+            .await,
+        );
+        let registry = compose(&runtime, &builtins, settings.plugins.as_ref(), settings.limits, &describe_ctx).await;
 
         let audit = match &settings.audit_db {
             Some(path) => AuditLog::open(path),
@@ -87,7 +104,12 @@ impl App {
         };
         Ok(Arc::new(App {
             runtime,
-            registry,
+            registry: RwLock::new(registry),
+            builtins,
+            plugins: settings.plugins.clone(),
+            tools_changed: tokio::sync::watch::Sender::new(0),
+            limits: settings.limits,
+            describe_ctx,
             broker,
             routing_index: Arc::new(RoutingIndex::default()),
             grants,
@@ -98,4 +120,88 @@ impl App {
             api_key_id: settings.api_key_id.clone(),
         }))
     }
+}
+
+/// The registry to serve: the built-ins, plus the plugins when a plugin folder is configured.
+async fn compose(
+    runtime: &Runtime,
+    builtins: &Arc<Registry>,
+    plugins: Option<&PluginSource>,
+    limits: CallLimits,
+    describe_ctx: &CallContext,
+) -> Arc<Registry> {
+    match plugins {
+        None => builtins.clone(),
+        Some(source) => {
+            let opts = LoadOptions { runtime, dirs: &[], limits, describe_ctx: describe_ctx.clone() };
+            Arc::new(Registry::with_plugins(builtins, opts, source).await)
+        }
+    }
+}
+
+/// How often the plugin folder and grants file are looked at for changes.
+const PLUGIN_POLL: Duration = Duration::from_secs(1);
+
+impl App {
+    /// The current tools. Hold the `Arc` for the length of one request.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A receiver that changes whenever the tool list does.
+    pub fn tools_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tools_changed.subscribe()
+    }
+
+    /// Reloads the plugin folder and grants (built-ins stay as they are) and
+    /// swaps the registry in. Returns whether the tool list changed; if it
+    /// did, every session is told. Unchanged components come from the
+    /// compile cache, so a reload costs milliseconds.
+    pub async fn reload_plugins(&self) -> bool {
+        let Some(source) = &self.plugins else { return false };
+        let next = compose(&self.runtime, &self.builtins, Some(source), self.limits, &self.describe_ctx).await;
+        let changed = next.listing() != self.registry().listing();
+        let tools = next.tools().len();
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = next;
+        if changed {
+            self.tools_changed.send_modify(|n| *n += 1);
+        }
+        tracing::info!(tools, changed, dir = %source.dir.display(), "plugins reloaded");
+        changed
+    }
+
+    /// With a plugin folder: reloads when the folder or the grants file
+    /// changes (polled every second; `plugins reload` touches `.reload` in
+    /// the folder) or on SIGHUP. Without one: does nothing.
+    pub fn watch_plugins(self: &Arc<Self>) {
+        let Some(source) = self.plugins.clone() else { return };
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| tracing::warn!("SIGHUP will not reload plugins: {e}"))
+                .ok();
+            let mut seen = plugin_state(&source);
+            let mut tick = tokio::time::interval(PLUGIN_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let signalled = tokio::select! {
+                    _ = tick.tick() => false,
+                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                };
+                let now = plugin_state(&source);
+                if signalled || now != seen {
+                    seen = now;
+                    app.reload_plugins().await;
+                }
+            }
+        });
+    }
+}
+
+/// Everything whose change means "reload": the folder's entries (names,
+/// sizes, mtimes, the `.reload` marker included) and the grants file.
+fn plugin_state(source: &PluginSource) -> (Option<Vec<crate::registry::FileStamp>>, Option<(u64, Option<std::time::SystemTime>)>) {
+    let folder = ToolFolder::open(&source.dir).and_then(|f| f.stamps()).ok();
+    let grants = std::fs::metadata(&source.grants_file).ok().map(|m| (m.len(), m.modified().ok()));
+    (folder, grants)
 }

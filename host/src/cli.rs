@@ -6,6 +6,7 @@ use omniroute_mcp::app::App;
 use omniroute_mcp::capability::{CAPABILITY_TABLE, Grants, Scope};
 use omniroute_mcp::config::{self, Settings};
 use omniroute_mcp::mcp::McpHandler;
+use omniroute_mcp::registry::{Origin, PluginSource, Registry, join_scopes};
 use omniroute_mcp::runtime::CallLimits;
 use rmcp::ServiceExt;
 use std::path::PathBuf;
@@ -41,6 +42,35 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Third-party tool plugins: what loads and with which scopes, checking a
+    /// folder before deploying it, and asking running servers to reload.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// The plugins of --plugins (OMNIROUTE_MCP_PLUGINS): each loaded one with its
+    /// requested, granted and withheld scopes, each refused one with the reason.
+    List {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a plugin folder exactly as the server would load it (sha256 pins,
+    /// describe(), names, grants). Exits 1 if any plugin would be refused.
+    Verify {
+        /// The folder to check.
+        dir: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask every server watching the plugin folder to reload it now (touches
+    /// `.reload` in the folder; sending SIGHUP to a server does the same).
+    Reload,
 }
 
 #[derive(Debug, Args, Default)]
@@ -162,6 +192,17 @@ pub struct GlobalArgs {
     #[arg(long, env = "OMNIROUTE_MCP_AUDIT_DB", global = true)]
     pub audit_db: Option<PathBuf>,
 
+    /// Plugin folder: third-party tool components (`<name>.toml` + component), each
+    /// loaded with at most the scopes the operator grants it. Watched while serving:
+    /// a change reloads the plugins and tells clients the tool list changed.
+    #[arg(long, env = "OMNIROUTE_MCP_PLUGINS", global = true)]
+    pub plugins: Option<PathBuf>,
+
+    /// The operator's grants for plugins: TOML with `[tools]` and one line per plugin,
+    /// e.g. `rank_combos = ["read:combos"]`. Default: `grants.toml` in the plugin folder.
+    #[arg(long = "plugin-grants", env = "OMNIROUTE_MCP_PLUGIN_GRANTS", global = true)]
+    pub plugin_grants: Option<PathBuf>,
+
     /// Log filter for stderr (tracing syntax, e.g. `info` or `omniroute_mcp=debug`).
     #[arg(long, env = "OMNIROUTE_MCP_LOG", default_value = "info,rmcp=warn", global = true)]
     pub log: String,
@@ -218,6 +259,7 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
             AuditMode::On => Some(global.audit_db.clone().unwrap_or_else(|| data_dir.join("audit.sqlite"))),
         },
         api_key_id: env("OMNIROUTE_API_KEY_ID").filter(|s| !s.is_empty()),
+        plugins: global.plugins.clone().map(|dir| PluginSource::new(dir, global.plugin_grants.clone())),
         cache_dir: global.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache")),
         data_dir,
     })
@@ -235,6 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants { .. } => unreachable!("handled above"),
         Command::Tools => print_tools(&settings).await,
         Command::Audit { command } => audit_command(&settings, command),
+        Command::Plugins { command } => plugins_command(settings, &cli.global, command).await,
     }
 }
 
@@ -278,11 +321,12 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
         anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
     }
     let app = App::start(settings).await?;
-    if app.registry.tools().is_empty() {
+    app.watch_plugins();
+    if app.registry().tools().is_empty() {
         tracing::error!("no tool could be loaded from {}; /readyz reports not ready", join_paths(&settings.tools_dirs));
     }
     tracing::info!(
-        tools = app.registry.tools().len(),
+        tools = app.registry().tools().len(),
         tenants = tenants.len(),
         gateway = %settings.base_url,
         "omniroute-mcp serving MCP over Streamable HTTP"
@@ -301,9 +345,9 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
 
 async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
-    if app.registry.tools().is_empty() {
-        let reasons: Vec<String> = app
-            .registry
+    let registry = app.registry();
+    if registry.tools().is_empty() {
+        let reasons: Vec<String> = registry
             .refused()
             .iter()
             .map(|r| format!("{}: {}", r.path.display(), r.reason))
@@ -316,11 +360,13 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        tools = app.registry.tools().len(),
-        refused = app.registry.refused().len(),
+        tools = registry.tools().len(),
+        refused = registry.refused().len(),
         gateway = %settings.base_url,
         "omniroute-mcp serving MCP over stdio"
     );
+    drop(registry);
+    app.watch_plugins();
     let service = McpHandler::new(app)
         .serve(rmcp::transport::stdio())
         .await
@@ -331,22 +377,30 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
 
 async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
-    println!("Tools ({} loaded, from {}):", app.registry.tools().len(), join_paths(&settings.tools_dirs));
-    println!("  {:<36} {:<40} {}", "NAME", "SCOPES", "TITLE");
-    for tool in app.registry.tools() {
-        let scopes: Vec<&str> = tool.scopes.iter().map(|s| s.as_str()).collect();
+    let registry = app.registry();
+    let mut sources = join_paths(&settings.tools_dirs);
+    if let Some(plugins) = &settings.plugins {
+        sources.push_str(&format!(" and plugins from {}", plugins.dir.display()));
+    }
+    println!("Tools ({} loaded, from {sources}):", registry.tools().len());
+    println!("  {:<36} {:<8} {:<40} {}", "NAME", "ORIGIN", "SCOPES", "TITLE");
+    for tool in registry.tools() {
         println!(
-            "  {:<36} {:<40} {}",
+            "  {:<36} {:<8} {:<40} {}",
             tool.name(),
-            scopes.join(","),
+            tool.origin.label(),
+            scope_list(&tool.scopes),
             tool.description.title.as_deref().unwrap_or("")
         );
     }
-    if !app.registry.refused().is_empty() {
+    if !registry.refused().is_empty() {
         println!("\nRefused:");
-        for r in app.registry.refused() {
+        for r in registry.refused() {
             println!("  {}: {}", r.path.display(), r.reason);
         }
+    }
+    for warning in registry.warnings() {
+        println!("\nWarning: {warning}");
     }
     println!(
         "\nScopes: enforcement {} (OMNIROUTE_MCP_ENFORCE_SCOPES), granted: {}",
@@ -418,4 +472,104 @@ fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    if scopes.is_empty() { "(none)".to_owned() } else { join_scopes(scopes).replace(", ", ",") }
+}
+
+async fn plugins_command(mut settings: Settings, global: &GlobalArgs, command: PluginsCommand) -> anyhow::Result<()> {
+    let no_folder = || {
+        anyhow::anyhow!("no plugin folder: pass --plugins DIR or set OMNIROUTE_MCP_PLUGINS (see `omniroute-mcp plugins --help`)")
+    };
+    match command {
+        PluginsCommand::Reload => {
+            let source = settings.plugins.ok_or_else(no_folder)?;
+            let marker = source.reload_marker();
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            std::fs::write(&marker, format!("{stamp}\n"))
+                .with_context(|| format!("cannot write {} (is the plugin folder writable?)", marker.display()))?;
+            eprintln!(
+                "Asked servers watching {} to reload (wrote {}); they pick it up within a second.",
+                source.dir.display(),
+                marker.display()
+            );
+            Ok(())
+        }
+        PluginsCommand::List { json } => {
+            let source = settings.plugins.clone().ok_or_else(no_folder)?;
+            let app = App::start(&settings).await?;
+            print_plugins(&app.registry(), &source, json)?;
+            Ok(())
+        }
+        PluginsCommand::Verify { dir, json } => {
+            anyhow::ensure!(dir.is_dir(), "{} is not a folder", dir.display());
+            let source = PluginSource::new(dir, global.plugin_grants.clone());
+            settings.plugins = Some(source.clone());
+            let app = App::start(&settings).await?;
+            let refused = print_plugins(&app.registry(), &source, json)?;
+            if refused > 0 {
+                anyhow::bail!("{refused} plugin(s) in {} would be refused; see the reasons above", source.dir.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints the plugin part of `registry`; returns how many were refused.
+fn print_plugins(registry: &Registry, source: &PluginSource, json: bool) -> anyhow::Result<usize> {
+    let plugins: Vec<_> = registry
+        .tools()
+        .iter()
+        .filter_map(|t| match &t.origin {
+            Origin::Plugin { requested, withheld } => Some((t, requested, withheld)),
+            Origin::Builtin => None,
+        })
+        .collect();
+    let refused: Vec<_> = registry.refused().iter().filter(|r| r.plugin).collect();
+    if json {
+        let names = |scopes: &[Scope]| scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+        let value = serde_json::json!({
+            "folder": source.dir,
+            "grants": source.grants_file,
+            "loaded": plugins.iter().map(|(t, requested, withheld)| serde_json::json!({
+                "name": t.name(),
+                "version": t.manifest.version,
+                "component": t.path,
+                "sha256": t.manifest.sha256,
+                "requested": names(requested),
+                "granted": names(&t.scopes),
+                "withheld": names(withheld),
+            })).collect::<Vec<_>>(),
+            "refused": refused.iter().map(|r| serde_json::json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
+            "warnings": registry.warnings(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(refused.len());
+    }
+    println!("Plugins in {} (grants: {}):", source.dir.display(), source.grants_file.display());
+    if plugins.is_empty() {
+        println!("  (none loaded)");
+    }
+    for (t, requested, withheld) in &plugins {
+        println!("  {} {}  loaded from {}", t.name(), t.manifest.version, t.path.display());
+        println!("      requested: {}", scope_list(requested));
+        println!("      granted:   {}", scope_list(&t.scopes));
+        if !withheld.is_empty() {
+            println!("      withheld:  {} (not granted by the operator)", scope_list(withheld));
+        }
+    }
+    if !refused.is_empty() {
+        println!("Refused:");
+        for r in &refused {
+            println!("  {}: {}", r.path.display(), r.reason);
+        }
+    }
+    for warning in registry.warnings() {
+        println!("Warning: {warning}");
+    }
+    Ok(refused.len())
 }

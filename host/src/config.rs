@@ -36,6 +36,8 @@ pub struct Settings {
     pub audit_db: Option<PathBuf>,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
     pub api_key_id: Option<String>,
+    /// The plugin folder and its grants (`--plugins`), if any.
+    pub plugins: Option<crate::registry::PluginSource>,
 }
 
 /// A setting that cannot be used, with the fix.

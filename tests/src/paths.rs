@@ -9,6 +9,8 @@ pub const BIN_ENV: &str = "OMNIROUTE_MCP_BIN";
 pub const TOOLS_DIR_ENV: &str = "OMNIROUTE_MCP_TOOLS_DIR";
 /// Env var naming the folder of test-only tool components (test_hostile, ...).
 pub const TEST_TOOLS_DIR_ENV: &str = "OMNIROUTE_MCP_TEST_TOOLS_DIR";
+/// Env var naming the folder of example plugins staged by `cargo xtask build` (with `grants.toml`).
+pub const PLUGINS_DIR_ENV: &str = "OMNIROUTE_MCP_TEST_PLUGINS_DIR";
 /// Env var naming the Python interpreter that has the `mcp` SDK installed.
 pub const PYTHON_ENV: &str = "OMNIROUTE_MCP_PYTHON";
 
@@ -69,6 +71,14 @@ pub fn builtin_tools_dir() -> PathBuf {
 pub fn test_tools_dir() -> PathBuf {
     let dir = env_path(TEST_TOOLS_DIR_ENV).unwrap_or_else(|| target_dir().join("test-tools"));
     require_components(&dir, TEST_TOOLS_DIR_ENV, &["test_hostile"]);
+    dir
+}
+
+/// Example plugins: `$OMNIROUTE_MCP_TEST_PLUGINS_DIR`, else `<workspace>/target/plugins`.
+/// Panics unless it holds `names` (component and manifest each).
+pub fn example_plugins_dir(names: &[&str]) -> PathBuf {
+    let dir = env_path(PLUGINS_DIR_ENV).unwrap_or_else(|| target_dir().join("plugins"));
+    require_components(&dir, PLUGINS_DIR_ENV, names);
     dir
 }
 

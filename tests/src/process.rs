@@ -107,6 +107,20 @@ impl ServerCommand {
         command
     }
 
+    /// Runs the binary with these arguments (e.g. a `plugins verify DIR`
+    /// subcommand added with [`Self::arg`]) to completion, bounded by
+    /// [`crate::STARTUP_TIMEOUT`]; returns its exit status, stdout and stderr.
+    pub async fn run_to_end(&self) -> std::process::Output {
+        let mut command = self.to_command();
+        command.stdin(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
+        match tokio::time::timeout(crate::STARTUP_TIMEOUT, child.wait_with_output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => panic!("{} failed to run: {e}", self.describe()),
+            Err(_) => panic!("{} did not finish within {:?}", self.describe(), crate::STARTUP_TIMEOUT),
+        }
+    }
+
     /// For failure messages: the command line and the variables set.
     pub fn describe(&self) -> String {
         let args: Vec<String> = self

@@ -184,6 +184,31 @@ impl RawServer {
         }
     }
 
+    /// Waits (bounded by `limit`) until the server has sent `count`
+    /// notifications named `method` in all, e.g. `notifications/tools/list_changed`.
+    pub async fn wait_for_notifications(&self, method: &str, count: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let seen = self.notifications(method);
+            if seen >= count {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(&format!("saw {seen} of {count} {method} notifications within {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many notifications named `method` the server has sent so far.
+    pub fn notifications(&self, method: &str) -> usize {
+        lock(&self.transcript)
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["method"] == method && m.get("id").is_none())
+            .count()
+    }
+
     /// The stdout lines so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         lock(&self.transcript).clone()

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-const WASM_TARGET: &str = "wasm32-wasip2";
+pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Where the build put things.
 pub struct Built {
@@ -16,6 +16,8 @@ pub struct Built {
     pub tools_dir: PathBuf,
     /// Test-only components (hostile tools for the sandbox tests).
     pub test_tools_dir: PathBuf,
+    /// The example plugins (`<name>.wasm` + `<name>.toml`) and their `grants.toml`.
+    pub plugins_dir: PathBuf,
 }
 
 /// Builds components and host; returns the paths.
@@ -36,6 +38,7 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         staged,
         tools_dir.display()
     ));
+    let plugins_dir = crate::plugins::build_and_stage(&root)?;
 
     let profile = if release { "release" } else { "debug" };
     util::step(&format!("building the host ({profile})"));
@@ -55,6 +58,7 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         binary,
         tools_dir,
         test_tools_dir,
+        plugins_dir,
     })
 }
 
@@ -67,7 +71,7 @@ pub fn components_cargo(args: &[&str]) -> std::process::Command {
 }
 
 /// Adds the wasm32-wasip2 target with rustup when it is missing.
-fn ensure_wasm_target() -> anyhow::Result<()> {
+pub fn ensure_wasm_target() -> anyhow::Result<()> {
     let installed = std::process::Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output_text()
@@ -82,13 +86,13 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 }
 
 #[derive(Deserialize)]
-struct CargoToml {
-    package: Package,
+pub struct CargoToml {
+    pub package: Package,
 }
 
 #[derive(Deserialize)]
-struct Package {
-    name: String,
+pub struct Package {
+    pub name: String,
 }
 
 /// Copies each tool crate's component next to a manifest that pins its
@@ -103,32 +107,45 @@ fn stage_components(root: &Path, tools_dir: &Path, test_tools_dir: &Path) -> any
     }
     let mut count = 0;
     for dir in crates {
+        // Plugins are staged apart, into target/plugins (crate::plugins).
+        if dir.starts_with(components.join("plugins")) {
+            continue;
+        }
         let cargo: CargoToml = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)
             .with_context(|| format!("reading {}/Cargo.toml", dir.display()))?;
-        let source_manifest = std::fs::read_to_string(dir.join("tool.toml"))?;
-        let tool: toml::Table = toml::from_str(&source_manifest)
-            .with_context(|| format!("reading {}/tool.toml", dir.display()))?;
-        let name = tool
-            .get("name")
-            .and_then(|v| v.as_str())
-            .with_context(|| format!("{}/tool.toml has no name", dir.display()))?;
         let wasm_path = out.join(format!("{}.wasm", cargo.package.name.replace('-', "_")));
-        let wasm = std::fs::read(&wasm_path)
-            .with_context(|| format!("component {} was not built", wasm_path.display()))?;
-        let sha = hex::encode(Sha256::digest(&wasm));
         let dest_dir = if dir.starts_with(components.join("testing")) {
             test_tools_dir
         } else {
             tools_dir
         };
-        std::fs::create_dir_all(dest_dir)?;
-        let file = format!("{name}.wasm");
-        let manifest = insert_pins(&source_manifest, &file, &sha);
-        write_if_changed(&dest_dir.join(&file), &wasm)?;
-        write_if_changed(&dest_dir.join(format!("{name}.toml")), manifest.as_bytes())?;
+        stage_component(&dir, &wasm_path, dest_dir)?;
         count += 1;
     }
     Ok(count)
+}
+
+/// Copies one component to `dest_dir/<name>.wasm` next to
+/// `dest_dir/<name>.toml`: the tool's `tool.toml` with `component` and
+/// `sha256` pinned. Returns the tool name.
+pub fn stage_component(tool_dir: &Path, wasm_path: &Path, dest_dir: &Path) -> anyhow::Result<String> {
+    let source_manifest = std::fs::read_to_string(tool_dir.join("tool.toml"))
+        .with_context(|| format!("reading {}/tool.toml", tool_dir.display()))?;
+    let tool: toml::Table = toml::from_str(&source_manifest)
+        .with_context(|| format!("reading {}/tool.toml", tool_dir.display()))?;
+    let name = tool
+        .get("name")
+        .and_then(|v| v.as_str())
+        .with_context(|| format!("{}/tool.toml has no name", tool_dir.display()))?;
+    let wasm = std::fs::read(wasm_path)
+        .with_context(|| format!("component {} was not built", wasm_path.display()))?;
+    let sha = hex::encode(Sha256::digest(&wasm));
+    std::fs::create_dir_all(dest_dir)?;
+    let file = format!("{name}.wasm");
+    let manifest = insert_pins(&source_manifest, &file, &sha);
+    write_if_changed(&dest_dir.join(&file), &wasm)?;
+    write_if_changed(&dest_dir.join(format!("{name}.toml")), manifest.as_bytes())?;
+    Ok(name.to_string())
 }
 
 /// The source manifest with `component` and `sha256` added after `version`.
@@ -164,7 +181,7 @@ fn find_tool_crates(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }

@@ -4,6 +4,8 @@
 mod build;
 mod conformance;
 mod gateway;
+mod new_tool;
+mod plugins;
 mod python;
 mod util;
 
@@ -46,6 +48,22 @@ enum Command {
         #[command(subcommand)]
         action: gateway::GatewayAction,
     },
+    /// Generate a standalone tool plugin crate (Rust SDK, example tool, FakeGateway tests).
+    NewTool {
+        /// Tool name: 1-64 of a-z 0-9 _ -, not starting with `omniroute_`.
+        name: String,
+        /// Where to create the crate (default: beside this repository, ../<name>).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Build a plugin folder (Rust crate or Python app with a tool.toml) and write
+    /// <name>.wasm + <name>.toml with the sha256 pinned into a plugin folder.
+    BuildPlugin {
+        path: std::path::PathBuf,
+        /// The plugin folder to write into (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +74,8 @@ fn main() -> ExitCode {
         Command::Test => test(),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
+        Command::NewTool { name, dir } => new_tool::command(&name, dir.as_deref()),
+        Command::BuildPlugin { path, out } => plugins::build_plugin(&path, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +132,7 @@ fn test() -> anyhow::Result<()> {
 
     util::step("component unit tests (native)");
     build::components_cargo(&["test"]).current_dir(&root).run()?;
+    plugins::test(&root)?;
 
     util::step("host and end-to-end tests");
     util::cargo(&["test", "--workspace"])
@@ -119,6 +140,7 @@ fn test() -> anyhow::Result<()> {
         .env("OMNIROUTE_MCP_BIN", &built.binary)
         .env("OMNIROUTE_MCP_TOOLS_DIR", &built.tools_dir)
         .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
+        .env("OMNIROUTE_MCP_TEST_PLUGINS_DIR", &built.plugins_dir)
         .env("OMNIROUTE_MCP_PYTHON", &python)
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))

@@ -1,4 +1,5 @@
-//! The Python venv with the official MCP SDK, for client-compatibility tests.
+//! Python venvs under `target/`: the official MCP SDK for client-compatibility
+//! tests, and componentize-py for Python plugins (crate::plugins).
 
 use crate::util::{self, RunExt};
 use anyhow::Context;
@@ -10,25 +11,40 @@ pub const MCP_REQUIREMENT: &str = "mcp==2.3.0";
 
 /// Creates `target/venv` with the SDK once; later runs reuse it.
 pub fn ensure_venv() -> anyhow::Result<PathBuf> {
-    let venv = util::workspace_root().join("target").join("venv");
+    ensure("venv", MCP_REQUIREMENT, "client tests")
+}
+
+/// `target/<name>` with `requirement` installed, created once: later runs
+/// only check a marker. Returns the venv's `python`.
+pub fn ensure(name: &str, requirement: &str, purpose: &str) -> anyhow::Result<PathBuf> {
+    let venv = util::workspace_root().join("target").join(name);
     let python = venv.join("bin").join("python");
     let marker = venv.join(".omniroute-requirements");
-    if python.is_file() && std::fs::read_to_string(&marker).is_ok_and(|m| m == MCP_REQUIREMENT) {
+    if python.is_file() && std::fs::read_to_string(&marker).is_ok_and(|m| m == requirement) {
         return Ok(python);
     }
     if !python.is_file() {
-        util::step("creating the Python venv for client tests (target/venv)");
+        util::step(&format!(
+            "creating the Python venv for {purpose} (target/{name})"
+        ));
         let python3 = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         Command::new(&python3)
             .args(["-m", "venv"])
             .arg(&venv)
             .run()
-            .context("Python 3 with the venv module is needed for the client tests")?;
+            .with_context(|| format!("Python 3 with the venv module is needed for {purpose}"))?;
     }
-    util::step(&format!("installing {MCP_REQUIREMENT} into the venv"));
+    util::step(&format!("installing {requirement} into target/{name}"));
     Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", MCP_REQUIREMENT])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
         .run()?;
-    std::fs::write(&marker, MCP_REQUIREMENT)?;
+    std::fs::write(&marker, requirement)?;
     Ok(python)
 }

@@ -92,7 +92,10 @@ pub async fn run(
         return Ok(error_result(e.to_string()));
     }
 
-    let Some(tool) = app.registry.get(name) else {
+    // The snapshot (and so the tool) stays valid for this call even if a
+    // plugin reload swaps the registry meanwhile.
+    let registry = app.registry();
+    let Some(tool) = registry.get(name) else {
         record.error_code = Some("unknown_tool".to_owned());
         commit(app, record).await.map_err(|e| e.to_string())?;
         return Err(name.to_owned());

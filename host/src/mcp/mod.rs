@@ -113,15 +113,45 @@ impl ServerHandler for McpHandler {
         )
     }
 
+    /// Once the client is ready, tells it whenever a plugin reload changes
+    /// the tool list, until its transport closes.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        if self.app.plugins.is_none() {
+            return;
+        }
+        let mut changed = self.app.tools_changed();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            let mut alive = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    update = changed.changed() => {
+                        if update.is_err() {
+                            break;
+                        }
+                        if let Err(e) = peer.notify_tool_list_changed().await {
+                            tracing::debug!(error = %e, "tools/list_changed not delivered; the session is gone");
+                            break;
+                        }
+                    }
+                    _ = alive.tick() => {
+                        if peer.is_transport_closed() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let tenant = self.http_caller(&_context)?.map(|(t, _)| t);
-        let tools = self
-            .app
-            .registry
+        let registry = self.app.registry();
+        let tools = registry
             .tools()
             .iter()
             .filter(|t| tenant.as_ref().is_none_or(|tenant| tenant.may_use(t.name(), &t.scopes)))
@@ -167,7 +197,7 @@ impl ServerHandler for McpHandler {
                     // Over HTTP the tenant's scopes always gate access.
                     enforce: true,
                 };
-                if !tenant.tool_listed(name) && self.app.registry.get(name).is_some() {
+                if !tenant.tool_listed(name) && self.app.registry().get(name).is_some() {
                     let message = format!("The tool {name} is not available to tenant {}.", tenant.id);
                     call::refuse(&self.app, caller, name, request.arguments, "tool_not_allowed", message).await
                 } else {

@@ -3,12 +3,18 @@
 //! plugins go through this same path.
 
 mod description;
+mod folder;
+mod grants;
 mod manifest;
 mod order;
+mod plugins;
 mod validate;
 
 pub use description::{Annotations, Description, DescriptionError};
+pub use folder::{FileStamp, GRANTS_FILE_NAME, MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, ToolFolder};
+pub use grants::{PluginGrants, Split};
 pub use manifest::{Manifest, ManifestError, ManifestLimits, valid_tool_name};
+pub use plugins::{PluginSource, RESERVED_PREFIX};
 pub use validate::{ArgumentError, ArgumentValidator};
 
 use crate::capability::{CapabilitySet, Scope};
@@ -16,14 +22,42 @@ use crate::runtime::bindings::ToolPre;
 use crate::runtime::{CacheOutcome, CallContext, CallLimits, CallState, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Where a tool came from, and for plugins what the operator's grants did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Shipped with the server (`--tools-dir`).
+    Builtin,
+    /// From the plugin folder (`--plugins`).
+    Plugin {
+        /// What the manifest (and describe()) asked for.
+        requested: Vec<Scope>,
+        /// Asked for but not granted by the operator; never reachable.
+        withheld: Vec<Scope>,
+    },
+}
+
+impl Origin {
+    /// `builtin` or `plugin`, for listings.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Origin::Builtin => "builtin",
+            Origin::Plugin { .. } => "plugin",
+        }
+    }
+}
 
 /// A loaded, verified tool ready to be called.
 pub struct ToolEntry {
     pub description: Description,
     pub manifest: Manifest,
+    /// The scopes the tool gets: for a built-in what it declares, for a
+    /// plugin what it declares ∩ what the operator granted. Calls check and
+    /// build their capability set from these.
     pub scopes: Vec<Scope>,
+    pub origin: Origin,
     pub limits: CallLimits,
     /// The component file it was loaded from.
     pub path: PathBuf,
@@ -44,6 +78,8 @@ impl ToolEntry {
 pub struct Refusal {
     pub path: PathBuf,
     pub reason: String,
+    /// Whether it came from the plugin folder.
+    pub plugin: bool,
 }
 
 /// Every tool the server offers, in presentation order.
@@ -52,9 +88,12 @@ pub struct Registry {
     tools: Vec<Arc<ToolEntry>>,
     by_name: HashMap<String, usize>,
     refused: Vec<Refusal>,
+    /// Things an operator should know that did not stop a load (withheld scopes, grants file problems).
+    warnings: Vec<String>,
 }
 
 /// What is needed to load tools.
+#[derive(Clone)]
 pub struct LoadOptions<'a> {
     pub runtime: &'a Runtime,
     /// Folders of `<tool>.toml` + component pairs.
@@ -65,48 +104,32 @@ pub struct LoadOptions<'a> {
     pub describe_ctx: CallContext,
 }
 
+/// Identifies what a registry offers: name, component hash and effective
+/// scopes of each tool. When it changes, clients are told the list changed.
+pub type Listing = Vec<(String, String, Vec<Scope>)>;
+
 impl Registry {
-    /// Loads every manifest in `dirs`. A bad component is refused and
-    /// reported; it never stops the others from loading.
+    /// Loads every manifest in `dirs` (the built-in tools). A bad component
+    /// is refused and reported; it never stops the others from loading.
     pub async fn load(opts: LoadOptions<'_>) -> Registry {
         let mut registry = Registry::default();
-        let mut manifests: Vec<PathBuf> = Vec::new();
         for dir in opts.dirs {
-            match std::fs::read_dir(dir) {
-                Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
-                        .collect();
-                    found.sort();
-                    manifests.extend(found);
+            let folder = match ToolFolder::open(dir) {
+                Ok(folder) => folder,
+                Err(e) => {
+                    registry.refused.push(Refusal {
+                        path: dir.clone(),
+                        reason: format!("cannot read the tools folder: {e}"),
+                        plugin: false,
+                    });
+                    continue;
                 }
-                Err(e) => registry.refused.push(Refusal {
-                    path: dir.clone(),
-                    reason: format!("cannot read the tools folder: {e}"),
-                }),
-            }
-        }
-
-        for manifest_path in manifests {
-            match load_one(&opts, &manifest_path).await {
-                Ok(entry) => {
-                    let name = entry.name().to_owned();
-                    if registry.by_name.contains_key(&name) {
-                        registry.refused.push(Refusal {
-                            path: entry.path.clone(),
-                            reason: format!("a tool named \"{name}\" is already loaded; names must be unique"),
-                        });
-                        continue;
-                    }
-                    tracing::debug!(tool = %name, cache = ?entry.cache, "tool loaded");
-                    registry.by_name.insert(name, registry.tools.len());
-                    registry.tools.push(Arc::new(entry));
+            };
+            for loaded in load_folder(&opts, &folder, false, |_| Ok(())).await {
+                match loaded {
+                    Ok(entry) => registry.insert(entry),
+                    Err(refusal) => registry.refused.push(refusal),
                 }
-                Err(reason) => registry.refused.push(Refusal {
-                    path: manifest_path,
-                    reason,
-                }),
             }
         }
         for refusal in &registry.refused {
@@ -114,6 +137,46 @@ impl Registry {
         }
         registry.sort();
         registry
+    }
+
+    /// The built-in tools of `builtins` plus the plugins of `source`. The
+    /// built-in entries are shared, not reloaded.
+    pub async fn with_plugins(builtins: &Registry, opts: LoadOptions<'_>, source: &PluginSource) -> Registry {
+        let mut registry = Registry {
+            tools: builtins.tools.clone(),
+            by_name: HashMap::new(),
+            refused: builtins.refused.clone(),
+            warnings: builtins.warnings.clone(),
+        };
+        let loaded = plugins::load(&opts, source, &builtins.by_name).await;
+        for entry in loaded.entries {
+            registry.insert(entry);
+        }
+        for refusal in &loaded.refused {
+            tracing::warn!(path = %refusal.path.display(), reason = %refusal.reason, "plugin refused");
+        }
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        registry.refused.extend(loaded.refused);
+        registry.warnings.extend(loaded.warnings);
+        registry.sort();
+        registry
+    }
+
+    fn insert(&mut self, entry: ToolEntry) {
+        let name = entry.name().to_owned();
+        if self.by_name.contains_key(&name) || self.tools.iter().any(|t| t.name() == name) {
+            self.refused.push(Refusal {
+                path: entry.path.clone(),
+                reason: format!("a tool named \"{name}\" is already loaded; names must be unique"),
+                plugin: matches!(entry.origin, Origin::Plugin { .. }),
+            });
+            return;
+        }
+        tracing::debug!(tool = %name, cache = ?entry.cache, origin = entry.origin.label(), "tool loaded");
+        self.by_name.insert(name, self.tools.len());
+        self.tools.push(Arc::new(entry));
     }
 
     fn sort(&mut self) {
@@ -140,14 +203,56 @@ impl Registry {
     pub fn refused(&self) -> &[Refusal] {
         &self.refused
     }
+
+    /// Warnings that did not stop a load (withheld scopes, grants file problems).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What this registry offers, for change detection.
+    pub fn listing(&self) -> Listing {
+        self.tools
+            .iter()
+            .map(|t| (t.name().to_owned(), t.manifest.sha256.clone(), t.scopes.clone()))
+            .collect()
+    }
 }
 
-async fn load_one(opts: &LoadOptions<'_>, manifest_path: &Path) -> Result<ToolEntry, String> {
-    let text = std::fs::read_to_string(manifest_path).map_err(|e| format!("cannot read manifest: {e}"))?;
-    let manifest = Manifest::parse(&text).map_err(|e| e.to_string())?;
-    let dir = manifest_path.parent().unwrap_or(Path::new("."));
-    let path = dir.join(&manifest.component);
-    let wasm = std::fs::read(&path).map_err(|e| format!("cannot read component {}: {e}", path.display()))?;
+/// Loads every manifest of `folder`. `precheck` sees each parsed manifest
+/// before its component is read or compiled, and may refuse it.
+async fn load_folder(
+    opts: &LoadOptions<'_>,
+    folder: &ToolFolder,
+    plugin: bool,
+    mut precheck: impl FnMut(&Manifest) -> Result<(), String>,
+) -> Vec<Result<ToolEntry, Refusal>> {
+    let refuse = |path: PathBuf, reason: String| Refusal { path, reason, plugin };
+    let names = match folder.manifests() {
+        Ok(names) => names,
+        Err(e) => return vec![Err(refuse(folder.path().to_path_buf(), format!("cannot read the tools folder: {e}")))],
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let manifest_path = folder.path().join(&name);
+        let manifest = match folder.read_manifest(&name).and_then(|t| Manifest::parse(&t).map_err(|e| e.to_string())) {
+            Ok(manifest) => manifest,
+            Err(reason) => {
+                out.push(Err(refuse(manifest_path, reason)));
+                continue;
+            }
+        };
+        if let Err(reason) = precheck(&manifest) {
+            out.push(Err(refuse(manifest_path, reason)));
+            continue;
+        }
+        out.push(load_one(opts, folder, manifest).await.map_err(|reason| refuse(manifest_path, reason)));
+    }
+    out
+}
+
+async fn load_one(opts: &LoadOptions<'_>, folder: &ToolFolder, manifest: Manifest) -> Result<ToolEntry, String> {
+    let path = folder.path().join(&manifest.component);
+    let wasm = folder.read_component(&manifest.component)?;
     let actual = hex::encode(Sha256::digest(&wasm));
     if actual != manifest.sha256 {
         return Err(format!(
@@ -163,8 +268,8 @@ async fn load_one(opts: &LoadOptions<'_>, manifest_path: &Path) -> Result<ToolEn
         manifest.limits.gateway_requests,
     );
 
-    // Loading happens before the server answers anything, so compiling on
-    // this thread (a cache miss) delays nothing else.
+    // Loading happens before the server answers anything (or beside it, on
+    // a reload), so compiling here (a cache miss) delays no call.
     let (pre, cache) = opts.runtime.prepare(&wasm, &actual).map_err(|e| e.to_string())?;
 
     let mut describe_ctx = opts.describe_ctx.clone();
@@ -198,6 +303,7 @@ async fn load_one(opts: &LoadOptions<'_>, manifest_path: &Path) -> Result<ToolEn
         description,
         manifest,
         scopes,
+        origin: Origin::Builtin,
         limits,
         path,
         pre,
@@ -206,6 +312,7 @@ async fn load_one(opts: &LoadOptions<'_>, manifest_path: &Path) -> Result<ToolEn
     })
 }
 
-fn join_scopes(scopes: &[Scope]) -> String {
+/// `a, b, c`, for messages.
+pub fn join_scopes(scopes: &[Scope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }

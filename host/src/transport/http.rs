@@ -137,7 +137,7 @@ pub fn router(app: Arc<App>, options: HttpOptions, shutdown: CancellationToken, 
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let tools = shared.app.registry.tools().len();
+    let tools = shared.app.registry().tools().len();
     let reason = if tools == 0 {
         Some("no tool component could be loaded".to_owned())
     } else {

@@ -295,6 +295,16 @@ fn answer(
             };
             reply(200, JSON, body.clone())
         }
+        ("GET", "/api/usage/combo-health") => {
+            // The 3.7.9 route answers 400 without a `range` (fixture), else the persisted health.
+            let has_range = parse_query(query).iter().any(|(k, _)| k == "range");
+            let (status, fixture) = if has_range {
+                (200, "combo-health-24h.json")
+            } else {
+                (400, "combo-health-no-range-400.json")
+            };
+            json_reply(status, &load_fixture(fixture))
+        }
         ("GET", "/api/resilience") => json_reply(200, &lock(&shared.resilience)),
         ("PATCH", "/api/resilience") => patch_resilience(shared, body),
         ("POST", "/v1/chat/completions") => {

@@ -9,7 +9,7 @@
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::coerce::{self, js_number, round4};
 use omniroute_tool_sdk::combos::{
-    self, ComboModel, combo_enabled, combo_id, combo_name, combos_of,
+    self, ComboModel, combo_enabled, combo_id, combo_latency, combo_name, combos_of,
 };
 use omniroute_tool_sdk::fitness::{self, TASK_TYPES};
 use omniroute_tool_sdk::ledger::usd;
@@ -22,11 +22,9 @@ pub struct BestComboForTask;
 
 omniroute_tool_sdk::export_tool!(BestComboForTask);
 
-pub use omniroute_tool_sdk::combos::COMBOS;
+pub use omniroute_tool_sdk::combos::{COMBO_HEALTH, COMBO_METRICS, COMBOS};
 pub use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
 pub const ANALYTICS: &str = "/api/usage/analytics";
-pub const COMBO_METRICS: &str = "/api/combos/metrics";
-pub const COMBO_HEALTH: &str = "/api/usage/combo-health";
 
 /// How many alternatives are listed.
 pub const ALTERNATIVES: usize = 3;
@@ -222,7 +220,7 @@ pub fn best_combo(
     if let Some(limit) = latency {
         let (mut applied, mut unknown) = (0, 0);
         for c in candidates.iter_mut().filter(|c| c.excluded.is_none()) {
-            match combo_latency(c.combo, metrics.as_ref(), combo_health.as_ref()) {
+            match combo_latency(c.combo, metrics.as_ref(), combo_health.as_ref()).map(|l| l.ms) {
                 Some(ms) => {
                     applied += 1;
                     if ms > limit {
@@ -381,31 +379,6 @@ fn expected_cost(
     let requests = coerce::num(&entry["requests"], 0.0);
     let cost = entry["cost"].as_f64().filter(|x| x.is_finite())?;
     (requests > 0.0).then(|| cost / requests)
-}
-
-/// A combo's latency: the in-memory `avgLatencyMs` of `/api/combos/metrics`
-/// when it has requests, else the request-weighted mean of the 24 h
-/// combo-health targets with requests; `None` when neither knows.
-fn combo_latency(combo: &Value, metrics: Option<&Value>, health: Option<&Value>) -> Option<f64> {
-    let name = combo_name(combo);
-    let in_memory = metrics
-        .map(|m| &m["metrics"][name])
-        .filter(|m| coerce::num(&m["totalRequests"], 0.0) > 0.0);
-    if let Some(avg) = in_memory.and_then(|m| m["avgLatencyMs"].as_f64()) {
-        return Some(avg);
-    }
-    let entry = coerce::arr(&health?["combos"]).iter().find(|c| {
-        c["comboId"].as_str() == Some(combo_id(combo)) || c["comboName"].as_str() == Some(name)
-    })?;
-    let (mut weighted, mut requests) = (0.0, 0.0);
-    for t in coerce::arr(&entry["targetHealth"]) {
-        let r = coerce::num(&t["requests"], 0.0);
-        if let (true, Some(avg)) = (r > 0.0, t["avgLatencyMs"].as_f64()) {
-            weighted += r * avg;
-            requests += r;
-        }
-    }
-    (requests > 0.0).then(|| weighted / requests)
 }
 
 fn output_schema() -> Value {

@@ -11,11 +11,7 @@ fn gateway() -> FakeGateway {
     FakeGateway::new()
         .on_get(COMBOS, Reply::json(200, fixtures::COMBOS_POPULATED))
         .on_get(HEALTH, Reply::json(200, fixtures::HEALTH_POPULATED))
-        .on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
-        .on_get(
-            PRICING_MODELS,
-            Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
-        )
+        .with_provider_maps()
         .on_get(ANALYTICS, Reply::json(200, fixtures::USAGE_ANALYTICS_1D))
         .on_get(COMBO_METRICS, Reply::json(200, fixtures::COMBO_METRICS_ALL))
         .on_get(

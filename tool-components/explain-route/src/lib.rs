@@ -40,7 +40,7 @@ omniroute_tool_sdk::export_tool!(ExplainRoute);
 pub use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
 pub const DECISIONS: &str = "/api/routing/decisions";
 pub const CALL_LOGS: &str = "/api/usage/call-logs";
-pub const COMBO_METRICS: &str = "/api/combos/metrics";
+pub use omniroute_tool_sdk::combos::COMBO_METRICS;
 /// Call-log rows read for the enrichment.
 pub const CALL_LOG_LIMIT: &str = "200";
 /// Slack around a ledger entry's send and receive times, ms.

@@ -24,11 +24,7 @@ fn gateway() -> FakeGateway {
     FakeGateway::new()
         .on_get(HEALTH, Reply::json(200, fixtures::HEALTH_POPULATED))
         .on_get(QUOTA, Reply::json(200, fixtures::USAGE_QUOTA))
-        .on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
-        .on_get(
-            PRICING_MODELS,
-            Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
-        )
+        .with_provider_maps()
         .on_get(&format!("{DECISIONS}/{REQ_ID}"), html_404())
         .on_get(&format!("{DECISIONS}/{LOG_ID}"), html_404())
         .on_get(

@@ -17,7 +17,7 @@ pub struct GetComboMetrics;
 omniroute_tool_sdk::export_tool!(GetComboMetrics);
 
 pub use omniroute_tool_sdk::combos::COMBOS;
-pub const COMBO_METRICS: &str = "/api/combos/metrics";
+pub use omniroute_tool_sdk::combos::COMBO_METRICS;
 
 impl Tool for GetComboMetrics {
     fn describe() -> ToolDescription {

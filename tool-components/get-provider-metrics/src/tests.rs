@@ -6,11 +6,7 @@ use super::*;
 
 fn gateway() -> FakeGateway {
     FakeGateway::new()
-        .on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
-        .on_get(
-            PRICING_MODELS,
-            Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
-        )
+        .with_provider_maps()
         .on_get(
             PROVIDER_METRICS,
             Reply::json(200, fixtures::PROVIDER_METRICS),

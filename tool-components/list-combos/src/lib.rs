@@ -19,7 +19,7 @@ pub struct ListCombos;
 omniroute_tool_sdk::export_tool!(ListCombos);
 
 pub const COMBOS: &str = "/api/combos";
-pub const COMBO_METRICS: &str = "/api/combos/metrics";
+pub use omniroute_tool_sdk::combos::COMBO_METRICS;
 
 impl Tool for ListCombos {
     fn describe() -> ToolDescription {

@@ -16,11 +16,7 @@ fn nodes_1f2() -> String {
 fn gateway(chat: Reply) -> FakeGateway {
     FakeGateway::new()
         .on_get(COMBOS, Reply::json(200, fixtures::COMBOS_POPULATED))
-        .on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
-        .on_get(
-            PRICING_MODELS,
-            Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
-        )
+        .with_provider_maps()
         .on(Method::Post, COMPLETIONS, chat)
 }
 

@@ -228,6 +228,75 @@ pub fn resolve_combo(gw: &dyn Gateway, id_or_name: &str) -> Result<Value, ToolEr
         .ok_or_else(|| combo_not_found(id_or_name))
 }
 
+/// `GET /api/combos/metrics`: in-memory combo metrics keyed by combo **name**
+/// (reset when the gateway restarts).
+pub const COMBO_METRICS: &str = "/api/combos/metrics";
+/// `GET /api/usage/combo-health?range=…`: persistent per-step combo health.
+pub const COMBO_HEALTH: &str = "/api/usage/combo-health";
+
+/// Where a combo's latency came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatencySource {
+    /// `avgLatencyMs` of the in-memory `GET /api/combos/metrics` entry.
+    ComboMetrics,
+    /// The request-weighted mean over the targets of `GET /api/usage/combo-health`.
+    ComboHealth,
+}
+
+impl LatencySource {
+    /// `"combo-metrics"` or `"combo-health"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencySource::ComboMetrics => "combo-metrics",
+            LatencySource::ComboHealth => "combo-health",
+        }
+    }
+}
+
+/// A measured combo latency and its source.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ComboLatency {
+    pub ms: f64,
+    pub source: LatencySource,
+}
+
+/// A combo's measured latency: the in-memory `avgLatencyMs` of
+/// `GET /api/combos/metrics` (`metrics`) when that entry has requests, else
+/// the request-weighted mean `avgLatencyMs` of the combo-health targets with
+/// requests (`health`, matched by `comboId`, then `comboName`); `None` when
+/// neither knows, never a guess.
+pub fn combo_latency(
+    combo: &Value,
+    metrics: Option<&Value>,
+    health: Option<&Value>,
+) -> Option<ComboLatency> {
+    let name = combo_name(combo);
+    let in_memory = metrics
+        .map(|m| &m["metrics"][name])
+        .filter(|m| coerce::num(&m["totalRequests"], 0.0) > 0.0);
+    if let Some(avg) = in_memory.and_then(|m| m["avgLatencyMs"].as_f64()) {
+        return Some(ComboLatency {
+            ms: avg,
+            source: LatencySource::ComboMetrics,
+        });
+    }
+    let entry = coerce::arr(&health?["combos"]).iter().find(|c| {
+        c["comboId"].as_str() == Some(combo_id(combo)) || c["comboName"].as_str() == Some(name)
+    })?;
+    let (mut weighted, mut requests) = (0.0, 0.0);
+    for t in coerce::arr(&entry["targetHealth"]) {
+        let r = coerce::num(&t["requests"], 0.0);
+        if let (true, Some(avg)) = (r > 0.0, t["avgLatencyMs"].as_f64()) {
+            weighted += r * avg;
+            requests += r;
+        }
+    }
+    (requests > 0.0).then(|| ComboLatency {
+        ms: weighted / requests,
+        source: LatencySource::ComboHealth,
+    })
+}
+
 /// The index of the step that served `provider`/`model` (the
 /// `x-omniroute-provider` and `x-omniroute-model` of a completion, spec C.6
 /// item 4): the first step whose model after `/` is `model` and whose
@@ -384,6 +453,37 @@ mod tests {
             combo_not_found("nope").message(),
             "Combo not found: \"nope\""
         );
+    }
+
+    #[test]
+    fn latency_from_metrics_then_combo_health() {
+        let combos: Value = serde_json::from_str(COMBOS_FIXTURE).unwrap();
+        let [coding_fast, free_tier] = [&combos_of(&combos)[0], &combos_of(&combos)[1]];
+        let metrics: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/gateway/combo-metrics-all.json"
+        ))
+        .unwrap();
+        let health: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/gateway/combo-health-24h.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            combo_latency(coding_fast, Some(&metrics), Some(&health)),
+            Some(ComboLatency {
+                ms: 1341.0,
+                source: LatencySource::ComboMetrics
+            })
+        );
+        // (8 × 118 + 2 × 102) / 10 when the in-memory metrics are gone.
+        let latency = combo_latency(coding_fast, None, Some(&health)).unwrap();
+        assert_eq!(latency.source.as_str(), "combo-health");
+        assert!((latency.ms - 114.8).abs() < 1e-9);
+        // free-tier: no traffic anywhere.
+        assert_eq!(
+            combo_latency(free_tier, Some(&metrics), Some(&health)),
+            None
+        );
+        assert_eq!(combo_latency(coding_fast, None, None), None);
     }
 
     #[test]

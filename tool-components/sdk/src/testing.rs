@@ -236,6 +236,18 @@ impl FakeGateway {
         self.on(Method::Get, path, reply)
     }
 
+    /// Answers the two provider-map sources of [`crate::providers::Providers`]
+    /// with the real fixtures: `GET /api/provider-nodes` (the custom node
+    /// `mock` = [`fixtures::NODE_9BF`]) and `GET /api/pricing/models`.
+    pub fn with_provider_maps(self) -> Self {
+        use crate::providers::{PRICING_MODELS, PROVIDER_NODES};
+        self.on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
+            .on_get(
+                PRICING_MODELS,
+                Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
+            )
+    }
+
     /// Answers `method path` with `reply` when `matcher` also holds.
     pub fn on_matching(
         mut self,
@@ -529,7 +541,10 @@ pub fn check_description<T: Tool>() -> Value {
         .collect();
     if let Some(audit) = desc.get("audit") {
         let pointer = audit["output"].as_str().expect("audit.output is a string");
-        assert!(pointer.starts_with('/'), "audit.output must be a JSON pointer, got {pointer:?}");
+        assert!(
+            pointer.starts_with('/'),
+            "audit.output must be a JSON pointer, got {pointer:?}"
+        );
     }
     assert_eq!(
         keys,

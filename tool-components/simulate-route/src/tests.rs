@@ -13,11 +13,7 @@ fn gateway() -> FakeGateway {
         .on_get(HEALTH, Reply::json(200, fixtures::HEALTH_POPULATED))
         .on_get(QUOTA, Reply::json(200, fixtures::USAGE_QUOTA))
         .on_get(PRICING, Reply::json(200, fixtures::PRICING))
-        .on_get(PROVIDER_NODES, Reply::json(200, fixtures::PROVIDER_NODES))
-        .on_get(
-            PRICING_MODELS,
-            Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
-        )
+        .with_provider_maps()
 }
 
 fn run(gw: FakeGateway, input: Value) -> Result<Value, String> {

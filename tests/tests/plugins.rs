@@ -1,0 +1,246 @@
+//! Third-party plugins (`--plugins DIR`), against the real binary and the fake gateway:
+//! a tampered component is refused while the server keeps serving; the reserved prefix and
+//! name collisions are refused; the operator's grants, not the plugin's request, decide what
+//! reaches the gateway; a folder change reaches a connected client as `tools/list_changed`;
+//! the in-tree example plugins (Rust and Python) load and answer from gateway data.
+
+use std::path::Path;
+use std::time::Duration;
+
+use omniroute_mcp_tests::{FakeGateway, McpClient, RawServer, ServerCommand, TempDir, combo_named, paths};
+use serde_json::{Value, json};
+
+/// The test-only plugin that asks for read:combos and write:combos.
+const SWITCHER: &str = "test_plugin_switcher";
+const LIST_CHANGED: &str = "notifications/tools/list_changed";
+/// The folder is polled every second; leave room for a loaded machine.
+const RELOAD_WAIT: Duration = Duration::from_secs(20);
+
+/// Copies `<name>.wasm` and `<name>.toml` from `from` into `to`, the component first so a
+/// watching server never sees a manifest without its component.
+fn install(from: &Path, name: &str, to: &Path) {
+    for ext in ["wasm", "toml"] {
+        let file = format!("{name}.{ext}");
+        std::fs::copy(from.join(&file), to.join(&file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+}
+
+fn grant(dir: &Path, lines: &str) {
+    std::fs::write(dir.join("grants.toml"), format!("[tools]\n{lines}\n")).unwrap();
+}
+
+fn with_plugins(gateway: &FakeGateway, dir: &Path) -> ServerCommand {
+    ServerCommand::new(&gateway.url()).arg("--plugins").arg(dir)
+}
+
+fn tool_names(tools: &[Value]) -> Vec<String> {
+    tools.iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+}
+
+/// `plugins list --json` (or `verify DIR --json`) of a command; returns (exit ok, parsed JSON).
+async fn plugins_json(command: ServerCommand) -> (bool, Value) {
+    let out = command.run_to_end().await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.success(), value)
+}
+
+fn coding_fast_id(gateway: &FakeGateway) -> String {
+    combo_named(&gateway.combos(), "coding-fast")["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_tampered_component_is_refused_and_the_server_keeps_serving() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-tampered");
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+
+    // Untampered, the folder verifies.
+    let (ok, report) = plugins_json(ServerCommand::new(&gateway.url()).arg("plugins").arg("verify").arg(dir.path()).arg("--json")).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["loaded"][0]["name"], SWITCHER, "{report}");
+
+    // One flipped byte after the manifest pinned the hash.
+    let wasm = dir.path().join(format!("{SWITCHER}.wasm"));
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wasm, bytes).unwrap();
+
+    let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    let names = tool_names(&client.list_tools().await);
+    assert!(!names.contains(&SWITCHER.to_owned()), "{names:?}");
+    assert!(names.contains(&"omniroute_get_health".to_owned()), "{names:?}");
+    let health = client.call("omniroute_get_health", json!({})).await;
+    assert!(!health.is_error, "{}", health.text);
+    assert!(client.stderr().contains("sha256"), "{}", client.stderr());
+    client.shutdown().await;
+
+    let (ok, report) = plugins_json(ServerCommand::new(&gateway.url()).arg("plugins").arg("verify").arg(dir.path()).arg("--json")).await;
+    assert!(!ok, "verify must fail: {report}");
+    assert_eq!(report["loaded"], json!([]));
+    let reason = report["refused"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("sha256") && reason.contains("manifest pins"), "{reason}");
+}
+
+#[tokio::test]
+async fn reserved_names_and_collisions_are_refused_with_the_fix() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-collide");
+    // A built-in dropped into the plugin folder: reserved prefix.
+    install(&paths::builtin_tools_dir(), "omniroute_get_health", dir.path());
+    // The same plugin twice under two manifest names: the second collides.
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    std::fs::copy(dir.path().join(format!("{SWITCHER}.toml")), dir.path().join("zz-second-copy.toml")).unwrap();
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+
+    let (ok, report) = plugins_json(with_plugins(&gateway, dir.path()).arg("plugins").arg("list").arg("--json")).await;
+    assert!(ok, "list succeeds even with refusals: {report}");
+    let loaded: Vec<&str> = report["loaded"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(loaded, vec![SWITCHER]);
+    let reasons: Vec<&str> = report["refused"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("`omniroute_`") && r.contains("reserved")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("already used by") && r.contains("rename")), "{reasons:?}");
+
+    // The server serves all 16 built-ins and the plugin once.
+    let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    let names = tool_names(&client.list_tools().await);
+    assert_eq!(names.iter().filter(|n| n.starts_with("omniroute_")).count(), 16, "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == SWITCHER).count(), 1, "{names:?}");
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_operator_grant_a_plugin_cannot_switch_a_combo() {
+    let gateway = FakeGateway::start();
+    let id = coding_fast_id(&gateway);
+    let dir = TempDir::new("plugins-grant");
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+
+    // The listing shows what was asked, granted and withheld.
+    let (_, report) = plugins_json(with_plugins(&gateway, dir.path()).arg("plugins").arg("list").arg("--json")).await;
+    let entry = &report["loaded"][0];
+    assert_eq!(entry["requested"], json!(["read:combos", "write:combos"]), "{report}");
+    assert_eq!(entry["granted"], json!(["read:combos"]), "{report}");
+    assert_eq!(entry["withheld"], json!(["write:combos"]), "{report}");
+    assert!(report["warnings"][0].as_str().unwrap().contains("write:combos"), "{report}");
+
+    // Even with scope enforcement off (the stdio default), the broker refuses the PUT.
+    let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    let out = client.call(SWITCHER, json!({"comboId": id, "active": false})).await.into_ok();
+    assert_eq!(out["read"], "sent: HTTP 200", "{out}");
+    assert!(out["switch"].as_str().unwrap().starts_with("Not permitted: PUT"), "{out}");
+    assert!(gateway.requests_to("PUT", &format!("/api/combos/{id}")).is_empty(), "the PUT reached the gateway");
+    assert_eq!(gateway.requests_to("GET", "/api/combos").len(), 1);
+    // The call went through the same audit path as a built-in (the row is committed before
+    // the answer, so it is there while the server still runs).
+    let db = rusqlite::Connection::open(client.command().data_dir().join("audit.sqlite")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT COUNT(*) FROM mcp_tool_audit WHERE tool_name = ?1 AND success = 1", [SWITCHER], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    drop(db);
+    client.shutdown().await;
+
+    // With the grant, the same call reaches the gateway.
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\", \"write:combos\"]");
+    let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    let out = client.call(SWITCHER, json!({"comboId": id, "active": false})).await.into_ok();
+    assert_eq!(out["switch"], "sent: HTTP 200", "{out}");
+    assert_eq!(gateway.requests_to("PUT", &format!("/api/combos/{id}")).len(), 1);
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_enforced_scopes_a_plugin_needs_the_callers_scopes_too() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-enforce");
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"*\"]");
+    let client = McpClient::start(
+        with_plugins(&gateway, dir.path())
+            .env("OMNIROUTE_MCP_ENFORCE_SCOPES", "true")
+            .env("OMNIROUTE_MCP_SCOPES", "read:health"),
+    )
+    .await;
+    let denied = client.call(SWITCHER, json!({"comboId": "x", "active": true})).await;
+    let text = denied.expect_error();
+    assert!(text.contains("Insufficient MCP scopes for test_plugin_switcher"), "{text}");
+    assert!(gateway.requests().is_empty(), "a denied plugin reached the gateway");
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn folder_changes_reach_a_connected_client_as_list_changed() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-watch");
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+    let mut raw = RawServer::start(with_plugins(&gateway, dir.path())).await;
+    let init = raw.initialize().await;
+    assert_eq!(init["capabilities"]["tools"]["listChanged"], true, "{init}");
+    let listed = |response: &Value| tool_names(response["result"]["tools"].as_array().unwrap());
+    assert!(!listed(&raw.request("tools/list", json!({})).await).contains(&SWITCHER.to_owned()));
+
+    // Added while serving: announced, listed, callable.
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    raw.wait_for_notifications(LIST_CHANGED, 1, RELOAD_WAIT).await;
+    assert!(listed(&raw.request("tools/list", json!({})).await).contains(&SWITCHER.to_owned()));
+    let out = raw.call_tool(SWITCHER, json!({"comboId": "x", "active": true})).await.into_ok();
+    assert_eq!(out["read"], "sent: HTTP 200", "{out}");
+
+    // A grant change alters the plugin's effective scopes: announced too, via `plugins reload`
+    // or the poll, whichever comes first.
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\", \"write:combos\"]");
+    let reload = with_plugins(&gateway, dir.path()).arg("plugins").arg("reload").run_to_end().await;
+    assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
+    raw.wait_for_notifications(LIST_CHANGED, 2, RELOAD_WAIT).await;
+
+    // Removed: announced and gone.
+    for ext in ["toml", "wasm"] {
+        std::fs::remove_file(dir.path().join(format!("{SWITCHER}.{ext}"))).unwrap();
+    }
+    raw.wait_for_notifications(LIST_CHANGED, 3, RELOAD_WAIT).await;
+    assert!(!listed(&raw.request("tools/list", json!({})).await).contains(&SWITCHER.to_owned()));
+    let transcript = raw.finish().await;
+    transcript.assert_json_rpc_only();
+}
+
+#[tokio::test]
+async fn the_example_plugins_in_rust_and_python_load_and_answer_from_gateway_data() {
+    let gateway = FakeGateway::start();
+    let dir = paths::example_plugins_dir(&["rank_combos", "provider_digest"]);
+    let client = McpClient::start(with_plugins(&gateway, &dir)).await;
+    let names = tool_names(&client.list_tools().await);
+    assert!(names.contains(&"rank_combos".to_owned()) && names.contains(&"provider_digest".to_owned()), "{names:?}");
+
+    // Rust: every combo of the gateway ranked, with the latency source named.
+    let ranked = client.call("rank_combos", json!({})).await.into_ok();
+    assert_eq!(ranked["degraded"], json!([]), "{ranked}");
+    let mut listed: Vec<&str> = ranked["ranking"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    listed.sort();
+    let combos = gateway.combos();
+    let mut expected: Vec<&str> = combos["combos"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{ranked}");
+    assert_eq!(gateway.requests_to("GET", "/api/combos/metrics").len(), 1);
+
+    // Python: the same broker; providers from health and provider metrics, worst first.
+    let digest = client.call("provider_digest", json!({})).await.into_ok();
+    assert_eq!(digest["degraded"], json!([]), "{digest}");
+    let providers = digest["providers"].as_array().unwrap();
+    assert!(!providers.is_empty(), "{digest}");
+    assert_eq!(digest["summary"]["providers"], json!(providers.len()), "{digest}");
+    let trouble: Vec<f64> = providers.iter().map(|p| p["trouble"].as_f64().unwrap()).collect();
+    assert!(trouble.windows(2).all(|w| w[0] >= w[1]), "not worst first: {trouble:?}");
+    assert_eq!(gateway.requests_to("GET", "/api/provider-metrics").len(), 1);
+    assert_eq!(gateway.requests_to("GET", "/api/monitoring/health").len(), 1);
+
+    // Outside its scope the Python plugin is denied like any tool (its manifest asks only read:health).
+    assert!(gateway.requests_to("GET", "/api/usage/quota").is_empty());
+    client.shutdown().await;
+}
