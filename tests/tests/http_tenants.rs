@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omniroute_mcp_tests::{FakeGateway, Override, ServerCommand, TempDir, python};
+use omniroute_mcp_tests::{FakeGateway, Override, ServerCommand, TempDir, paths, python};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -259,6 +259,26 @@ async fn tenants_see_only_their_tools_and_are_denied_by_their_own_scopes() {
         assert_eq!(session, expected, "{tool} {rows:?}");
     }
     assert!(rows.contains(&(COMBOS.to_owned(), "alpha".to_owned(), a.clone(), false)), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_needs_both_the_operator_grant_and_the_tenants_scope() {
+    let gateway = FakeGateway::start();
+    // The examples' grants.toml gives rank_combos read:combos and provider_digest read:health.
+    let plugins = paths::example_plugins_dir(&["rank_combos", "provider_digest"]);
+    let server = HttpServer::start(&gateway, &two_tenants(), &["--plugins", plugins.to_str().unwrap()]).await;
+    let a = server.open_session("token-alpha").await;
+    let b = server.open_session("token-beta").await;
+    let alpha_tools = server.list_tools("token-alpha", &a).await;
+    let beta_tools = server.list_tools("token-beta", &b).await;
+    assert!(alpha_tools.contains(&"provider_digest".to_owned()) && !alpha_tools.contains(&"rank_combos".to_owned()), "{alpha_tools:?}");
+    assert!(beta_tools.contains(&"rank_combos".to_owned()) && !beta_tools.contains(&"provider_digest".to_owned()), "{beta_tools:?}");
+
+    let (err, text) = server.call("token-beta", &b, "rank_combos", 3).await;
+    assert!(!err, "{text}");
+    let (err, text) = server.call("token-alpha", &a, "rank_combos", 3).await;
+    assert!(err && text.contains("Insufficient MCP scopes for rank_combos"), "{text}");
+    assert_eq!(gateway.requests_to("GET", "/api/combos").len(), 1, "only beta's call reached the gateway");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
