@@ -219,10 +219,14 @@ fn fallbacks_triggered(cx: &Ctx<'_>, combo: &Value, served: &Served) -> Option<u
         return None;
     }
     let (provider, model) = (served.provider.as_deref()?, served.model.as_deref()?);
-    // Optional sources: without them an alias set is just the step's own name.
-    let providers = Providers::fetch(cx.gateway, &mut Degraded::new());
+    // Optional sources: without them an alias set is just the step's own
+    // name. Kept 30 s per session, like the combo list.
+    let providers = Providers::fetch_cached(cx.gateway, cx.session, PROVIDERS_CACHE_KEY, &mut Degraded::new());
     served_step(combo_steps(combo), provider, model, &providers)
 }
+
+/// The tool's private session key for the cached provider maps.
+pub const PROVIDERS_CACHE_KEY: &str = "providers-cache";
 
 /// Tells the host what only the tool knows about this completion; the host
 /// merges it into the ledger entry it recorded. A refused write is ignored.

@@ -500,6 +500,18 @@ fn combo_list_is_cached_for_30_seconds() {
 }
 
 #[test]
+fn provider_maps_are_read_once_per_burst() {
+    let h = FakeHost::new(gateway(Reply::capture(fixtures::CHAT_COMPLETION_COMBO)));
+    let first = run(&h, hi("coding-fast")).unwrap();
+    let second = run(&h, hi("coding-fast")).unwrap();
+    assert_eq!(first["routing"]["fallbacksTriggered"], 0);
+    assert_eq!(second["routing"], first["routing"], "the cached maps give the same answer");
+    for source in ["GET /api/provider-nodes", "GET /api/pricing/models"] {
+        assert_eq!(paths(&h).iter().filter(|p| *p == source).count(), 1, "{source}");
+    }
+}
+
+#[test]
 fn failed_combo_read_is_not_cached() {
     let gw = gateway(Reply::capture(fixtures::CHAT_COMPLETION_COMBO))
         .on_get(COMBOS, Reply::json(500, "{}"));

@@ -88,6 +88,7 @@ pub mod ledger;
 pub mod providers;
 pub mod quota;
 pub mod schema;
+pub mod session_cache;
 pub mod testing;
 pub mod tool;
 

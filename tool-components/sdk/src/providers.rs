@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use crate::coerce::{self, non_blank};
 use crate::degraded::Degraded;
 use crate::gateway::{Gateway, Request};
+use crate::{Session, clock, session_cache};
 
 /// `GET /api/monitoring/health`: `providerBreakers` and the gateway `version`.
 pub const HEALTH: &str = "/api/monitoring/health";
@@ -159,6 +160,49 @@ impl Providers {
         let [nodes, models] = <[_; 2]>::try_from(gw.send_all_json(&Self::requests()))
             .expect("send_all_json answers every request");
         Self::from_results(nodes, models, degraded)
+    }
+
+    /// [`Providers::fetch`], kept in this tool's private session `key` for
+    /// [`session_cache::TTL_MS`] so a burst of calls reads the two mapping
+    /// sources once. When a source fails, the maps serve this call (the
+    /// failure is in `degraded`) but are not kept.
+    pub fn fetch_cached(gw: &dyn Gateway, session: &dyn Session, key: &str, degraded: &mut Degraded) -> Self {
+        Self::fetch_cached_at(gw, session, key, clock::now_ms(), degraded)
+    }
+
+    /// [`Providers::fetch_cached`] at a given time (for tests).
+    pub fn fetch_cached_at(gw: &dyn Gateway, session: &dyn Session, key: &str, now_ms: u64, degraded: &mut Degraded) -> Self {
+        let cached = session_cache::fresh(session, key, now_ms, session_cache::TTL_MS);
+        if let Some(providers) = cached.as_ref().and_then(Self::from_cache) {
+            return providers;
+        }
+        let failures = degraded.failures().len();
+        let providers = Self::fetch(gw, degraded);
+        if degraded.failures().len() == failures {
+            session_cache::store(session, key, now_ms, providers.to_cache());
+        }
+        providers
+    }
+
+    /// The compact cache form: `{"nodes": [[id, short]], "builtins": [[id, short]]}`.
+    fn to_cache(&self) -> Value {
+        let list = |ids: &[Identity]| ids.iter().map(|i| json!([i.id, i.short])).collect::<Vec<_>>();
+        json!({ "nodes": list(&self.nodes), "builtins": list(&self.builtins) })
+    }
+
+    fn from_cache(value: &Value) -> Option<Self> {
+        let list = |v: &Value| -> Option<Vec<Identity>> {
+            v.as_array()?
+                .iter()
+                .map(|pair| {
+                    Some(Identity {
+                        id: pair[0].as_str()?.to_string(),
+                        short: pair[1].as_str().map(str::to_string),
+                    })
+                })
+                .collect()
+        };
+        Some(Providers { nodes: list(&value["nodes"])?, builtins: list(&value["builtins"])? })
     }
 
     /// The maps from the two answers of [`Providers::requests`] (e.g. part
