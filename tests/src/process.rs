@@ -41,6 +41,12 @@ impl ServerCommand {
         self
     }
 
+    /// Loads the built-in tools from `dir` instead (e.g. a copy the test changes).
+    pub fn tools_dir(mut self, dir: &Path) -> Self {
+        self.tools_dirs = vec![dir.to_path_buf()];
+        self
+    }
+
     /// Sets `OMNIROUTE_API_KEY`.
     pub fn api_key(self, key: &str) -> Self {
         self.env("OMNIROUTE_API_KEY", key)

@@ -140,3 +140,33 @@ async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
     assert!(stderr.contains("precompiled cache entry unusable; rebuilding it"), "{stderr}");
     client.shutdown().await;
 }
+
+/// Components are mapped on first use (describe() comes from the cache of validated
+/// answers), and that first use checks the pinned sha256 again: a component swapped
+/// after the server loaded it is refused with the fix, and the other tools keep working.
+#[tokio::test]
+async fn a_component_changed_after_loading_is_refused_at_its_first_call() {
+    let gateway = FakeGateway::start();
+    let tools = omniroute_mcp_tests::TempDir::new("tools-copy");
+    for entry in std::fs::read_dir(omniroute_mcp_tests::paths::builtin_tools_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tools.path().join(path.file_name().unwrap())).unwrap();
+    }
+    // A first server fills the shared describe() cache; the second starts from it.
+    let warm = McpClient::start(ServerCommand::new(&gateway.url())).await;
+    warm.shutdown().await;
+    let client = McpClient::start(ServerCommand::new(&gateway.url()).tools_dir(tools.path())).await;
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+
+    let wasm = tools.path().join("omniroute_list_combos.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wasm, bytes).unwrap();
+    let refused = client.call("omniroute_list_combos", json!({})).await;
+    let text = refused.expect_error();
+    assert!(text.contains("changed after the server loaded it") && text.contains("restore the file"), "{text}");
+    assert!(gateway.requests_to("GET", "/api/combos").is_empty(), "the swapped component ran");
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    client.shutdown().await;
+}

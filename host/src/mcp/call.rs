@@ -140,6 +140,16 @@ pub async fn run(
     let canonical = canonical_args(&tool.description.input_schema, &args);
     record.input_hash = input_hash(&canonical);
 
+    let pre = match tool.pre(&app.runtime) {
+        Ok(pre) => pre,
+        Err(reason) => {
+            let message = format!("The tool {name} cannot start: {reason}.");
+            record.error_code = Some(message.clone());
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            return finish(app, record, error_result(message)).await;
+        }
+    };
+
     // Per call: granted ∩ declared, whether or not enforcement gates access.
     let caps = CapabilitySet::new(grants.granted(&tool.scopes));
     let journal = Arc::new(Mutex::new(Vec::<GatewayCall>::new()));
@@ -156,7 +166,7 @@ pub async fn run(
     let outcome = app
         .runtime
         .call(CallRequest {
-            pre: &tool.pre,
+            pre,
             ctx,
             limits: tool.limits,
             input: canonical.to_string(),

@@ -23,7 +23,7 @@ use crate::runtime::{CacheOutcome, CallContext, CallLimits, CallState, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Where a tool came from, and for plugins what the operator's grants did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +61,11 @@ pub struct ToolEntry {
     pub limits: CallLimits,
     /// The component file it was loaded from.
     pub path: PathBuf,
-    pub pre: ToolPre<CallState>,
+    /// The folder it came from, to map the component on first use.
+    folder: Arc<ToolFolder>,
+    /// Linked and ready to instantiate: set at load when `describe()` had to
+    /// run, else on the first call (a tool never called costs no memory).
+    pre: OnceLock<ToolPre<CallState>>,
     pub validator: ArgumentValidator,
     pub cache: CacheOutcome,
 }
@@ -70,6 +74,26 @@ impl ToolEntry {
     /// The MCP tool name.
     pub fn name(&self) -> &str {
         &self.description.name
+    }
+
+    /// The component, ready to instantiate. The first call maps it from the
+    /// compile cache after checking the file still has the pinned sha256.
+    pub fn pre(&self, runtime: &Runtime) -> Result<&ToolPre<CallState>, String> {
+        if let Some(pre) = self.pre.get() {
+            return Ok(pre);
+        }
+        let wasm = self.folder.read_component(&self.manifest.component)?;
+        let actual = hex::encode(Sha256::digest(&wasm));
+        if actual != self.manifest.sha256 {
+            return Err(format!(
+                "its component {} changed after the server loaded it (sha256 {actual}, pinned {}); restore the file or reload the plugins",
+                self.path.display(),
+                self.manifest.sha256
+            ));
+        }
+        let (pre, outcome) = runtime.prepare(&wasm, &actual).map_err(|e| e.to_string())?;
+        tracing::debug!(tool = %self.name(), cache = ?outcome, "component mapped on first use");
+        Ok(self.pre.get_or_init(|| pre))
     }
 }
 
@@ -115,7 +139,7 @@ impl Registry {
         let mut registry = Registry::default();
         for dir in opts.dirs {
             let folder = match ToolFolder::open(dir) {
-                Ok(folder) => folder,
+                Ok(folder) => Arc::new(folder),
                 Err(e) => {
                     registry.refused.push(Refusal {
                         path: dir.clone(),
@@ -222,7 +246,7 @@ impl Registry {
 /// before its component is read or compiled, and may refuse it.
 async fn load_folder(
     opts: &LoadOptions<'_>,
-    folder: &ToolFolder,
+    folder: &Arc<ToolFolder>,
     plugin: bool,
     mut precheck: impl FnMut(&Manifest) -> Result<(), String>,
 ) -> Vec<Result<ToolEntry, Refusal>> {
@@ -250,7 +274,7 @@ async fn load_folder(
     out
 }
 
-async fn load_one(opts: &LoadOptions<'_>, folder: &ToolFolder, manifest: Manifest) -> Result<ToolEntry, String> {
+async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Manifest) -> Result<ToolEntry, String> {
     let path = folder.path().join(&manifest.component);
     let wasm = folder.read_component(&manifest.component)?;
     let actual = hex::encode(Sha256::digest(&wasm));
@@ -268,18 +292,27 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &ToolFolder, manifest: Manifes
         manifest.limits.gateway_requests,
     );
 
-    // Loading happens before the server answers anything (or beside it, on
-    // a reload), so compiling here (a cache miss) delays no call.
-    let (pre, cache) = opts.runtime.prepare(&wasm, &actual).map_err(|e| e.to_string())?;
-
-    let mut describe_ctx = opts.describe_ctx.clone();
-    describe_ctx.tool = Arc::from(manifest.name.as_str());
-    describe_ctx.caps = CapabilitySet::default();
-    let json = opts
-        .runtime
-        .describe(&pre, describe_ctx, limits)
-        .await
-        .map_err(|e| format!("describe() failed: the tool {e}"))?;
+    // describe() of this exact component (by sha256) was validated before:
+    // reuse it, and leave the component unmapped until its first call.
+    // Otherwise compile (or map) it and run describe() now; this happens
+    // before the server answers anything (or beside it, on a reload).
+    let cached = opts.runtime.cache().describe(&actual);
+    let (json, pre, cache) = match cached.clone() {
+        Some(json) => (json, OnceLock::new(), CacheOutcome::Hit),
+        None => {
+            let (pre, cache) = opts.runtime.prepare(&wasm, &actual).map_err(|e| e.to_string())?;
+            let mut describe_ctx = opts.describe_ctx.clone();
+            describe_ctx.tool = Arc::from(manifest.name.as_str());
+            describe_ctx.caps = CapabilitySet::default();
+            let json = opts
+                .runtime
+                .describe(&pre, describe_ctx, limits)
+                .await
+                .map_err(|e| format!("describe() failed: the tool {e}"))?;
+            (json, OnceLock::from(pre), cache)
+        }
+    };
+    drop(wasm);
     let description = Description::parse(&json).map_err(|e| e.to_string())?;
     if description.name != manifest.name {
         return Err(format!(
@@ -299,6 +332,9 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &ToolFolder, manifest: Manifes
         ));
     }
     let validator = ArgumentValidator::new(&description.input_schema).map_err(|e| e.to_string())?;
+    if cached.is_none() {
+        opts.runtime.cache().store_describe(&actual, &json);
+    }
     Ok(ToolEntry {
         description,
         manifest,
@@ -306,6 +342,7 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &ToolFolder, manifest: Manifes
         origin: Origin::Builtin,
         limits,
         path,
+        folder: folder.clone(),
         pre,
         validator,
         cache,

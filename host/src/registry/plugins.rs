@@ -45,7 +45,7 @@ pub(super) struct Loaded {
 pub(super) async fn load(opts: &LoadOptions<'_>, source: &PluginSource, builtins: &HashMap<String, usize>) -> Loaded {
     let mut loaded = Loaded::default();
     let folder = match ToolFolder::open(&source.dir) {
-        Ok(folder) => folder,
+        Ok(folder) => std::sync::Arc::new(folder),
         Err(e) => {
             loaded.refused.push(Refusal {
                 path: source.dir.clone(),

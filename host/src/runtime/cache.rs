@@ -69,6 +69,25 @@ impl CompiledCache {
     }
 }
 
+impl CompiledCache {
+    /// The `describe()` output of component `sha256`, cached by [`Self::store_describe`]
+    /// after the host validated it against a manifest. With it, a server
+    /// starts without instantiating (or even mapping) the component.
+    pub fn describe(&self, sha256: &str) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        std::fs::read_to_string(dir.join(format!("{sha256}.describe.json"))).ok()
+    }
+
+    /// Keeps a validated `describe()` output for the next start.
+    pub fn store_describe(&self, sha256: &str, json: &str) {
+        let Some(dir) = &self.dir else { return };
+        let entry = dir.join(format!("{sha256}.describe.json"));
+        if let Err(e) = write_atomically(dir, &entry, json.as_bytes()) {
+            tracing::warn!(path = %entry.display(), error = %e, "could not cache describe(); the next start runs it again");
+        }
+    }
+}
+
 fn write_atomically(dir: &Path, entry: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
