@@ -367,8 +367,10 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
     );
     drop(registry);
     app.watch_plugins();
+    let ((reader, reader_mode), (writer, writer_mode)) = omniroute_mcp::transport::stdio::streams();
+    tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");
     let service = McpHandler::new(app)
-        .serve(rmcp::transport::stdio())
+        .serve((reader, writer))
         .await
         .context("MCP initialization over stdio failed")?;
     service.waiting().await.context("MCP stdio session ended with an error")?;

@@ -1,3 +1,5 @@
-//! Network transports (stdio lives in the CLI; it is rmcp's).
+//! Transports: Streamable HTTP for hosting, and the byte streams of stdio
+//! (the protocol on top of them is rmcp's).
 
 pub mod http;
+pub mod stdio;
