@@ -18,7 +18,7 @@ mod install;
 mod instance;
 mod proc;
 
-pub use install::{Installed, cache_root, ensure_installed};
+pub use install::{Installed, cache_root, ensure_installed, find_installed};
 pub use proc::{Lock, run_logged};
 pub use instance::{
     DEFAULT_NAME, GatewayInfo, Logs, Pids, StartOptions, health_status, load_state, login,

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's build, run and test entry points, so a fresh
 //! machine with only Rust, Node and Python needs nothing else installed by hand.
 
+mod bench;
 mod build;
 mod conformance;
 mod gateway;
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         action: gateway::GatewayAction,
     },
+    /// Release benchmarks: our server (stdio, HTTP) vs the original TypeScript server vs the
+    /// direct-HTTP floor, on a fake and a real gateway; writes target/bench/ and prints the table.
+    Bench(bench::BenchArgs),
     /// Generate a standalone tool plugin crate (Rust SDK, example tool, FakeGateway tests).
     NewTool {
         /// Tool name: 1-64 of a-z 0-9 _ -, not starting with `omniroute_`.
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Test => test(),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
+        Command::Bench(args) => bench::run(args),
         Command::NewTool { name, dir } => new_tool::command(&name, dir.as_deref()),
         Command::BuildPlugin { path, out } => plugins::build_plugin(&path, &out),
     };

@@ -61,6 +61,12 @@ pub async fn serve(app: Arc<App>, options: HttpOptions) -> anyhow::Result<()> {
     let stop_accepting = CancellationToken::new();
     let mut server = {
         let stop = stop_accepting.clone();
+        // Small JSON-RPC answers must not wait for Nagle's algorithm (~40 ms with delayed ACKs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on an accepted connection: {e}");
+            }
+        });
         tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -68,6 +68,18 @@ fn write_marker(dir: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The install if it is complete, without installing anything.
+pub fn find_installed() -> Option<Installed> {
+    let cache = cache_root().ok()?;
+    let (node_dir, inst_dir, app_dir) = paths(&cache);
+    let complete = marker_is(&node_dir, NODE_PACKAGE) && marker_is(&inst_dir, OMNIROUTE_STAMP);
+    complete.then(|| Installed {
+        node: node_dir.join("package").join("bin").join("node"),
+        app_dir,
+        cache,
+    })
+}
+
 /// Installs whatever is missing and returns the paths. Cheap when everything is cached.
 pub fn ensure_installed() -> anyhow::Result<Installed> {
     if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {

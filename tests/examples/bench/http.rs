@@ -1,0 +1,165 @@
+//! Our server over MCP Streamable HTTP (`serve --http 127.0.0.1:0`): one tenant allowed
+//! everything with limits far above the load, sessions, timed tools/call POSTs, and a
+//! closed-loop throughput run with C concurrent callers (one session each).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use omniroute_mcp_tests::TempDir;
+use omniroute_mcp_tests::process::StderrTail;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::process::{Child, Command};
+
+const TOKEN: &str = "omr_bench_token";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct HttpServer {
+    child: Child,
+    _stderr: StderrTail,
+    _dir: TempDir,
+    url: String,
+    client: reqwest::Client,
+}
+
+/// Throughput of one concurrency level.
+pub struct Throughput {
+    pub callers: usize,
+    pub calls: usize,
+    pub calls_per_s: f64,
+    pub failures: usize,
+}
+
+impl HttpServer {
+    /// `make(extra_args)` builds the server command; this adds `serve --http … --tenants …`.
+    pub async fn start(make: impl FnOnce(&[&str]) -> Command) -> Result<Self, String> {
+        let dir = TempDir::new("bench-tenants");
+        let file = dir.path().join("tenants.toml");
+        let sha = hex::encode(Sha256::digest(TOKEN.as_bytes()));
+        let tenants = format!(
+            "[[tenant]]\nid = \"bench\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_concurrent = 1024\nrate_per_minute = 1000000000\n"
+        );
+        std::fs::write(&file, tenants).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        let file_arg = file.to_string_lossy().into_owned();
+        let mut cmd = make(&["serve", "--http", "127.0.0.1:0", "--tenants", &file_arg]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| format!("cannot spawn the HTTP server: {e}"))?;
+        let stderr = StderrTail::capture(child.stderr.take().ok_or("no stderr")?);
+        let started = Instant::now();
+        let addr = loop {
+            let text = stderr.text();
+            if let Some(rest) = text.split("listening on http://").nth(1) {
+                let line = rest.lines().next().unwrap_or_default();
+                break line.trim().trim_end_matches("/mcp").to_owned();
+            }
+            if started.elapsed() > REQUEST_TIMEOUT || child.try_wait().ok().flatten().is_some() {
+                return Err(format!("the HTTP server did not start listening: {text}"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { child, _stderr: stderr, _dir: dir, url: format!("http://{addr}/mcp"), client })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// initialize + notifications/initialized; returns the session id.
+    pub async fn session(&self) -> Result<String, String> {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
+        let (session, _) = self.post(None, &init).await?;
+        let session = session.ok_or("initialize answered without mcp-session-id")?;
+        self.post(Some(&session), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
+        Ok(session)
+    }
+
+    /// One tools/call; Ok(true) when the result has `isError: true`.
+    pub async fn call(&self, session: &str, tool: &str, args: &Value) -> Result<bool, String> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+        let (_, text) = self.post(Some(session), &body).await?;
+        let answer = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .chain(std::iter::once(text.as_str()))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+            .ok_or_else(|| format!("{tool}: no JSON-RPC answer in {text:.300}"))?;
+        if let Some(error) = answer.get("error") {
+            return Err(format!("{tool}: JSON-RPC error {error}"));
+        }
+        Ok(answer["result"]["isError"].as_bool().unwrap_or(false))
+    }
+
+    /// POSTs one message and reads the whole body (JSON, or the request's SSE stream, which
+    /// ends after its answer). Returns the session header and the body.
+    async fn post(&self, session: Option<&str>, body: &Value) -> Result<(Option<String>, String), String> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(body.to_string());
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s).header("mcp-protocol-version", "2025-06-18");
+        }
+        let response = req.send().await.map_err(|e| format!("POST /mcp: {e}"))?;
+        let status = response.status();
+        let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.map_err(|e| format!("POST /mcp body: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("POST /mcp: {status}: {text:.300}"));
+        }
+        Ok((session, text))
+    }
+
+    /// `callers` concurrent closed-loop callers (one session each) share `calls` calls of `tool`.
+    pub async fn throughput(self: &Arc<Self>, callers: usize, calls: usize, tool: &'static str) -> Result<Throughput, String> {
+        let mut sessions = Vec::with_capacity(callers);
+        for _ in 0..callers {
+            let session = self.session().await?;
+            self.call(&session, tool, &json!({})).await?; // warm the connection and the session
+            sessions.push(session);
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = sessions
+            .into_iter()
+            .map(|session| {
+                let (server, next, failures) = (Arc::clone(self), Arc::clone(&next), Arc::clone(&failures));
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < calls {
+                        if !matches!(server.call(&session, tool, &json!({})).await, Ok(false)) {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| format!("a caller panicked: {e}"))?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok(Throughput { callers, calls, calls_per_s: calls as f64 / elapsed, failures: failures.load(Ordering::Relaxed) })
+    }
+
+    /// SIGTERM (graceful shutdown), bounded; then kill.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}

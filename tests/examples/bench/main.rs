@@ -1,0 +1,390 @@
+//! `cargo xtask bench`'s measuring program: our server (stdio and Streamable HTTP) and the
+//! original TypeScript MCP server, against the in-process instant fake gateway and against a
+//! real OmniRoute gateway, plus the floor: the same gateway requests sent directly.
+//!
+//! ```sh
+//! cargo xtask bench [--quick] [--fake-only] [--calls N] [--real-calls N]   # builds, starts the gateway, runs this
+//! ```
+//! Run by hand (after `cargo xtask build --release`):
+//! ```sh
+//! OMNIROUTE_MCP_BIN=target/release/omniroute-mcp cargo run --release -p omniroute-mcp-tests --example bench -- \
+//!     [--quick] [--calls N] [--real-calls N] [--out target/bench] \
+//!     [--node PATH --original PATH/app/open-sse/mcp-server/server.js] [--real-url URL --real-api-key KEY]
+//! ```
+//! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown.
+//! A measurement, not a test: it asserts nothing about the numbers.
+
+mod direct;
+mod http;
+mod report;
+mod stats;
+mod stdio;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omniroute_mcp_tests::{FakeGateway, TempDir, paths};
+use serde_json::{Value, json};
+
+use direct::{Direct, Shape};
+use report::{Http, Results, Section, Server, ToolRun};
+use stats::Summary;
+use stdio::StdioServer;
+
+const TOOLS: [&str; 3] = ["get_health", "list_combos", "route_request"];
+
+fn args_for(tool: &str) -> Value {
+    match tool {
+        "route_request" => json!({"model": "coding-fast", "messages": [{"role": "user", "content": "Say hi"}]}),
+        _ => json!({}),
+    }
+}
+
+struct Config {
+    calls: usize,
+    real_calls: usize,
+    route_real_calls: usize,
+    startup_repeats: usize,
+    out: PathBuf,
+    node: Option<PathBuf>,
+    original: Option<PathBuf>,
+    real_url: Option<String>,
+    real_api_key: Option<String>,
+    quick: bool,
+}
+
+impl Config {
+    fn parse() -> Result<Config, String> {
+        let mut cfg = Config {
+            calls: 1000,
+            real_calls: 100,
+            route_real_calls: 10,
+            startup_repeats: 5,
+            out: paths::target_dir().join("bench"),
+            node: None,
+            original: None,
+            real_url: None,
+            real_api_key: None,
+            quick: false,
+        };
+        let (mut calls, mut real_calls) = (None, None);
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--quick" => cfg.quick = true,
+                "--calls" => calls = Some(value()?.parse::<usize>().map_err(|e| format!("--calls: {e}"))?),
+                "--real-calls" => real_calls = Some(value()?.parse::<usize>().map_err(|e| format!("--real-calls: {e}"))?),
+                "--out" => cfg.out = PathBuf::from(value()?),
+                "--node" => cfg.node = Some(PathBuf::from(value()?)),
+                "--original" => cfg.original = Some(PathBuf::from(value()?)),
+                "--real-url" => cfg.real_url = Some(value()?),
+                "--real-api-key" => cfg.real_api_key = Some(value()?),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if cfg.quick {
+            (cfg.calls, cfg.real_calls, cfg.route_real_calls, cfg.startup_repeats) = (200, 20, 3, 3);
+        }
+        cfg.calls = calls.unwrap_or(cfg.calls).max(1);
+        cfg.real_calls = real_calls.unwrap_or(cfg.real_calls).max(1);
+        // The real gateway queues completions beyond ~100 per minute: keep route_request few.
+        cfg.route_real_calls = cfg.route_real_calls.min(cfg.real_calls);
+        Ok(cfg)
+    }
+}
+
+/// How many calls of each tool one gateway gets.
+#[derive(Clone, Copy)]
+struct Plan {
+    calls: usize,
+    route_calls: usize,
+    warmup: usize,
+    startup_repeats: usize,
+}
+
+impl Plan {
+    fn calls_for(&self, tool: &str) -> usize {
+        if tool == "route_request" { self.route_calls } else { self.calls }
+    }
+}
+
+/// The gateway a section runs against.
+struct Target<'a> {
+    url: String,
+    api_key: Option<String>,
+    /// Records the requests of one call (fake gateway); otherwise `shapes` gives them.
+    fake: Option<&'a FakeGateway>,
+    shapes: HashMap<String, Vec<Shape>>,
+}
+
+fn progress(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+/// `(data dir, cache dir) -> command` for one server.
+type Make<'a> = &'a dyn Fn(&Path, &Path) -> tokio::process::Command;
+
+async fn startup(make: Make<'_>, data: &Path, cache: &Path) -> Result<(Duration, usize), String> {
+    let started = Instant::now();
+    let mut server = StdioServer::spawn(make(data, cache))?;
+    let listed = server.handshake().await;
+    let elapsed = started.elapsed();
+    server.kill().await;
+    Ok((elapsed, listed?))
+}
+
+/// Startup (cold, then warm repeats), then every tool sequentially, then the floor for each.
+/// `who` prefixes the keys of the recorded request shapes.
+async fn measure_stdio(who: &str, make: Make<'_>, plan: Plan, target: &mut Target<'_>) -> Result<Server, String> {
+    let data = TempDir::new(&format!("bench-{who}-data"));
+    let cache = TempDir::new(&format!("bench-{who}-cache"));
+    let mut result = Server::default();
+    progress(&format!("{who}: startup, cold"));
+    let (cold, listed) = startup(make, data.path(), cache.path()).await?;
+    result.startup_cold_ms = Some(cold.as_secs_f64() * 1e3);
+    result.tools_listed = listed;
+    let mut warm = Vec::new();
+    for _ in 0..plan.startup_repeats {
+        warm.push(startup(make, data.path(), cache.path()).await?.0);
+    }
+    result.startup_warm_ms = stats::median_ms(&warm);
+
+    let mut server = StdioServer::spawn(make(data.path(), cache.path()))?;
+    server.handshake().await?;
+    for tool in TOOLS {
+        let name = format!("omniroute_{tool}");
+        let args = args_for(tool);
+        let n = plan.calls_for(tool);
+        progress(&format!("{who}: {tool} x{n}"));
+        for _ in 0..plan.warmup {
+            server.call(&name, &args).await?;
+        }
+        if let Some(fake) = target.fake {
+            // One more call, after the warm-up, whose gateway requests the floor replays.
+            fake.clear_requests();
+            server.call(&name, &args).await?;
+            target.shapes.insert(format!("{who}/{tool}"), direct::shapes(&fake.requests()));
+        }
+        let (mut samples, mut is_error) = (Vec::with_capacity(n), 0);
+        for _ in 0..n {
+            let t = Instant::now();
+            is_error += usize::from(server.call(&name, &args).await?);
+            samples.push(t.elapsed());
+        }
+        let requests = target.shapes.get(&format!("{who}/{tool}")).map(|s| direct::describe(s)).unwrap_or_default();
+        result.tools.push(ToolRun { tool, latency: Summary::of(&samples).expect("n >= 1"), is_error, floor: None, requests });
+    }
+    let mut samples = Vec::with_capacity(plan.calls);
+    for _ in 0..plan.calls {
+        let t = Instant::now();
+        server.request("ping", json!({})).await?;
+        samples.push(t.elapsed());
+    }
+    result.tools.push(ToolRun { tool: "ping", latency: Summary::of(&samples).expect("n >= 1"), is_error: 0, floor: None, requests: String::new() });
+    result.rss_kib = server.pid().and_then(stats::peak_rss_kib);
+    result.stdout_junk_lines = server.junk_lines;
+    server.finish().await;
+
+    let direct = Direct::new(&target.url, target.api_key.as_deref());
+    for run in result.tools.iter_mut().filter(|r| r.tool != "ping") {
+        let Some(shapes) = target.shapes.get(&format!("{who}/{}", run.tool)) else { continue };
+        let n = plan.calls_for(run.tool);
+        progress(&format!("{who}: direct floor for {} x{n} ({})", run.tool, run.requests));
+        run.floor = floor(&direct, &direct::phases(run.tool, shapes), plan.warmup, n).await?;
+    }
+    Ok(result)
+}
+
+async fn floor(direct: &Direct, shapes: &[Vec<Shape>], warmup: usize, n: usize) -> Result<Option<Summary>, String> {
+    if shapes.is_empty() {
+        return Ok(None);
+    }
+    for _ in 0..warmup {
+        direct.once(shapes).await?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(direct.once(shapes).await?);
+    }
+    Ok(Summary::of(&samples))
+}
+
+/// get_health only, sequential, our server with `--audit off`.
+async fn audit_off(make: Make<'_>, plan: Plan) -> Result<Summary, String> {
+    let data = TempDir::new("bench-audit-off-data");
+    let cache = TempDir::new("bench-audit-off-cache");
+    let mut server = StdioServer::spawn(make(data.path(), cache.path()))?;
+    server.handshake().await?;
+    progress(&format!("ours --audit off: get_health x{}", plan.calls));
+    let mut samples = Vec::with_capacity(plan.calls);
+    for i in 0..plan.warmup + plan.calls {
+        let t = Instant::now();
+        server.call("omniroute_get_health", &json!({})).await?;
+        if i >= plan.warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    server.finish().await;
+    Summary::of(&samples).ok_or_else(|| "no samples".into())
+}
+
+async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: Plan, stdio: &Result<Server, String>) -> Result<Http, String> {
+    let server = Arc::new(http::HttpServer::start(make).await?);
+    let session = server.session().await?;
+    let mut tools = Vec::new();
+    for tool in TOOLS {
+        let name = format!("omniroute_{tool}");
+        let args = args_for(tool);
+        let n = plan.calls_for(tool);
+        progress(&format!("ours HTTP: {tool} x{n}"));
+        for _ in 0..plan.warmup {
+            server.call(&session, &name, &args).await?;
+        }
+        let (mut samples, mut is_error) = (Vec::with_capacity(n), 0);
+        for _ in 0..n {
+            let t = Instant::now();
+            is_error += usize::from(server.call(&session, &name, &args).await?);
+            samples.push(t.elapsed());
+        }
+        let same = stdio.as_ref().ok().and_then(|s| s.tool(tool));
+        tools.push(ToolRun {
+            tool,
+            latency: Summary::of(&samples).expect("n >= 1"),
+            is_error,
+            floor: same.and_then(|r| r.floor),
+            requests: same.map(|r| r.requests.clone()).unwrap_or_default(),
+        });
+    }
+    let mut throughput = Vec::new();
+    for callers in [1, 8, 64] {
+        let calls = plan.calls.max(10 * callers);
+        progress(&format!("ours HTTP: get_health, {calls} calls by {callers} concurrent caller(s)"));
+        throughput.push(server.throughput(callers, calls, "omniroute_get_health").await?);
+    }
+    let rss_kib = server.pid().and_then(stats::peak_rss_kib);
+    if let Ok(server) = Arc::try_unwrap(server) {
+        server.stop().await;
+    }
+    Ok(Http { tools, throughput, rss_kib })
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned()).unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = mem.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok()).map(|k| k / 1024.0 / 1024.0).unwrap_or(0.0);
+    format!("{cores} cores ({model}), {mem_gib:.0} GiB, load average {} at the start", load.join(" "))
+}
+
+async fn run(cfg: Config) -> Result<Results, String> {
+    let bin = paths::server_binary();
+    let tools_dir = paths::builtin_tools_dir();
+    let mut skipped = Vec::new();
+    let original_paths = match (&cfg.node, &cfg.original) {
+        (Some(node), Some(js)) if node.exists() && js.exists() => Some((node.clone(), js.clone())),
+        (Some(node), Some(js)) => {
+            skipped.push(format!("original server not measured: {} or {} does not exist", node.display(), js.display()));
+            None
+        }
+        _ => {
+            skipped.push("original server not measured: no --node/--original given (`cargo xtask bench` passes them)".into());
+            None
+        }
+    };
+    let fake_plan = Plan { calls: cfg.calls, route_calls: cfg.calls, warmup: 20, startup_repeats: cfg.startup_repeats };
+    let real_plan = Plan { calls: cfg.real_calls, route_calls: cfg.route_real_calls, warmup: 2, startup_repeats: cfg.startup_repeats.min(3) };
+    let machine = machine();
+    progress(&format!("machine: {machine}; server: {}", bin.display()));
+
+    let fake = FakeGateway::start();
+    let mut target = Target { url: fake.url(), api_key: None, fake: Some(&fake), shapes: HashMap::new() };
+    let ours_make = |url: String, key: Option<String>, extra: Vec<&'static str>| {
+        let (bin, tools_dir) = (bin.clone(), tools_dir.clone());
+        move |data: &Path, cache: &Path| stdio::ours(&bin, &tools_dir, data, cache, &url, key.as_deref(), &extra)
+    };
+    let original_make = |url: String, key: Option<String>| {
+        let paths = original_paths.clone();
+        move |data: &Path, _cache: &Path| {
+            let (node, js) = paths.as_ref().expect("only called when the original is installed");
+            stdio::original(node, js, data, &url, key.as_deref())
+        }
+    };
+
+    progress(&format!("fake gateway at {}", fake.url()));
+    let ours = measure_stdio("ours", &ours_make(fake.url(), None, vec![]), fake_plan, &mut target).await;
+    let audit = audit_off(&ours_make(fake.url(), None, vec!["--audit", "off"]), fake_plan).await;
+    let http_data = TempDir::new("bench-http-data");
+    let http_cache = TempDir::new("bench-http-cache");
+    let http_make = |extra: &[&str]| stdio::ours(&bin, &tools_dir, http_data.path(), http_cache.path(), &fake.url(), None, extra);
+    let http = measure_http(&http_make, fake_plan, &ours).await;
+    let original = match &original_paths {
+        Some(_) => measure_stdio("original", &original_make(fake.url(), None), fake_plan, &mut target).await,
+        None => Err("not installed (see notes)".into()),
+    };
+    let mut sections = vec![Section {
+        key: "fake",
+        title: "in-process instant fake gateway".into(),
+        ours,
+        http: Some(http),
+        original,
+        audit_off: Some(audit),
+    }];
+
+    if let Some(url) = &cfg.real_url {
+        progress(&format!("real gateway at {url}"));
+        let mut target = Target { url: url.clone(), api_key: cfg.real_api_key.clone(), fake: None, shapes: target.shapes };
+        let ours = measure_stdio("ours", &ours_make(url.clone(), cfg.real_api_key.clone(), vec![]), real_plan, &mut target).await;
+        let original = match &original_paths {
+            Some(_) => measure_stdio("original", &original_make(url.clone(), cfg.real_api_key.clone()), real_plan, &mut target).await,
+            None => Err("not installed (see notes)".into()),
+        };
+        sections.push(Section { key: "real", title: format!("real OmniRoute 3.7.9 gateway ({url}) with a mock upstream"), ours, http: None, original, audit_off: None });
+    } else {
+        skipped.push("real gateway not measured (`--fake-only`, or no --real-url)".into());
+    }
+
+    let settings = format!(
+        "Release build. Fake gateway: {} sequential calls per tool after {} warm-up calls. Real gateway: {} calls ({} for route_request, whose completions the gateway rate-limits). Warm startup: median of {} starts. HTTP throughput: closed loop, one session per caller.",
+        fake_plan.calls, fake_plan.warmup, real_plan.calls, real_plan.route_calls, fake_plan.startup_repeats
+    );
+    Ok(Results { machine, settings, sections, skipped })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cfg = match Config::parse() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = cfg.out.clone();
+    let results = match run(cfg).await {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let markdown = results.markdown();
+    let written = std::fs::create_dir_all(&out).and_then(|()| {
+        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results.json()).expect("JSON") + "\n")?;
+        std::fs::write(out.join("results.md"), &markdown)?;
+        std::fs::write(out.join("latency.svg"), results.svg())
+    });
+    if let Err(e) = written {
+        eprintln!("bench: cannot write to {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{markdown}");
+    progress(&format!("wrote results.json, results.md and latency.svg to {}", out.display()));
+    if results.sections.first().is_some_and(|s| s.ours.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,122 @@
+//! `cargo xtask bench`: our server against the original TypeScript MCP server and against the
+//! floor (the same gateway requests sent directly), on an in-process instant fake gateway and
+//! on a real OmniRoute 3.7.9 gateway, in one run on this machine.
+//!
+//! The measuring is done by the release-built example `tests/examples/bench/` (it owns the fake
+//! gateway and the MCP clients); this module builds everything in release, installs the real
+//! gateway and the original server (cached), starts a dedicated gateway instance named
+//! [`INSTANCE`], runs the example, stops the instance, and leaves `target/bench/results.{json,md}`
+//! and `target/bench/latency.svg`.
+
+use crate::gateway::{self, Installed, StartOptions};
+use crate::util::{self, RunExt};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The gateway instance the bench starts and stops (the tests use `default` and `auth`).
+pub const INSTANCE: &str = "bench";
+
+/// `cargo xtask bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer calls (200 per tool on the fake gateway, 20 on the real one, 3 completions).
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the real gateway; the original server is still measured if it is already installed.
+    #[arg(long)]
+    pub fake_only: bool,
+    /// Sequential calls per tool against the fake gateway (default 1000, 200 with --quick).
+    #[arg(long)]
+    pub calls: Option<usize>,
+    /// Calls per tool against the real gateway (default 100, 20 with --quick); route_request
+    /// makes at most 10 (3 with --quick): the gateway queues completions beyond ~100 a minute.
+    #[arg(long)]
+    pub real_calls: Option<usize>,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let root = util::workspace_root();
+    // The gateway install (npm, minutes on a fresh machine) overlaps the build.
+    let install = (!args.fake_only).then(|| std::thread::spawn(gateway::ensure_installed));
+    let built = build_all_release()?;
+    util::step("building the bench program (tests/examples/bench, release)");
+    util::cargo(&["build", "--release", "-p", "omniroute-mcp-tests", "--example", "bench"])
+        .current_dir(&root)
+        .run()?;
+    let installed: Option<Installed> = match install {
+        Some(handle) => Some(
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the gateway install thread panicked"))?
+                .context("installing the real gateway and the original MCP server")?,
+        ),
+        None => gateway::find_installed(),
+    };
+
+    let real = if args.fake_only {
+        None
+    } else {
+        util::step(&format!("starting the real gateway instance '{INSTANCE}' (loopback, mock upstream)"));
+        Some(gateway::start_instance(&StartOptions::named(INSTANCE)).context("starting the bench gateway")?)
+    };
+
+    let program = built.target.join("release").join("examples").join("bench");
+    let out = built.target.join("bench");
+    let mut cmd = std::process::Command::new(&program);
+    cmd.current_dir(&root)
+        .env("OMNIROUTE_MCP_BIN", &built.binary)
+        .env("OMNIROUTE_MCP_TOOLS_DIR", &built.tools_dir)
+        .arg("--out")
+        .arg(&out);
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    if let Some(n) = args.calls {
+        cmd.arg("--calls").arg(n.to_string());
+    }
+    if let Some(n) = args.real_calls {
+        cmd.arg("--real-calls").arg(n.to_string());
+    }
+    if let Some(installed) = &installed {
+        let server = installed.app_dir.join("open-sse").join("mcp-server").join("server.js");
+        cmd.arg("--node").arg(&installed.node).arg("--original").arg(server);
+    }
+    if let Some(real) = &real {
+        cmd.arg("--real-url").arg(&real.base_url).arg("--real-api-key").arg(&real.api_key);
+    }
+    util::step("measuring (progress below; the table follows)");
+    let measured = cmd.run();
+    if real.is_some() {
+        util::step(&format!("stopping the gateway instance '{INSTANCE}'"));
+        if let Err(e) = gateway::stop_instance(INSTANCE) {
+            util::step(&format!("warning: could not stop the gateway instance '{INSTANCE}': {e:#}"));
+        }
+    }
+    measured?;
+    util::step(&format!(
+        "results in {} (results.json, results.md, latency.svg); {:.0} s in all",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+struct Release {
+    binary: PathBuf,
+    tools_dir: PathBuf,
+    target: PathBuf,
+}
+
+fn build_all_release() -> anyhow::Result<Release> {
+    let built = crate::build::build_all(true)?;
+    // build_all puts the host in <target>/release/omniroute-mcp.
+    let target = built
+        .binary
+        .parent()
+        .and_then(|release| release.parent())
+        .map(PathBuf::from)
+        .context("the host binary has no target directory")?;
+    Ok(Release { binary: built.binary, tools_dir: built.tools_dir, target })
+}
