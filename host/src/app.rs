@@ -154,11 +154,11 @@ impl App {
     }
 
     /// Reloads the plugin folder and grants (built-ins stay as they are) and
-    /// swaps the registry in. Returns whether the tool list changed; if it
-    /// did, every session is told. Unchanged components come from the
-    /// compile cache, so a reload costs milliseconds.
-    pub async fn reload_plugins(&self) -> bool {
-        let Some(source) = &self.plugins else { return false };
+    /// swaps the registry in. If the tool list changed, every session is
+    /// told. Unchanged components come from the compile cache, so a reload
+    /// costs milliseconds.
+    pub async fn reload_plugins(&self) {
+        let Some(source) = &self.plugins else { return };
         let next = compose(&self.runtime, &self.builtins, Some(source), self.limits, &self.describe_ctx).await;
         let changed = next.listing() != self.registry().listing();
         let tools = next.tools().len();
@@ -167,7 +167,6 @@ impl App {
             self.tools_changed.send_modify(|n| *n += 1);
         }
         tracing::info!(tools, changed, dir = %source.dir.display(), "plugins reloaded");
-        changed
     }
 
     /// With a plugin folder: reloads when the folder or the grants file

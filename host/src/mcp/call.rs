@@ -133,21 +133,14 @@ pub async fn run(
         let message = format!(
             "Invalid arguments for tool {name}: {e}. Fix the arguments to match the tool's inputSchema (see tools/list)."
         );
-        record.error_code = Some(message.clone());
-        record.duration_ms = started.elapsed().as_millis() as u64;
-        return finish(app, record, error_result(message)).await;
+        return fail(app, record, started, message).await;
     }
     let canonical = canonical_args(&tool.description.input_schema, &args);
     record.input_hash = input_hash(&canonical);
 
     let pre = match tool.pre(&app.runtime) {
         Ok(pre) => pre,
-        Err(reason) => {
-            let message = format!("The tool {name} cannot start: {reason}.");
-            record.error_code = Some(message.clone());
-            record.duration_ms = started.elapsed().as_millis() as u64;
-            return finish(app, record, error_result(message)).await;
-        }
+        Err(reason) => return fail(app, record, started, format!("The tool {name} cannot start: {reason}.")).await,
     };
 
     // Per call: granted ∩ declared, whether or not enforcement gates access.
@@ -191,6 +184,14 @@ pub async fn run(
         Err(e) => record.error_code = Some(format!("The tool {name} {e}")),
     }
     finish(app, record, from_outcome(name, outcome)).await
+}
+
+/// Ends a call that could not run: the message is the agent's answer and
+/// the audit row's error code.
+async fn fail(app: &App, mut record: AuditRecord, started: Instant, message: String) -> Result<CallToolResult, String> {
+    record.error_code = Some(message.clone());
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    finish(app, record, error_result(message)).await
 }
 
 async fn commit(app: &App, record: AuditRecord) -> Result<(), crate::audit::AuditUnavailable> {

@@ -168,7 +168,7 @@ impl Registry {
     pub async fn with_plugins(builtins: &Registry, opts: LoadOptions<'_>, source: &PluginSource) -> Registry {
         let mut registry = Registry {
             tools: builtins.tools.clone(),
-            by_name: HashMap::new(),
+            by_name: builtins.by_name.clone(),
             refused: builtins.refused.clone(),
             warnings: builtins.warnings.clone(),
         };
@@ -190,7 +190,7 @@ impl Registry {
 
     fn insert(&mut self, entry: ToolEntry) {
         let name = entry.name().to_owned();
-        if self.by_name.contains_key(&name) || self.tools.iter().any(|t| t.name() == name) {
+        if self.by_name.contains_key(&name) {
             self.refused.push(Refusal {
                 path: entry.path.clone(),
                 reason: format!("a tool named \"{name}\" is already loaded; names must be unique"),
