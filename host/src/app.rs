@@ -5,7 +5,7 @@ use crate::capability::Grants;
 use crate::config::Settings;
 use crate::gateway::{Broker, BrokerConfig, Credentials};
 use crate::registry::{LoadOptions, PluginSource, Registry, ToolFolder};
-use crate::runtime::{CallContext, CallLimits, Runtime};
+use crate::runtime::{CallContext, LimitPolicy, Runtime};
 use crate::session::Session;
 use crate::session::ledger::RoutingIndex;
 use std::sync::{Arc, RwLock};
@@ -24,8 +24,12 @@ pub struct App {
     /// Bumped whenever a reload changes what is offered; each MCP session
     /// watches it to send `notifications/tools/list_changed`.
     tools_changed: tokio::sync::watch::Sender<u64>,
+    /// True once the plugin folder (if any) has been loaded once.
+    plugins_loaded: tokio::sync::watch::Sender<bool>,
+    /// One plugin load at a time, so an older load never replaces a newer one.
+    plugin_load: tokio::sync::Mutex<()>,
     /// The server's per-call limits (manifests may tighten them).
-    limits: CallLimits,
+    limits: LimitPolicy,
     /// The context `describe()` runs in: no scopes, throwaway session.
     describe_ctx: CallContext,
     pub broker: Arc<Broker>,
@@ -59,7 +63,10 @@ pub enum StartError {
 }
 
 impl App {
-    /// Builds the broker and runtime and loads every tool.
+    /// Builds the broker and runtime and loads the built-in tools. The
+    /// plugin folder, if any, is loaded in the background: a plugin cannot
+    /// delay the built-ins, and its tools arrive with `tools/list_changed`
+    /// (see [`App::plugins_loaded`]).
     pub async fn start(settings: &Settings) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
@@ -90,7 +97,6 @@ impl App {
             })
             .await,
         );
-        let registry = compose(&runtime, &builtins, settings.plugins.as_ref(), settings.limits, &describe_ctx).await;
 
         let audit = match &settings.audit_db {
             Some(path) => AuditLog::open(path),
@@ -102,12 +108,14 @@ impl App {
         } else {
             (Grants::all(), "env")
         };
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             runtime,
-            registry: RwLock::new(registry),
+            registry: RwLock::new(builtins.clone()),
             builtins,
             plugins: settings.plugins.clone(),
             tools_changed: tokio::sync::watch::Sender::new(0),
+            plugins_loaded: tokio::sync::watch::Sender::new(settings.plugins.is_none()),
+            plugin_load: tokio::sync::Mutex::new(()),
             limits: settings.limits,
             describe_ctx,
             broker,
@@ -118,7 +126,28 @@ impl App {
             caller: "anonymous".to_owned(),
             audit,
             api_key_id: settings.api_key_id.clone(),
-        }))
+        });
+        if app.plugins.is_some() {
+            let loader = app.clone();
+            tokio::spawn(async move {
+                loader.reload_plugins().await;
+                loader.plugins_loaded.send_replace(true);
+            });
+        }
+        Ok(app)
+    }
+
+    /// Waits until the plugin folder (if any) has been loaded once; for
+    /// commands that print or check what loads, not for serving.
+    pub async fn plugins_loaded(&self) {
+        let mut loaded = self.plugins_loaded.subscribe();
+        // The sender lives as long as `self`, so this only ends when loaded.
+        let _ = loaded.wait_for(|done| *done).await;
+    }
+
+    /// Whether the plugin folder (if any) has been loaded once (`/readyz`).
+    pub fn plugins_ready(&self) -> bool {
+        *self.plugins_loaded.borrow()
     }
 }
 
@@ -127,7 +156,7 @@ async fn compose(
     runtime: &Runtime,
     builtins: &Arc<Registry>,
     plugins: Option<&PluginSource>,
-    limits: CallLimits,
+    limits: LimitPolicy,
     describe_ctx: &CallContext,
 ) -> Arc<Registry> {
     match plugins {
@@ -159,6 +188,7 @@ impl App {
     /// costs milliseconds.
     pub async fn reload_plugins(&self) {
         let Some(source) = &self.plugins else { return };
+        let _one_at_a_time = self.plugin_load.lock().await;
         let next = compose(&self.runtime, &self.builtins, Some(source), self.limits, &self.describe_ctx).await;
         let changed = next.listing() != self.registry().listing();
         let tools = next.tools().len();

@@ -7,10 +7,9 @@ use omniroute_mcp::capability::{CAPABILITY_TABLE, Grants, Scope};
 use omniroute_mcp::config::{self, Settings};
 use omniroute_mcp::mcp::McpHandler;
 use omniroute_mcp::registry::{Origin, PluginSource, Registry, join_scopes};
-use omniroute_mcp::runtime::CallLimits;
+use omniroute_mcp::runtime::LimitPolicy;
 use rmcp::ServiceExt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// MCP server for the OmniRoute AI gateway. Every tool runs as a sandboxed
 /// WebAssembly component that can reach only the gateway routes its scopes allow.
@@ -237,19 +236,21 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
         global.tools_dirs.clone()
     };
     let completion_timeout = config::completion_timeout(global.completion_timeout)?;
-    let limits = CallLimits {
-        // The sandbox deadline sits above the completion timeout so a slow
-        // completion reports the gateway's timeout, not a sandbox kill.
-        deadline: completion_timeout + Duration::from_secs(30),
+    let gateway_timeout = config::gateway_timeout(global.gateway_timeout)?;
+    let limits = LimitPolicy {
+        // Each tool's wall deadline is derived from these by class, above the
+        // request timeouts, so a slow gateway reports its timeout, not a stop.
+        gateway_timeout,
+        completion_timeout,
         memory_bytes: global.call_memory_mib.clamp(16, 1024) * 1024 * 1024,
-        ..CallLimits::default()
+        ..LimitPolicy::default()
     };
     Ok(Settings {
         base_url,
         api_key: env("OMNIROUTE_API_KEY"),
         dashboard_password: env("OMNIROUTE_DASHBOARD_PASSWORD"),
         tools_dirs,
-        gateway_timeout: config::gateway_timeout(global.gateway_timeout)?,
+        gateway_timeout,
         completion_timeout,
         enforce_scopes: env("OMNIROUTE_MCP_ENFORCE_SCOPES").as_deref() == Some("true"),
         scopes: Grants::parse(&env("OMNIROUTE_MCP_SCOPES").unwrap_or_default()),
@@ -379,6 +380,7 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
 
 async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
+    app.plugins_loaded().await;
     let registry = app.registry();
     let mut sources = join_paths(&settings.tools_dirs);
     if let Some(plugins) = &settings.plugins {
@@ -417,7 +419,8 @@ async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
             println!("    (no gateway route: host state only)");
         }
         for row in rows {
-            println!("    {:<6} {:<32} {}", row.method.as_str(), row.pattern, row.purpose);
+            let body = if row.body.is_some() { " (body: only what its JSON Schema allows)" } else { "" };
+            println!("    {:<6} {:<32} {}{body}", row.method.as_str(), row.pattern, row.purpose);
         }
     }
     Ok(())
@@ -504,6 +507,7 @@ async fn plugins_command(mut settings: Settings, global: &GlobalArgs, command: P
         PluginsCommand::List { json } => {
             let source = settings.plugins.clone().ok_or_else(no_folder)?;
             let app = App::start(&settings).await?;
+            app.plugins_loaded().await;
             print_plugins(&app.registry(), &source, json)?;
             Ok(())
         }
@@ -512,6 +516,7 @@ async fn plugins_command(mut settings: Settings, global: &GlobalArgs, command: P
             let source = PluginSource::new(dir, global.plugin_grants.clone());
             settings.plugins = Some(source.clone());
             let app = App::start(&settings).await?;
+            app.plugins_loaded().await;
             let refused = print_plugins(&app.registry(), &source, json)?;
             if refused > 0 {
                 anyhow::bail!("{refused} plugin(s) in {} would be refused; see the reasons above", source.dir.display());

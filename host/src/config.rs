@@ -3,7 +3,7 @@
 //! where other local users could read them.
 
 use crate::capability::Grants;
-use crate::runtime::CallLimits;
+use crate::runtime::LimitPolicy;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -29,7 +29,8 @@ pub struct Settings {
     pub enforce_scopes: bool,
     /// `OMNIROUTE_MCP_SCOPES`.
     pub scopes: Grants,
-    pub limits: CallLimits,
+    /// Per-call bounds; each tool's are derived from them by class.
+    pub limits: LimitPolicy,
     /// Precompiled component cache.
     pub cache_dir: PathBuf,
     /// The audit database; `None` means `--audit off`.

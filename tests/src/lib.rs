@@ -31,6 +31,7 @@ pub mod python;
 pub mod raw;
 pub mod real;
 pub mod temp;
+pub mod wat_plugins;
 
 pub use gateway::{FakeGateway, Override, RecordedRequest};
 pub use mcp::{McpClient, ToolResult, assert_same, combo_named, error_message, keys, numbers_as_f64};

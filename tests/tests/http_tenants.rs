@@ -93,6 +93,20 @@ impl HttpServer {
         format!("{}/mcp", self.base)
     }
 
+    /// Waits (bounded) for `/readyz` to answer 200, as a load balancer would (plugins load in
+    /// the background after the built-ins are served).
+    async fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let ready = self.client.get(format!("{}/readyz", self.base)).send().await.unwrap();
+            if ready.status() == 200 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "not ready within {TIMEOUT:?}: {}\n{}", ready.text().await.unwrap_or_default(), self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -267,6 +281,7 @@ async fn a_plugin_needs_both_the_operator_grant_and_the_tenants_scope() {
     // The examples' grants.toml gives rank_combos read:combos and provider_digest read:health.
     let plugins = paths::example_plugins_dir(&["rank_combos", "provider_digest"]);
     let server = HttpServer::start(&gateway, &two_tenants(), &["--plugins", plugins.to_str().unwrap()]).await;
+    server.wait_ready().await;
     let a = server.open_session("token-alpha").await;
     let b = server.open_session("token-beta").await;
     let alpha_tools = server.list_tools("token-alpha", &a).await;
@@ -279,6 +294,27 @@ async fn a_plugin_needs_both_the_operator_grant_and_the_tenants_scope() {
     let (err, text) = server.call("token-alpha", &a, "rank_combos", 3).await;
     assert!(err && text.contains("Insufficient MCP scopes for rank_combos"), "{text}");
     assert_eq!(gateway.requests_to("GET", "/api/combos").len(), 1, "only beta's call reached the gateway");
+}
+
+/// `/readyz` stays not ready until the plugin folder has been loaded once (here three
+/// plugins whose `describe()` spins until each is stopped by its CPU budget).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_plugin_folder() {
+    let gateway = FakeGateway::start();
+    let plugins = TempDir::new("readyz-plugins");
+    for name in ["loop_a", "loop_b", "loop_c"] {
+        omniroute_mcp_tests::wat_plugins::install(plugins.path(), name, omniroute_mcp_tests::wat_plugins::LOOPING_DESCRIBE);
+    }
+    let server = HttpServer::start(&gateway, &two_tenants(), &["--plugins", plugins.path().to_str().unwrap()]).await;
+    let early = server.client.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    assert_eq!(early.status(), 503);
+    let body: Value = serde_json::from_str(&early.text().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "the plugin folder is still being loaded", "{body}");
+    // Built-in tools are served meanwhile.
+    let a = server.open_session("token-alpha").await;
+    assert!(server.list_tools("token-alpha", &a).await.contains(&HEALTH.to_owned()));
+    server.wait_ready().await;
+    assert_eq!(server.log().matches("plugin refused").count(), 3, "{}", server.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

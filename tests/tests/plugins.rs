@@ -2,12 +2,14 @@
 //! a tampered component is refused while the server keeps serving; the reserved prefix and
 //! name collisions are refused; the operator's grants, not the plugin's request, decide what
 //! reaches the gateway; a folder change reaches a connected client as `tools/list_changed`;
-//! the in-tree example plugins (Rust and Python) load and answer from gateway data.
+//! the in-tree example plugins (Rust and Python) load and answer from gateway data; plugins
+//! load in the background, so one whose `describe()` never returns delays nothing and is
+//! refused with the cause; a plugin holding a write scope is never listed as read-only.
 
 use std::path::Path;
 use std::time::Duration;
 
-use omniroute_mcp_tests::{FakeGateway, McpClient, RawServer, ServerCommand, TempDir, combo_named, paths};
+use omniroute_mcp_tests::{FakeGateway, McpClient, RawServer, ServerCommand, TempDir, combo_named, paths, wat_plugins};
 use serde_json::{Value, json};
 
 /// The test-only plugin that asks for read:combos and write:combos.
@@ -31,6 +33,17 @@ fn grant(dir: &Path, lines: &str) {
 
 fn with_plugins(gateway: &FakeGateway, dir: &Path) -> ServerCommand {
     ServerCommand::new(&gateway.url()).arg("--plugins").arg(dir)
+}
+
+/// Plugins load in the background after the built-ins are served: waits (bounded) until the
+/// server logged the end of its first load of the folder, as a client would wait for
+/// `tools/list_changed`.
+async fn plugins_loaded(client: &McpClient) {
+    let deadline = std::time::Instant::now() + RELOAD_WAIT;
+    while !client.stderr().contains("plugins reloaded") {
+        assert!(std::time::Instant::now() < deadline, "the plugin folder was not loaded within {RELOAD_WAIT:?}:\n{}", client.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn tool_names(tools: &[Value]) -> Vec<String> {
@@ -71,6 +84,7 @@ async fn a_tampered_component_is_refused_and_the_server_keeps_serving() {
     std::fs::write(&wasm, bytes).unwrap();
 
     let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    plugins_loaded(&client).await;
     let names = tool_names(&client.list_tools().await);
     assert!(!names.contains(&SWITCHER.to_owned()), "{names:?}");
     assert!(names.contains(&"omniroute_get_health".to_owned()), "{names:?}");
@@ -92,26 +106,118 @@ async fn reserved_names_and_collisions_are_refused_with_the_fix() {
     let dir = TempDir::new("plugins-collide");
     // A built-in dropped into the plugin folder: reserved prefix.
     install(&paths::builtin_tools_dir(), "omniroute_get_health", dir.path());
-    // The same plugin twice under two manifest names: the second collides.
+    // The same plugin name claimed by two manifests: ambiguous, so neither loads (a manifest
+    // that sorts first must not take the grant meant for the other).
     install(&paths::test_tools_dir(), SWITCHER, dir.path());
-    std::fs::copy(dir.path().join(format!("{SWITCHER}.toml")), dir.path().join("zz-second-copy.toml")).unwrap();
+    std::fs::copy(dir.path().join(format!("{SWITCHER}.toml")), dir.path().join("0-first-copy.toml")).unwrap();
     grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
 
     let (ok, report) = plugins_json(with_plugins(&gateway, dir.path()).arg("plugins").arg("list").arg("--json")).await;
     assert!(ok, "list succeeds even with refusals: {report}");
-    let loaded: Vec<&str> = report["loaded"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(loaded, vec![SWITCHER]);
+    assert_eq!(report["loaded"], json!([]), "{report}");
     let reasons: Vec<&str> = report["refused"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("`omniroute_`") && r.contains("reserved")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("already used by") && r.contains("rename")), "{reasons:?}");
+    let ambiguous: Vec<&&str> = reasons.iter().filter(|r| r.contains("0-first-copy.toml and test_plugin_switcher.toml")).collect();
+    assert_eq!(ambiguous.len(), 2, "both claimants are refused, naming each other: {reasons:?}");
+    assert!(ambiguous.iter().all(|r| r.contains("ambiguous") && r.contains("rename")), "{reasons:?}");
 
-    // The server serves all 16 built-ins and the plugin once.
+    // The server serves all 16 built-ins and not the ambiguous plugin.
     let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    plugins_loaded(&client).await;
     let names = tool_names(&client.list_tools().await);
     assert_eq!(names.iter().filter(|n| n.starts_with("omniroute_")).count(), 16, "{names:?}");
-    assert_eq!(names.iter().filter(|n| *n == SWITCHER).count(), 1, "{names:?}");
+    assert!(!names.contains(&SWITCHER.to_owned()), "{names:?}");
     client.shutdown().await;
+}
+
+/// A grant pinned to a component's sha256 goes to that component only.
+#[tokio::test]
+async fn a_grant_pinned_to_another_component_grants_nothing() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-pinned");
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    let other = "0".repeat(64);
+    grant(dir.path(), &format!("test_plugin_switcher = {{ scopes = [\"read:combos\", \"write:combos\"], sha256 = \"{other}\" }}"));
+    let (_, report) = plugins_json(with_plugins(&gateway, dir.path()).arg("plugins").arg("list").arg("--json")).await;
+    let entry = &report["loaded"][0];
+    assert_eq!(entry["granted"], json!([]), "{report}");
+    assert!(report["warnings"][0].as_str().unwrap().contains("pinned"), "{report}");
+
+    let pinned = entry["sha256"].as_str().unwrap().to_owned();
+    grant(dir.path(), &format!("test_plugin_switcher = {{ scopes = [\"read:combos\"], sha256 = \"{pinned}\" }}"));
+    let (_, report) = plugins_json(with_plugins(&gateway, dir.path()).arg("plugins").arg("list").arg("--json")).await;
+    assert_eq!(report["loaded"][0]["granted"], json!(["read:combos"]), "{report}");
+}
+
+/// Annotations are hints clients may act on (auto-approving read-only tools): a plugin that
+/// holds `write:combos` but says `readOnlyHint: true` is listed as not read-only, and the
+/// override is logged.
+#[tokio::test]
+async fn a_plugin_holding_a_write_scope_is_never_listed_as_read_only() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-hints");
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+    let mut raw = RawServer::start(with_plugins(&gateway, dir.path())).await;
+    raw.initialize().await;
+    raw.wait_for_notifications(LIST_CHANGED, 1, RELOAD_WAIT).await;
+    let listed = raw.request("tools/list", json!({})).await;
+    let switcher = listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == SWITCHER).cloned();
+    let switcher = switcher.unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(switcher["annotations"]["readOnlyHint"], false, "{switcher}");
+    assert!(raw.stderr().contains("declares readOnlyHint: true but holds the scope write:combos"), "{}", raw.stderr());
+    raw.finish().await;
+}
+
+/// Plugins load after the built-ins are served: `initialize` and a built-in call are answered
+/// while three plugins' `describe()` spin (each is stopped by its CPU budget and refused with
+/// that cause), and a good plugin in the same folder then arrives with `tools/list_changed`.
+#[tokio::test]
+async fn a_plugin_whose_describe_never_returns_delays_nothing() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-spinning-describe");
+    let spinners = ["loop_a", "loop_b", "loop_c"];
+    for name in spinners {
+        wat_plugins::install(dir.path(), name, wat_plugins::LOOPING_DESCRIBE);
+    }
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+
+    let mut raw = RawServer::start(with_plugins(&gateway, dir.path())).await;
+    raw.initialize().await;
+    let health = raw.call_tool("omniroute_get_health", json!({})).await;
+    assert!(!health.is_error, "{}", health.text);
+    let refused_by_then = raw.stderr().matches("plugin refused").count();
+    assert!(
+        refused_by_then < spinners.len(),
+        "initialize and a built-in call must be answered while describe() still runs, but all spinning plugins were already refused:\n{}",
+        raw.stderr()
+    );
+
+    raw.wait_for_notifications(LIST_CHANGED, 1, RELOAD_WAIT).await;
+    let names = tool_names(raw.request("tools/list", json!({})).await["result"]["tools"].as_array().unwrap());
+    assert!(names.contains(&SWITCHER.to_owned()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("loop_")), "{names:?}");
+    let stderr = raw.stderr();
+    for name in spinners {
+        let line = stderr.lines().find(|l| l.contains("plugin refused") && l.contains(&format!("{name}.toml")));
+        let line = line.unwrap_or_else(|| panic!("{name} not refused:\n{stderr}"));
+        assert!(line.contains("describe() failed") && line.contains("(stop cause: cpu)"), "{line}");
+    }
+    raw.finish().await.assert_json_rpc_only();
+}
+
+/// `plugins verify` runs `describe()` with the same bounds: it ends, naming the cause.
+#[tokio::test]
+async fn verifying_a_plugin_whose_describe_never_returns_ends_with_the_reason() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-verify-spinning");
+    wat_plugins::install(dir.path(), "loop_a", wat_plugins::LOOPING_DESCRIBE);
+    let (ok, report) = plugins_json(ServerCommand::new(&gateway.url()).arg("plugins").arg("verify").arg(dir.path()).arg("--json")).await;
+    assert!(!ok, "verify must fail: {report}");
+    let reason = report["refused"][0]["reason"].as_str().unwrap_or_else(|| panic!("{report}"));
+    assert!(reason.contains("describe() failed") && reason.contains("CPU budget") && reason.contains("(stop cause: cpu)"), "{reason}");
 }
 
 #[tokio::test]
@@ -132,6 +238,7 @@ async fn without_the_operator_grant_a_plugin_cannot_switch_a_combo() {
 
     // Even with scope enforcement off (the stdio default), the broker refuses the PUT.
     let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    plugins_loaded(&client).await;
     let out = client.call(SWITCHER, json!({"comboId": id, "active": false})).await.into_ok();
     assert_eq!(out["read"], "sent: HTTP 200", "{out}");
     assert!(out["switch"].as_str().unwrap().starts_with("Not permitted: PUT"), "{out}");
@@ -150,6 +257,7 @@ async fn without_the_operator_grant_a_plugin_cannot_switch_a_combo() {
     // With the grant, the same call reaches the gateway.
     grant(dir.path(), "test_plugin_switcher = [\"read:combos\", \"write:combos\"]");
     let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    plugins_loaded(&client).await;
     let out = client.call(SWITCHER, json!({"comboId": id, "active": false})).await.into_ok();
     assert_eq!(out["switch"], "sent: HTTP 200", "{out}");
     assert_eq!(gateway.requests_to("PUT", &format!("/api/combos/{id}")).len(), 1);
@@ -168,6 +276,7 @@ async fn with_enforced_scopes_a_plugin_needs_the_callers_scopes_too() {
             .env("OMNIROUTE_MCP_SCOPES", "read:health"),
     )
     .await;
+    plugins_loaded(&client).await;
     let denied = client.call(SWITCHER, json!({"comboId": "x", "active": true})).await;
     let text = denied.expect_error();
     assert!(text.contains("Insufficient MCP scopes for test_plugin_switcher"), "{text}");
@@ -215,6 +324,7 @@ async fn the_example_plugins_in_rust_and_python_load_and_answer_from_gateway_dat
     let gateway = FakeGateway::start();
     let dir = paths::example_plugins_dir(&["rank_combos", "provider_digest"]);
     let client = McpClient::start(with_plugins(&gateway, &dir)).await;
+    plugins_loaded(&client).await;
     let names = tool_names(&client.list_tools().await);
     assert!(names.contains(&"rank_combos".to_owned()) && names.contains(&"provider_digest".to_owned()), "{names:?}");
 

@@ -1,11 +1,14 @@
 //! Scopes and what they let a tool call do on the gateway.
 //!
 //! This module is the single source of truth for the capability table: which
-//! (method, path pattern) pairs each scope grants. The broker consults it on
+//! (method, path pattern, body) each scope grants. The broker consults it on
 //! every request a component makes, `omniroute-mcp tools` prints it, and the
-//! tests check it row by row.
+//! tests check it row by row and against an expansion of the table.
 
+mod body;
 mod path;
+#[cfg(test)]
+mod proptests;
 mod scope;
 mod table;
 
@@ -33,6 +36,9 @@ pub enum Denied {
     },
     #[error("{0}")]
     BadPath(#[from] PathError),
+    /// The route is allowed but not with this body.
+    #[error("{0}")]
+    Body(String),
 }
 
 impl CapabilitySet {
@@ -53,22 +59,27 @@ impl CapabilitySet {
         self.scopes.contains(&scope)
     }
 
-    /// Checks one request. The path must already be normalised.
-    pub fn check(&self, method: Method, path: &NormalizedPath) -> Result<(), Denied> {
-        let allowed = CAPABILITY_TABLE.iter().any(|row| {
-            self.scopes.contains(&row.scope)
-                && row.method == method
-                && pattern_matches(row.pattern, path.as_str())
-        });
-        if allowed {
-            Ok(())
-        } else {
-            Err(Denied::NotInScopes {
+    /// Checks one request. The path must already be normalised. Returns the
+    /// body to send: the checked JSON re-serialised (or none).
+    pub fn check(&self, method: Method, path: &NormalizedPath, body: Option<&str>) -> Result<Option<String>, Denied> {
+        let mut body_refusal = None;
+        for (index, row) in CAPABILITY_TABLE.iter().enumerate() {
+            if !(self.scopes.contains(&row.scope) && row.method == method && pattern_matches(row.pattern, path.as_str())) {
+                continue;
+            }
+            match body::check(index, row, body) {
+                Ok(body) => return Ok(body),
+                Err(reason) => body_refusal = Some(reason),
+            }
+        }
+        Err(match body_refusal {
+            Some(reason) => Denied::Body(reason),
+            None => Denied::NotInScopes {
                 method,
                 path: path.as_str().to_owned(),
                 scopes: self.describe_scopes(),
-            })
-        }
+            },
+        })
     }
 
     fn describe_scopes(&self) -> String {
@@ -89,9 +100,48 @@ mod tests {
     use super::*;
 
     fn check(scopes: &[Scope], method: Method, path: &str) -> Result<(), Denied> {
+        check_with(scopes, method, path, body_for(method, path).as_deref()).map(|_| ())
+    }
+
+    fn check_with(scopes: &[Scope], method: Method, path: &str, body: Option<&str>) -> Result<Option<String>, Denied> {
         let set = CapabilitySet::new(scopes.iter().copied());
         let path = normalize_path(path)?;
-        set.check(method, &path)
+        set.check(method, &path, body)
+    }
+
+    /// A body the tools send on this route, if it takes one.
+    fn body_for(method: Method, path: &str) -> Option<String> {
+        match (method, path) {
+            (Method::Put, p) if p.starts_with("/api/combos/") => Some(r#"{"isActive":false}"#.to_owned()),
+            (Method::Post, "/v1/chat/completions") => {
+                Some(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":false}"#.to_owned())
+            }
+            (Method::Patch, "/api/resilience") => {
+                Some(r#"{"requestQueue":{"requestsPerMinute":100},"providerBreaker":{"oauth":{"failureThreshold":3}}}"#.to_owned())
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn write_combos_may_only_switch_a_combo() {
+        let put = |body: Option<&str>| check_with(&[Scope::WriteCombos], Method::Put, "/api/combos/c1", body);
+        assert_eq!(put(Some(r#"{ "isActive" : true }"#)), Ok(Some(r#"{"isActive":true}"#.to_owned())));
+        for rewrite in [
+            r#"{"isActive":true,"models":["evil/model"]}"#,
+            r#"{"name":"renamed"}"#,
+            r#"{"isActive":"yes"}"#,
+            r#"{"isActive":true,"isActive":"x"}"#,
+            r#"[true]"#,
+            r#"{"isActive":true} trailing"#,
+        ] {
+            let err = put(Some(rewrite)).unwrap_err();
+            assert!(matches!(err, Denied::Body(_)), "{rewrite}: {err}");
+            assert!(!err.to_string().contains("evil") && !err.to_string().contains("renamed"), "the value must not be echoed: {err}");
+        }
+        assert!(matches!(put(None), Err(Denied::Body(_))));
+        let get_with_body = check_with(&[Scope::ReadCombos], Method::Get, "/api/combos", Some("{}"));
+        assert!(matches!(get_with_body, Err(Denied::Body(_))), "{get_with_body:?}");
     }
 
     #[test]

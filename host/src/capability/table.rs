@@ -1,5 +1,8 @@
 //! The scope -> gateway endpoint table. Each row grants one (method, path
-//! pattern) pair; `{id}` matches exactly one non-empty path segment.
+//! pattern) pair; `{id}` matches exactly one non-empty path segment. A row
+//! also says which request bodies it allows: reads take none, and each write
+//! takes only the JSON its schema describes (the narrowest the tools need),
+//! so `write:combos` can switch a combo on or off but not rewrite it.
 //!
 //! The rows follow what the 16 tools of the OmniRoute MCP surface need
 //! (spec part C), grouped by the data a scope is about. `write:budget` grants
@@ -37,7 +40,8 @@ impl fmt::Display for Method {
     }
 }
 
-/// One grant: `scope` allows `method` on paths matching `pattern`.
+/// One grant: `scope` allows `method` on paths matching `pattern`, with a
+/// body matching `body` (a JSON Schema), or with no body when it is `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapabilityRow {
     pub scope: Scope,
@@ -45,6 +49,8 @@ pub struct CapabilityRow {
     pub pattern: &'static str,
     /// Why the scope needs it; printed by `omniroute-mcp tools`.
     pub purpose: &'static str,
+    /// JSON Schema of the only bodies allowed; `None`: no body at all.
+    pub body: Option<&'static str>,
 }
 
 const fn row(scope: Scope, method: Method, pattern: &'static str, purpose: &'static str) -> CapabilityRow {
@@ -53,8 +59,97 @@ const fn row(scope: Scope, method: Method, pattern: &'static str, purpose: &'sta
         method,
         pattern,
         purpose,
+        body: None,
     }
 }
+
+const fn write(scope: Scope, method: Method, pattern: &'static str, purpose: &'static str, body: &'static str) -> CapabilityRow {
+    CapabilityRow {
+        scope,
+        method,
+        pattern,
+        purpose,
+        body: Some(body),
+    }
+}
+
+/// Switching a combo: `{"isActive": <bool>}` and nothing else.
+pub const SWITCH_COMBO_BODY: &str = r#"{
+  "type": "object",
+  "properties": { "isActive": { "type": "boolean" } },
+  "required": ["isActive"],
+  "additionalProperties": false
+}"#;
+
+/// A non-streaming chat completion as the tools send it: model, messages of
+/// role and content, optionally `max_tokens` and `"stream": false`.
+pub const COMPLETION_BODY: &str = r#"{
+  "type": "object",
+  "properties": {
+    "model": { "type": "string" },
+    "messages": {
+      "type": "array",
+      "items": {
+        "type": "object",
+        "properties": { "role": { "type": "string" }, "content": { "type": "string" } },
+        "required": ["role", "content"],
+        "additionalProperties": false
+      }
+    },
+    "max_tokens": { "type": "integer", "minimum": 1 },
+    "stream": { "const": false }
+  },
+  "required": ["model", "messages"],
+  "additionalProperties": false
+}"#;
+
+/// A resilience profile: request queue, connection cooldowns and provider
+/// breakers, each value a non-negative integer (or the retry-hint switch).
+pub const RESILIENCE_BODY: &str = r##"{
+  "type": "object",
+  "$defs": {
+    "count": { "type": "integer", "minimum": 0 },
+    "cooldown": {
+      "type": "object",
+      "properties": {
+        "baseCooldownMs": { "$ref": "#/$defs/count" },
+        "useUpstreamRetryHints": { "type": "boolean" },
+        "maxBackoffSteps": { "$ref": "#/$defs/count" }
+      },
+      "additionalProperties": false
+    },
+    "breaker": {
+      "type": "object",
+      "properties": {
+        "failureThreshold": { "$ref": "#/$defs/count" },
+        "resetTimeoutMs": { "$ref": "#/$defs/count" }
+      },
+      "additionalProperties": false
+    }
+  },
+  "properties": {
+    "requestQueue": {
+      "type": "object",
+      "properties": {
+        "requestsPerMinute": { "$ref": "#/$defs/count" },
+        "minTimeBetweenRequestsMs": { "$ref": "#/$defs/count" },
+        "concurrentRequests": { "$ref": "#/$defs/count" }
+      },
+      "additionalProperties": false
+    },
+    "connectionCooldown": {
+      "type": "object",
+      "properties": { "oauth": { "$ref": "#/$defs/cooldown" }, "apikey": { "$ref": "#/$defs/cooldown" } },
+      "additionalProperties": false
+    },
+    "providerBreaker": {
+      "type": "object",
+      "properties": { "oauth": { "$ref": "#/$defs/breaker" }, "apikey": { "$ref": "#/$defs/breaker" } },
+      "additionalProperties": false
+    }
+  },
+  "additionalProperties": false
+}"##;
 
 use Method::{Get, Patch, Post, Put};
 use Scope::*;
@@ -82,13 +177,13 @@ pub const CAPABILITY_TABLE: &[CapabilityRow] = &[
     row(ReadCombos, Get, "/api/pricing/models", "built-in provider id <-> alias catalogue"),
     // write:combos — switch a combo on or off.
     row(WriteCombos, Get, "/api/combos", "resolve a combo name to its id"),
-    row(WriteCombos, Put, "/api/combos/{id}", "set isActive"),
+    write(WriteCombos, Put, "/api/combos/{id}", "set isActive", SWITCH_COMBO_BODY),
     // read:quota — provider quotas.
     row(ReadQuota, Get, "/api/usage/quota", "remaining quota per connection"),
     row(ReadQuota, Get, "/api/provider-nodes", "map a provider prefix to the gateway's id"),
     row(ReadQuota, Get, "/api/pricing/models", "map a provider alias to the gateway's id"),
     // execute:completions — send completions (budget guard enforced by the host).
-    row(ExecuteCompletions, Post, "/v1/chat/completions", "chat completions"),
+    write(ExecuteCompletions, Post, "/v1/chat/completions", "chat completions", COMPLETION_BODY),
     row(ExecuteCompletions, Get, "/api/combos", "recognise combo names, pick a degrade target"),
     row(ExecuteCompletions, Get, "/api/pricing", "cheapest degrade target"),
     row(ExecuteCompletions, Get, "/api/provider-nodes", "alias sets for prices"),
@@ -107,7 +202,7 @@ pub const CAPABILITY_TABLE: &[CapabilityRow] = &[
     row(ReadModels, Get, "/api/provider-nodes", "alias sets for filtering and prices"),
     row(ReadModels, Get, "/api/pricing/models", "alias sets for filtering and prices"),
     // write:resilience — apply a resilience profile and read it back.
-    row(WriteResilience, Patch, "/api/resilience", "apply a profile"),
+    write(WriteResilience, Patch, "/api/resilience", "apply a profile", RESILIENCE_BODY),
     row(WriteResilience, Get, "/api/resilience", "read the applied settings back"),
 ];
 

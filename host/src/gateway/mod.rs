@@ -116,9 +116,45 @@ impl Broker {
         caps: &CapabilitySet,
         req: &GatewayRequest,
     ) -> Result<GatewayResponse, GatewayError> {
+        self.send_within(caps, req, Duration::MAX).await
+    }
+
+    /// [`Self::send`] bounded by `limit` as well as by the request's own
+    /// timeout (whichever is smaller): a call's request never outlives the
+    /// call's deadline. The bound covers a dashboard login it needs too.
+    pub async fn send_within(
+        &self,
+        caps: &CapabilitySet,
+        req: &GatewayRequest,
+        limit: Duration,
+    ) -> Result<GatewayResponse, GatewayError> {
         let path = normalize_path(&req.path).map_err(|e| GatewayError::Denied(e.to_string()))?;
-        caps.check(req.method, &path)
+        let body = caps
+            .check(req.method, &path, req.body.as_deref())
             .map_err(|e| GatewayError::Denied(e.to_string()))?;
+        let own = if req.method == Method::Post && path.as_str() == "/v1/chat/completions" {
+            self.config.completion_timeout
+        } else {
+            self.config.request_timeout
+        };
+        let timeout = own.min(limit);
+        if timeout.is_zero() {
+            return Err(GatewayError::Timeout(0));
+        }
+        let checked = GatewayRequest { body, ..req.clone() };
+        match tokio::time::timeout(timeout, self.send_checked(&checked, &path, timeout)).await {
+            Ok(result) => result,
+            Err(_) => Err(GatewayError::Timeout(timeout.as_secs().max(1) as u32)),
+        }
+    }
+
+    /// Sends a request whose path and body passed the capability check.
+    async fn send_checked(
+        &self,
+        req: &GatewayRequest,
+        path: &crate::capability::NormalizedPath,
+        timeout: Duration,
+    ) -> Result<GatewayResponse, GatewayError> {
 
         let mut url = self.config.base_url.clone();
         {
@@ -131,13 +167,6 @@ impl Broker {
                 .extend_pairs(req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
 
-        let is_completion = req.method == Method::Post && path.as_str() == "/v1/chat/completions";
-        let timeout = if is_completion {
-            self.config.completion_timeout
-        } else {
-            self.config.request_timeout
-        };
-
         let class = route_class(req.method, path.as_str());
         let request_line = format!("{} {}", req.method, path.as_str());
         let started = Instant::now();
@@ -145,7 +174,7 @@ impl Broker {
         let (status, headers, body) = loop {
             let access = if class == RouteClass::Management {
                 self.login
-                    .access(&self.client, &self.config.base_url, self.config.request_timeout, stale_cookie.as_ref())
+                    .access(&self.client, &self.config.base_url, self.config.request_timeout.min(timeout), stale_cookie.as_ref())
                     .await?
             } else {
                 Access::Anonymous

@@ -2,7 +2,7 @@
 //! sandboxed run, audit row committed, result. Every exit path writes exactly
 //! one audit row before the response leaves.
 
-use super::result::{error_result, from_outcome};
+use super::result::{error_result, from_outcome, with_stop_cause};
 use crate::app::App;
 use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
 use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
@@ -71,6 +71,7 @@ pub async fn run(
     arguments: Option<Map<String, Value>>,
     meta: &Map<String, Value>,
     progress: Option<ProgressSink>,
+    cancel: Option<tokio_util::sync::CancellationToken>,
 ) -> Result<CallToolResult, String> {
     let started = Instant::now();
     let args = Value::Object(arguments.unwrap_or_default());
@@ -156,15 +157,18 @@ pub async fn run(
         journal: journal.clone(),
         progress,
     };
-    let outcome = app
+    let report = app
         .runtime
         .call(CallRequest {
             pre,
             ctx,
             limits: tool.limits,
             input: canonical.to_string(),
+            cancel,
         })
         .await;
+    let stop_cause = report.stop_cause();
+    let outcome = report.outcome;
     record.duration_ms = started.elapsed().as_millis() as u64;
     record.gateway_calls = std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()));
     match &outcome {
@@ -183,7 +187,7 @@ pub async fn run(
         Ok(CallOutcome::ToolError(message)) => record.error_code = Some(message.clone()),
         Err(e) => record.error_code = Some(format!("The tool {name} {e}")),
     }
-    finish(app, record, from_outcome(name, outcome)).await
+    finish(app, record, with_stop_cause(from_outcome(name, outcome), stop_cause)).await
 }
 
 /// Ends a call that could not run: the message is the agent's answer and

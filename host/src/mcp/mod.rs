@@ -14,9 +14,9 @@ use crate::tenants::Tenant;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::ErrorData as McpError;
 use std::sync::Arc;
 
@@ -144,6 +144,27 @@ impl ServerHandler for McpHandler {
         });
     }
 
+    /// MCP 2026-07-28 clients have no session to be told on: they learn of
+    /// tool list changes (a plugin reload, or plugins arriving after start)
+    /// through `subscriptions/listen`.
+    fn accepted_subscription_filter(&self, _requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut changed = self.app.tools_changed();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                update = changed.changed() => {
+                    if update.is_err() || context.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -177,6 +198,7 @@ impl ServerHandler for McpHandler {
             meta.extend(m.0.0.clone());
         }
         let name: &str = request.name.as_ref();
+        let cancel = context.ct.clone();
         let outcome = match self.http_caller(&context)? {
             None => {
                 let caller = call::Caller {
@@ -186,7 +208,7 @@ impl ServerHandler for McpHandler {
                     source: self.app.grants_source,
                     enforce: self.app.enforce_scopes,
                 };
-                call::run(&self.app, caller, name, request.arguments, &meta, progress).await
+                call::run(&self.app, caller, name, request.arguments, &meta, progress, Some(cancel)).await
             }
             Some((tenant, session)) => {
                 let caller = call::Caller {
@@ -207,7 +229,7 @@ impl ServerHandler for McpHandler {
                         }
                         Ok(permit) => {
                             let in_flight = self.http.as_ref().map(|h| h.in_flight.clone()).unwrap_or_default();
-                            let run = call::run(&self.app, caller, name, request.arguments, &meta, progress);
+                            let run = call::run(&self.app, caller, name, request.arguments, &meta, progress, Some(cancel));
                             let out = in_flight.track_future(run).await;
                             drop(permit);
                             out
@@ -216,10 +238,13 @@ impl ServerHandler for McpHandler {
                 }
             }
         };
-        // The call is over and its sink dropped: let the forwarder flush the
-        // notifications still queued, so every progress report precedes the result.
-        if let Some(forwarder) = forwarder {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
+        // The call is over and its sink dropped: the forwarder sends the last
+        // report it holds and ends, so progress precedes the result; a client
+        // too slow to take even that does not hold the result back.
+        if let Some(mut forwarder) = forwarder
+            && tokio::time::timeout(std::time::Duration::from_secs(1), &mut forwarder).await.is_err()
+        {
+            forwarder.abort();
         }
         match outcome {
             Ok(result) => Ok(result.into()),
@@ -250,26 +275,25 @@ fn to_mcp_tool(entry: &ToolEntry) -> Tool {
     ))
 }
 
-/// Forwards `progress.report` to the client in order, without blocking the
-/// guest. The task ends once every sink clone is dropped and the queue is sent.
+/// Forwards the call's progress to the client (coalesced and capped per
+/// call, see [`crate::runtime::factors::progress`]), without blocking the guest.
 fn progress_sink(
     peer: rmcp::Peer<RoleServer>,
     token: rmcp::model::ProgressToken,
 ) -> (ProgressSink, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
-    let forwarder = tokio::spawn(async move {
-        while let Some((done, total, message)) = rx.recv().await {
-            let mut param = ProgressNotificationParam::new(token.clone(), done);
-            param.total = total;
-            param.message = message;
-            if let Err(e) = peer.notify_progress(param).await {
-                tracing::debug!(error = %e, "progress notification not delivered");
-                break;
+    crate::runtime::factors::progress::forwarder(move |report| {
+        let mut param = ProgressNotificationParam::new(token.clone(), report.done);
+        param.total = report.total;
+        param.message = report.message;
+        let peer = peer.clone();
+        async move {
+            match peer.notify_progress(param).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "progress notification not delivered");
+                    false
+                }
             }
         }
-    });
-    let sink: ProgressSink = Arc::new(move |done, total, message| {
-        let _ = tx.send((done, total, message));
-    });
-    (sink, forwarder)
+    })
 }

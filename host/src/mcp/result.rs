@@ -3,7 +3,7 @@
 //! `isError` results with `Error: <message>`, which agents can act on.
 
 use super::json_text::to_js_pretty;
-use crate::runtime::{CallError, CallOutcome};
+use crate::runtime::{CallError, CallOutcome, StopCause};
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
@@ -21,6 +21,20 @@ pub fn error_result(message: impl AsRef<str>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!("Error: {}", message.as_ref()))])
 }
 
+/// The result's `_meta` key naming what stopped the call (`cpu`, `wall`,
+/// `memory`, ...) or the limit it reached (`requests`).
+pub const STOP_CAUSE_META: &str = "omniroute-mcp/stopCause";
+
+/// Marks `result` with the stop cause, when there is one.
+pub(crate) fn with_stop_cause(mut result: CallToolResult, cause: Option<StopCause>) -> CallToolResult {
+    if let Some(cause) = cause {
+        let mut meta = result.meta.take().unwrap_or_default();
+        meta.0.insert(STOP_CAUSE_META.to_owned(), Value::String(cause.as_str().to_owned()));
+        result.meta = Some(meta);
+    }
+    result
+}
+
 pub(crate) fn from_outcome(tool: &str, outcome: Result<CallOutcome, CallError>) -> CallToolResult {
     match outcome {
         Ok(CallOutcome::Output(text)) => match serde_json::from_str::<Value>(&text) {
@@ -33,10 +47,12 @@ pub(crate) fn from_outcome(tool: &str, outcome: Result<CallOutcome, CallError>) 
         Err(e) => {
             tracing::warn!(tool, error = %e, "tool call stopped by the sandbox");
             let hint = match e {
-                CallError::Deadline(_) => " Try again later; if it persists, the gateway may be slow or the tool stuck.",
-                CallError::Memory(_) | CallError::OutputTooLarge(..) => " Narrow the request (filters, fewer items).",
-                CallError::Trap(_) => " This is a bug in the tool; the next call starts fresh.",
-                CallError::Instantiate(_) => " The server may be overloaded; try again.",
+                CallError::Wall(_) => " Try again later; if it persists, the gateway may be slow or the tool stuck.",
+                CallError::Cpu(_) => " The tool computed for too long; narrow the request, or report it to the tool's author.",
+                CallError::Memory(_) | CallError::Output(..) => " Narrow the request (filters, fewer items).",
+                CallError::Crash(_) => " This is a bug in the tool; the next call starts fresh.",
+                CallError::Start(_) => " The server may be overloaded; try again.",
+                CallError::Cancelled => "",
             };
             error_result(format!("The tool {tool} {e}.{hint}"))
         }
@@ -61,9 +77,11 @@ mod tests {
         let r = from_outcome("t", Ok(CallOutcome::ToolError("Combo not found: \"x\"".into())));
         assert_eq!(r.is_error, Some(true));
         assert_eq!(r.content[0].as_text().unwrap().text, "Error: Combo not found: \"x\"");
-        let r = from_outcome("t", Err(CallError::Deadline(2000)));
+        let r = from_outcome("t", Err(CallError::Wall(2000)));
         let text = &r.content[0].as_text().unwrap().text;
         assert!(text.starts_with("Error: The tool t exceeded its 2000 ms deadline"), "{text}");
+        let r = with_stop_cause(from_outcome("t", Err(CallError::Cpu(2000))), Some(StopCause::Cpu));
+        assert_eq!(r.meta.unwrap().0[STOP_CAUSE_META], "cpu");
         let r = from_outcome("t", Ok(CallOutcome::Output("nope".into())));
         assert_eq!(r.is_error, Some(true));
     }

@@ -95,6 +95,26 @@ impl Description {
     }
 }
 
+impl Description {
+    /// Corrects annotations that the scopes contradict: a tool holding any
+    /// `write:` or `execute:` scope is not read-only, whatever it says (some
+    /// clients auto-approve read-only tools). Returns what was overridden.
+    pub fn correct_annotations(&mut self) -> Option<String> {
+        let writer = self.scopes.iter().find(|s| {
+            let name = s.as_str();
+            name.starts_with("write:") || name.starts_with("execute:")
+        })?;
+        if self.annotations.read_only_hint != Some(true) {
+            return None;
+        }
+        self.annotations.read_only_hint = Some(false);
+        Some(format!(
+            "tool {} declares readOnlyHint: true but holds the scope {writer}; serving readOnlyHint: false",
+            self.name
+        ))
+    }
+}
+
 /// MCP requires tool schemas to be object schemas.
 fn object_schema(value: Value) -> Option<Map<String, Value>> {
     match value {
@@ -123,5 +143,24 @@ mod tests {
         ] {
             assert!(Description::parse(bad).is_err(), "accepted {bad}");
         }
+    }
+
+    #[test]
+    fn scopes_that_write_override_a_read_only_claim() {
+        let claim = |scopes: &str| {
+            Description::parse(&format!(
+                r#"{{"name":"t","description":"d","inputSchema":{{"type":"object"}},"scopes":[{scopes}],"annotations":{{"readOnlyHint":true}}}}"#
+            ))
+            .unwrap()
+        };
+        for writer in [r#""read:combos","write:combos""#, r#""execute:completions""#, r#""write:budget""#] {
+            let mut d = claim(writer);
+            let note = d.correct_annotations().unwrap_or_else(|| panic!("{writer}: not overridden"));
+            assert_eq!(d.annotations.read_only_hint, Some(false), "{writer}");
+            assert!(note.contains("readOnlyHint"), "{note}");
+        }
+        let mut reader = claim(r#""read:health""#);
+        assert_eq!(reader.correct_annotations(), None);
+        assert_eq!(reader.annotations.read_only_hint, Some(true));
     }
 }

@@ -1,10 +1,12 @@
 //! The operator's grants for plugins (`grants.toml`): a plugin gets at most
-//! the scopes granted to it here, whatever its manifest requests.
+//! the scopes granted to it here, whatever its manifest requests. A grant
+//! may be pinned to one component by its sha256: another component under
+//! the same name then gets nothing until the pin is updated.
 //!
 //! ```toml
 //! [tools]
 //! rank_combos = ["read:combos"]
-//! provider_digest = ["read:*"]
+//! provider_digest = { scopes = ["read:*"], sha256 = "9f2c…" }
 //! ```
 
 use crate::capability::{Grants, Scope};
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default)]
 pub struct PluginGrants {
     path: PathBuf,
-    tools: BTreeMap<String, Grants>,
+    tools: BTreeMap<String, Grant>,
     /// Set when the file exists but cannot be used: every plugin then gets no scope.
     problem: Option<String>,
 }
@@ -25,7 +27,29 @@ pub struct PluginGrants {
 #[serde(deny_unknown_fields)]
 struct GrantsFile {
     #[serde(default)]
-    tools: BTreeMap<String, Vec<String>>,
+    tools: BTreeMap<String, GrantEntry>,
+}
+
+/// `name = [scopes]` or `name = { scopes = [...], sha256 = "..." }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GrantEntry {
+    Scopes(Vec<String>),
+    Pinned(PinnedEntry),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinnedEntry {
+    scopes: Vec<String>,
+    sha256: String,
+}
+
+/// What one plugin name is granted, and for which component if pinned.
+#[derive(Debug, Clone, Default)]
+struct Grant {
+    grants: Grants,
+    sha256: Option<String>,
 }
 
 /// The scope split for one plugin.
@@ -35,6 +59,8 @@ pub struct Split {
     pub effective: Vec<Scope>,
     /// Requested but not granted: withheld.
     pub withheld: Vec<Scope>,
+    /// The grant is pinned to another component (this sha256): nothing is granted.
+    pub pinned_to_other: Option<String>,
 }
 
 impl PluginGrants {
@@ -64,18 +90,27 @@ impl PluginGrants {
         self.problem.as_deref()
     }
 
-    /// Splits what `tool` requests into granted and withheld scopes.
-    pub fn split(&self, tool: &str, requested: &[Scope]) -> Split {
-        let granted = self.tools.get(tool);
+    /// Splits what `tool` (component `sha256`) requests into granted and
+    /// withheld scopes.
+    pub fn split(&self, tool: &str, sha256: &str, requested: &[Scope]) -> Split {
+        let grant = self.tools.get(tool);
+        let pinned_to_other = grant.and_then(|g| g.sha256.clone()).filter(|pin| pin != sha256);
+        let granted = grant.filter(|_| pinned_to_other.is_none());
         let (effective, withheld) = requested
             .iter()
             .copied()
-            .partition(|s| granted.is_some_and(|g| g.allows(*s)));
-        Split { effective, withheld }
+            .partition(|s| granted.is_some_and(|g| g.grants.allows(*s)));
+        Split { effective, withheld, pinned_to_other }
     }
 
     /// The warning for withheld scopes, naming the line to add.
     pub fn withheld_warning(&self, tool: &str, split: &Split) -> Option<String> {
+        if let Some(pin) = &split.pinned_to_other {
+            return Some(format!(
+                "plugin {tool}: the grant in {} is pinned to the component with sha256 {pin}, and this is another component; it gets no scope until the pin names its sha256",
+                self.path.display()
+            ));
+        }
         if split.withheld.is_empty() {
             return None;
         }
@@ -91,14 +126,23 @@ impl PluginGrants {
 }
 
 /// Parses and validates the file: every pattern must be able to match a scope.
-fn parse(text: &str) -> Result<BTreeMap<String, Grants>, String> {
+fn parse(text: &str) -> Result<BTreeMap<String, Grant>, String> {
     let file: GrantsFile = toml::from_str(text).map_err(|e| format!("not a valid grants file: {e}"))?;
     let mut out = BTreeMap::new();
-    for (tool, patterns) in file.tools {
+    for (tool, entry) in file.tools {
+        let (patterns, sha256) = match entry {
+            GrantEntry::Scopes(patterns) => (patterns, None),
+            GrantEntry::Pinned(PinnedEntry { scopes, sha256 }) => (scopes, Some(sha256)),
+        };
         for p in &patterns {
             validate_pattern(p).map_err(|e| format!("[tools] {tool}: {e}"))?;
         }
-        out.insert(tool, Grants::from_patterns(patterns.iter().map(String::as_str)));
+        if let Some(pin) = &sha256
+            && !(pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return Err(format!("[tools] {tool}: `sha256` must be 64 lowercase hex characters (the component's, as in its manifest)"));
+        }
+        out.insert(tool, Grant { grants: Grants::from_patterns(patterns.iter().map(String::as_str)), sha256 });
     }
     Ok(out)
 }
@@ -131,15 +175,31 @@ mod tests {
     fn effective_scopes_are_requested_and_granted() {
         let g = grants("[tools]\nswitcher = [\"read:combos\"]\nreader = [\"read:*\"]\n");
         let requested = [Scope::ReadCombos, Scope::WriteCombos];
-        let split = g.split("switcher", &requested);
+        let split = g.split("switcher", SHA_A, &requested);
         assert_eq!(split.effective, vec![Scope::ReadCombos]);
         assert_eq!(split.withheld, vec![Scope::WriteCombos]);
         let warning = g.withheld_warning("switcher", &split).unwrap();
         assert!(warning.contains("switcher = [\"read:combos\", \"write:combos\"]"), "{warning}");
-        assert_eq!(g.split("reader", &requested).effective, vec![Scope::ReadCombos]);
+        assert_eq!(g.split("reader", SHA_A, &requested).effective, vec![Scope::ReadCombos]);
         // A plugin the file does not name gets nothing.
-        assert_eq!(g.split("stranger", &requested).effective, vec![]);
-        assert!(g.withheld_warning("reader", &g.split("reader", &[Scope::ReadHealth])).is_none());
+        assert_eq!(g.split("stranger", SHA_A, &requested).effective, vec![]);
+        assert!(g.withheld_warning("reader", &g.split("reader", SHA_A, &[Scope::ReadHealth])).is_none());
+    }
+
+    const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn a_pinned_grant_goes_only_to_its_component() {
+        let g = grants(&format!("[tools]\nswitcher = {{ scopes = [\"write:combos\"], sha256 = \"{SHA_A}\" }}\n"));
+        assert_eq!(g.split("switcher", SHA_A, &[Scope::WriteCombos]).effective, vec![Scope::WriteCombos]);
+        let other = g.split("switcher", SHA_B, &[Scope::WriteCombos]);
+        assert_eq!(other.effective, vec![], "another component under the same name takes nothing");
+        assert_eq!(other.pinned_to_other.as_deref(), Some(SHA_A));
+        let warning = g.withheld_warning("switcher", &other).unwrap();
+        assert!(warning.contains("pinned") && warning.contains(SHA_A), "{warning}");
+        assert!(parse("[tools]\nx = { scopes = [\"read:health\"], sha256 = \"ABC\" }").is_err());
+        assert!(parse("[tools]\nx = { scopes = [\"read:health\"], surprise = 1 }").is_err());
     }
 
     #[test]
@@ -157,7 +217,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let missing = PluginGrants::load(&dir.join("none.toml"));
         assert!(missing.problem().is_none());
-        assert!(missing.split("x", &[Scope::ReadHealth]).effective.is_empty());
+        assert!(missing.split("x", SHA_A, &[Scope::ReadHealth]).effective.is_empty());
         std::fs::write(dir.join("broken.toml"), "[tools\n").unwrap();
         let broken = PluginGrants::load(&dir.join("broken.toml"));
         assert!(broken.problem().unwrap().contains("no plugin gets any scope"));

@@ -25,7 +25,11 @@ pub struct Manifest {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestLimits {
+    /// Wall-clock deadline of a call.
     pub deadline_ms: Option<u64>,
+    /// CPU time the guest may use in a call.
+    pub cpu_ms: Option<u64>,
+    /// Memory over all the component's memories and tables.
     pub memory_mib: Option<usize>,
     pub gateway_requests: Option<u32>,
 }
@@ -73,6 +77,16 @@ impl Manifest {
     pub fn deadline(&self) -> Option<Duration> {
         self.limits.deadline_ms.map(Duration::from_millis)
     }
+
+    /// How this manifest tightens the server's limits.
+    pub fn tightening(&self) -> crate::runtime::Tightening {
+        crate::runtime::Tightening {
+            wall: self.deadline(),
+            cpu: self.limits.cpu_ms.map(Duration::from_millis),
+            memory_bytes: self.limits.memory_mib.map(|m| m.saturating_mul(1024 * 1024)),
+            gateway_requests: self.limits.gateway_requests,
+        }
+    }
 }
 
 /// MCP tool names: short, plain, safe in logs and file names.
@@ -95,6 +109,7 @@ sha256 = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 scopes = ["read:health"]
 [limits]
 deadline_ms = 2000
+cpu_ms = 500
 "#;
 
     #[test]
@@ -102,6 +117,7 @@ deadline_ms = 2000
         let m = Manifest::parse(GOOD).unwrap();
         assert_eq!(m.parsed_scopes().unwrap(), vec![Scope::ReadHealth]);
         assert_eq!(m.deadline(), Some(Duration::from_secs(2)));
+        assert_eq!(m.tightening().cpu, Some(Duration::from_millis(500)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use validate::{ArgumentError, ArgumentValidator};
 
 use crate::capability::{CapabilitySet, Scope};
 use crate::runtime::bindings::ToolPre;
-use crate::runtime::{CacheOutcome, CallContext, CallLimits, CallState, Runtime};
+use crate::runtime::{CacheOutcome, CallContext, CallLimits, CallState, DeadlineClass, LimitPolicy, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -122,8 +122,9 @@ pub struct LoadOptions<'a> {
     pub runtime: &'a Runtime,
     /// Folders of `<tool>.toml` + component pairs.
     pub dirs: &'a [PathBuf],
-    /// The server's limits, which manifests may tighten.
-    pub limits: CallLimits,
+    /// The server's limits, from which each tool's are derived by class and
+    /// tightened by its manifest.
+    pub limits: LimitPolicy,
     /// A context for `describe()` calls: no scopes, throwaway session.
     pub describe_ctx: CallContext,
 }
@@ -286,11 +287,7 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
         ));
     }
     let scopes = manifest.parsed_scopes().map_err(|e| e.to_string())?;
-    let limits = opts.limits.tightened(
-        manifest.deadline(),
-        manifest.limits.memory_mib.map(|m| m.saturating_mul(1024 * 1024)),
-        manifest.limits.gateway_requests,
-    );
+    let limits = opts.limits.for_class(DeadlineClass::of(&scopes)).tightened(manifest.tightening());
 
     // describe() of this exact component (by sha256) was validated before:
     // reuse it, and leave the component unmapped until its first call.
@@ -304,16 +301,20 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
             let mut describe_ctx = opts.describe_ctx.clone();
             describe_ctx.tool = Arc::from(manifest.name.as_str());
             describe_ctx.caps = CapabilitySet::default();
+            let describe_limits = opts.limits.for_describe().tightened(manifest.tightening());
             let json = opts
                 .runtime
-                .describe(&pre, describe_ctx, limits)
+                .describe(&pre, describe_ctx, describe_limits)
                 .await
                 .map_err(|e| format!("describe() failed: the tool {e}"))?;
             (json, OnceLock::from(pre), cache)
         }
     };
     drop(wasm);
-    let description = Description::parse(&json).map_err(|e| e.to_string())?;
+    let mut description = Description::parse(&json).map_err(|e| e.to_string())?;
+    if let Some(note) = description.correct_annotations() {
+        tracing::warn!(tool = %manifest.name, "{note}");
+    }
     if description.name != manifest.name {
         return Err(format!(
             "describe() names the tool \"{}\" but the manifest says \"{}\"",

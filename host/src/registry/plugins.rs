@@ -1,9 +1,10 @@
 //! Third-party tools from the plugin folder: the same loading path as the
 //! built-ins (manifest, sha256 pin, describe() agreement), plus the rules
 //! that only apply to code we did not ship: a reserved name prefix, no name
-//! taken twice, and scopes cut down to what the operator granted.
+//! claimed twice (an ambiguous name loads neither claimant), and scopes cut
+//! down to what the operator granted (optionally pinned to a component's sha256).
 
-use super::{LoadOptions, Origin, Refusal, ToolEntry, ToolFolder, load_folder};
+use super::{LoadOptions, Manifest, Origin, Refusal, ToolEntry, ToolFolder, load_folder};
 use crate::registry::grants::PluginGrants;
 use crate::registry::GRANTS_FILE_NAME;
 use std::collections::HashMap;
@@ -60,8 +61,10 @@ pub(super) async fn load(opts: &LoadOptions<'_>, source: &PluginSource, builtins
         loaded.warnings.push(problem.to_owned());
     }
 
-    // Manifest file that first claimed each plugin name, to name it in a collision.
-    let mut claimed: HashMap<String, String> = HashMap::new();
+    // A name claimed by two manifests is ambiguous: which one the operator's
+    // grant was meant for cannot be told, so neither loads (whichever sorts
+    // first must not take the grant).
+    let claims = claims_by_name(&folder);
     let results = load_folder(opts, &folder, true, |manifest| {
         let name = &manifest.name;
         if name.starts_with(RESERVED_PREFIX) {
@@ -72,12 +75,12 @@ pub(super) async fn load(opts: &LoadOptions<'_>, source: &PluginSource, builtins
         if builtins.contains_key(name) {
             return Err(format!("a built-in tool is already named \"{name}\"; rename the plugin"));
         }
-        if let Some(first) = claimed.get(name) {
+        if let Some(files) = claims.get(name).filter(|files| files.len() > 1) {
             return Err(format!(
-                "the plugin name \"{name}\" is already used by {first} in this folder; remove one of them or rename it"
+                "the plugin name \"{name}\" is claimed by {} in this folder; none of them is loaded while the name is ambiguous: remove all but one or rename them",
+                files.join(" and ")
             ));
         }
-        claimed.insert(name.clone(), manifest.component.clone());
         Ok(())
     })
     .await;
@@ -85,7 +88,7 @@ pub(super) async fn load(opts: &LoadOptions<'_>, source: &PluginSource, builtins
     for result in results {
         match result {
             Ok(mut entry) => {
-                let split = grants.split(entry.name(), &entry.scopes);
+                let split = grants.split(entry.name(), &entry.manifest.sha256, &entry.scopes);
                 if let Some(warning) = grants.withheld_warning(entry.name(), &split) {
                     loaded.warnings.push(warning);
                 }
@@ -97,4 +100,16 @@ pub(super) async fn load(opts: &LoadOptions<'_>, source: &PluginSource, builtins
         }
     }
     loaded
+}
+
+/// Plugin name -> the manifest files that claim it (unreadable manifests
+/// are skipped here; loading reports them).
+fn claims_by_name(folder: &ToolFolder) -> HashMap<String, Vec<String>> {
+    let mut claims: HashMap<String, Vec<String>> = HashMap::new();
+    for file in folder.manifests().unwrap_or_default() {
+        if let Ok(manifest) = folder.read_manifest(&file).and_then(|t| Manifest::parse(&t).map_err(|e| e.to_string())) {
+            claims.entry(manifest.name).or_default().push(file);
+        }
+    }
+    claims
 }

@@ -1,8 +1,12 @@
 //! The process-wide engine: pooling allocator for fast instantiation, epoch
-//! interruption driven by a ticker thread for CPU deadlines.
+//! interruption driven by a ticker thread (the moments at which a running
+//! guest's CPU budget is checked and it yields to other calls).
 
-use super::bindings::{Tool, ToolPre};
+use super::bindings::{ToolPre, gateway, progress, session};
 use super::cache::{CacheOutcome, CompiledCache};
+use super::factors::gateway::GatewayState;
+use super::factors::progress::ProgressState;
+use super::factors::session::SessionState;
 use super::state::CallState;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +15,8 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; the granularity of CPU deadlines and of
-/// yielding a running guest back to the async executor.
+/// How often the epoch advances; the granularity of CPU budget checks and
+/// of yielding a running guest back to the async executor.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Hard ceiling for a component's linear memory; per-call caps sit below it.
@@ -65,7 +69,9 @@ impl Runtime {
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        gateway::add_to_linker::<_, HasSelf<GatewayState>>(&mut linker, |state: &mut CallState| &mut state.gateway)
+            .and_then(|()| session::add_to_linker::<_, HasSelf<SessionState>>(&mut linker, |state: &mut CallState| &mut state.session))
+            .and_then(|()| progress::add_to_linker::<_, HasSelf<ProgressState>>(&mut linker, |state: &mut CallState| &mut state.progress))
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
 
         let cache = CompiledCache::new(&engine, cache_root);
@@ -121,8 +127,9 @@ fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
             }
         });
     if let Err(e) = spawned {
-        // Without the ticker, deadlines still hold through the async timeout
-        // around each call, but a busy guest would not yield; say so loudly.
-        tracing::error!(error = %e, "could not start the epoch ticker thread; CPU deadlines degrade to wall-clock timeouts");
+        // Without the ticker, wall deadlines still hold through the timeout
+        // around each call, but a busy guest would neither yield nor have its
+        // CPU budget checked until it calls the host; say so loudly.
+        tracing::error!(error = %e, "could not start the epoch ticker thread; CPU budgets are checked only between host calls");
     }
 }

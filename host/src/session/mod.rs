@@ -107,6 +107,7 @@ impl Session {
         }
         match key {
             KEY_SESSION_START | KEY_LEDGER => Err(SessionError::ReadOnly(key.to_owned())),
+            _ if key.starts_with(KEY_REQUEST_PREFIX) => Err(SessionError::ReadOnly(key.to_owned())),
             KEY_BUDGET_GUARD => {
                 if !caps.has(Scope::WriteBudget) {
                     return Err(SessionError::NeedsWriteBudget);
@@ -185,6 +186,10 @@ mod tests {
         assert_eq!(
             s.set("a", &none, KEY_BUDGET_GUARD, "{}".into()),
             Err(SessionError::NeedsWriteBudget)
+        );
+        assert_eq!(
+            s.set("a", &none, "request:abc", "{}".into()),
+            Err(SessionError::ReadOnly("request:abc".into()))
         );
         let budget = CapabilitySet::new([Scope::WriteBudget]);
         s.set("set_budget", &budget, KEY_BUDGET_GUARD, "{\"maxCost\":1}".into()).unwrap();

@@ -146,6 +146,8 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let tools = shared.app.registry().tools().len();
     let reason = if tools == 0 {
         Some("no tool component could be loaded".to_owned())
+    } else if !shared.app.plugins_ready() {
+        Some("the plugin folder is still being loaded".to_owned())
     } else {
         shared.app.audit.check().err().map(|e| e.0)
     };

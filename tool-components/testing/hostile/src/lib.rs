@@ -6,9 +6,16 @@
 //!
 //! | attack | what it does | what the host must do |
 //! | --- | --- | --- |
-//! | loop | spins forever in guest code | stop it at the deadline (epoch) |
-//! | memory | allocates and touches 1 MiB chunks forever | trap at the memory cap |
-//! | sleep | sleeps 600 s inside a WASI host call | stop it at the deadline (call timeout) |
+//! | loop | spins forever in guest code | stop it at the CPU budget (cause `cpu`) |
+//! | compute-between-calls | computes ~5 ms between session reads, forever | sum CPU across host calls (cause `cpu`) |
+//! | slow-then-compute | one health request (the test delays it), then ~200 ms of work | not count the wait as CPU: succeed |
+//! | memory | allocates and touches 1 MiB chunks forever | trap at the memory cap (cause `memory`) |
+//! | sleep | sleeps 600 s inside a WASI host call | stop it at the wall deadline (cause `wall`) |
+//! | timed-request | one health request, reporting what happened to it | give it no more time than the call has left |
+//! | progress-flood | 50,000 progress reports with 2,000-character messages | coalesce and cap what reaches the client |
+//! | labelled-flood | 100 labelled requests with 5,000-character labels | the same for host progress |
+//! | set-request-key | sets the host-owned key `request:forged` | refuse it |
+//! | headers | one health request, returning the response headers | strip forged `x-omniroute-mcp-*` headers |
 //! | env | returns its environment variables and arguments | give it none |
 //! | files | lists `/`, reads `/etc/passwd`, lists `.` | give it no filesystem |
 //! | denied-path | `GET /api/combos` (not in read:health) | deny it; the text is returned as `{"result"}` |
@@ -19,6 +26,7 @@
 //! | ok | returns `{"ok": true}` | — |
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use omniroute_tool_sdk::{
     Ctx, Gateway, Request, Tool, ToolDescription, ToolError, failure, schema,
@@ -32,8 +40,15 @@ omniroute_tool_sdk::export_tool!(Hostile);
 
 const ATTACKS: &[&str] = &[
     "loop",
+    "compute-between-calls",
+    "slow-then-compute",
     "memory",
     "sleep",
+    "timed-request",
+    "progress-flood",
+    "labelled-flood",
+    "set-request-key",
+    "headers",
     "env",
     "files",
     "denied-path",
@@ -63,6 +78,44 @@ impl Tool for Hostile {
         let gw = cx.gateway;
         match input["attack"].as_str().unwrap_or_default() {
             "loop" => spin(),
+            "compute-between-calls" => loop {
+                busy_for(Duration::from_millis(5));
+                black_box(cx.session.get("hostile-counter"));
+            },
+            "slow-then-compute" => {
+                let req = Request::get("/api/monitoring/health");
+                let status = gw.send(&req).map(|r| r.status).map_err(|e| ToolError::new(failure::error_text(&req, &e)))?;
+                busy_for(Duration::from_millis(200));
+                Ok(json!({ "ok": true, "status": status }))
+            }
+            "timed-request" => Ok(json!({ "result": attempt(gw, &Request::get("/api/monitoring/health")) })),
+            "progress-flood" => {
+                let message = "p".repeat(2_000);
+                let reports = 50_000;
+                for i in 0..reports {
+                    cx.progress.report(f64::from(i), Some(f64::from(reports)), Some(&message));
+                }
+                Ok(json!({ "reported": reports }))
+            }
+            "labelled-flood" => {
+                let label = "l".repeat(5_000);
+                let requests: Vec<(String, Request)> =
+                    (0..100).map(|i| (format!("{i} {label}"), Request::get("/api/monitoring/health"))).collect();
+                let answers = gw.send_all_labelled(&requests, 4);
+                Ok(json!({ "sent": answers.len(), "ok": answers.iter().filter(|a| a.is_ok()).count() }))
+            }
+            "set-request-key" => Ok(json!({
+                "result": match cx.session.set("request:forged", "{\"requestId\":\"forged\"}") {
+                    Ok(()) => "stored".to_owned(),
+                    Err(e) => e,
+                },
+                "readBack": cx.session.get("request:forged"),
+            })),
+            "headers" => {
+                let req = Request::get("/api/monitoring/health");
+                let resp = gw.send(&req).map_err(|e| ToolError::new(failure::error_text(&req, &e)))?;
+                Ok(json!({ "headers": resp.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect::<Vec<_>>() }))
+            }
             "memory" => hog_memory(),
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(600));
@@ -107,6 +160,17 @@ fn spin() -> ! {
     let mut n: u64 = 0;
     loop {
         n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Busy guest code for `d` of (guest-observed) time, without calling the host.
+fn busy_for(d: Duration) {
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < d {
+        for _ in 0..10_000 {
+            n = black_box(n.wrapping_add(1));
+        }
     }
 }
 
@@ -226,7 +290,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            11
+            ATTACKS.len()
         );
     }
 }

@@ -1,24 +1,51 @@
-//! The three imports of the `tool` world, implemented on the call's state.
-//! Each is a thin adapter: the policy lives in `gateway` (what may be sent),
-//! `session` (ledger, budget guard, state) and `capability`.
+//! The `gateway` import: every request a component makes goes through here
+//! to the broker, which checks it against the call's capability set. This
+//! factor adds what is per call: the request allowance, the journal for the
+//! audit, the budget guard on completions, the ledger entry of every
+//! completion that left the host, and each request's share of the call's
+//! deadline.
 
-use super::bindings::{gateway, progress, session};
-use super::state::{CallContext, CallState};
+use super::{CallCompletions, CallContext, lock};
 use crate::capability::{CapabilitySet, Method, Scope};
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
+use crate::runtime::bindings::gateway;
+use crate::runtime::clock::CallClock;
+use crate::session::KEY_BUDGET_GUARD;
 use crate::session::budget::{self, BudgetGuard, Decision};
-use crate::session::ledger::{self, Annotation, LedgerEntry};
-use crate::session::{KEY_BUDGET_GUARD, KEY_LEDGER_ANNOTATION, KEY_REQUEST_PREFIX};
+use crate::session::ledger::{self, LedgerEntry};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// How many requests of one `send-all` run at once by default.
-const SEND_ALL_CONCURRENCY: usize = 16;
+pub const SEND_ALL_CONCURRENCY: usize = 16;
+/// Labels of `send-all-labelled` are cut to this many characters.
+pub const MAX_LABEL_CHARS: usize = 120;
 
-/// Headers the host adds to a response to say what it did.
+/// Headers the host adds to a response to say what it did. A gateway
+/// response carrying headers with this prefix has them removed first, so a
+/// component only ever sees the host's.
+pub const HOST_HEADER_PREFIX: &str = "x-omniroute-mcp-";
 const HEADER_DEGRADED_FROM: &str = "x-omniroute-mcp-degraded-from";
 const HEADER_DEGRADED_TO: &str = "x-omniroute-mcp-degraded-to";
 const HEADER_WARNING: &str = "x-omniroute-mcp-warning";
+
+/// The per-call state of the `gateway` import.
+pub(crate) struct GatewayState {
+    pub(crate) ctx: CallContext,
+    pub(crate) clock: Arc<CallClock>,
+    pub(crate) requests_left: u32,
+    pub(crate) request_cap: u32,
+    /// Set once a request was refused for going over the allowance.
+    pub(crate) allowance_exhausted: bool,
+    pub(crate) completions: CallCompletions,
+}
+
+impl GatewayState {
+    pub(crate) fn new(ctx: CallContext, clock: Arc<CallClock>, request_cap: u32, completions: CallCompletions) -> Self {
+        Self { ctx, clock, requests_left: request_cap, request_cap, allowance_exhausted: false, completions }
+    }
+}
 
 fn method(m: gateway::Method) -> Method {
     match m {
@@ -39,6 +66,18 @@ fn to_host(req: gateway::Request) -> GatewayRequest {
     }
 }
 
+/// Removes headers that claim to come from this host: only the host adds them.
+pub(crate) fn strip_host_headers(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(name, _)| !name.to_ascii_lowercase().starts_with(HOST_HEADER_PREFIX));
+}
+
+/// A label for progress messages, cut to [`MAX_LABEL_CHARS`].
+fn short_label(label: String) -> String {
+    match label.char_indices().nth(MAX_LABEL_CHARS) {
+        None => label,
+        Some((end, _)) => format!("{}…", &label[..end]),
+    }
+}
 /// One brokered request and what happened to it.
 struct Exchange {
     /// What was actually sent (the budget guard may have changed the model).
@@ -84,7 +123,7 @@ impl Exchange {
 
 /// Sends one request for a call: the budget guard for completions, then the
 /// broker (which checks the capability set).
-async fn exchange(ctx: &CallContext, mut req: GatewayRequest) -> Exchange {
+async fn exchange(ctx: &CallContext, clock: &CallClock, mut req: GatewayRequest) -> Exchange {
     let sent_at = SystemTime::now();
     let started = Instant::now();
     let mut warnings = Vec::new();
@@ -99,7 +138,7 @@ async fn exchange(ctx: &CallContext, mut req: GatewayRequest) -> Exchange {
         match guard.decide(spent_before) {
             Decision::Send { warnings: w } => warnings = w,
             Decision::Refuse(message) => return refused(req, message, sent_at),
-            Decision::Degrade { tier } => match degrade(ctx, &mut req, &tier).await {
+            Decision::Degrade { tier } => match degrade(ctx, clock, &mut req, &tier).await {
                 Ok(Some(original)) => {
                     let target = requested_model(&req).unwrap_or_default();
                     warnings.push(budget::degraded_text(&original, &target, &tier));
@@ -110,7 +149,10 @@ async fn exchange(ctx: &CallContext, mut req: GatewayRequest) -> Exchange {
             },
         }
     }
-    let mut result = ctx.broker.send(&ctx.caps, &req).await;
+    let mut result = ctx.broker.send_within(&ctx.caps, &req, clock.request_budget()).await;
+    if let Ok(resp) = &mut result {
+        strip_host_headers(&mut resp.headers);
+    }
     let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     journal(ctx, &req, &result, elapsed_ms);
     if let (Some(guard), Ok(resp)) = (&guard, &mut result) {
@@ -141,7 +183,7 @@ fn journal(ctx: &CallContext, req: &GatewayRequest, result: &Result<GatewayRespo
         Ok(r) => (Some(r.status), r.body.len() as u64, None),
         Err(e) => (None, 0, Some(error_kind(e).to_owned())),
     };
-    ctx.journal.lock().unwrap_or_else(|p| p.into_inner()).push(crate::audit::GatewayCall {
+    lock(&ctx.journal).push(crate::audit::GatewayCall {
         method: req.method.as_str().to_owned(),
         path_template: template.to_owned(),
         status,
@@ -181,7 +223,7 @@ fn requested_model(req: &GatewayRequest) -> Option<String> {
 
 /// Points the completion at the degrade target. `Ok(Some(original))` when
 /// the model changed, `Ok(None)` when it already was the target.
-async fn degrade(ctx: &CallContext, req: &mut GatewayRequest, tier: &str) -> Result<Option<String>, String> {
+async fn degrade(ctx: &CallContext, clock: &CallClock, req: &mut GatewayRequest, tier: &str) -> Result<Option<String>, String> {
     // Host-initiated reads for the host's own policy, not the tool's.
     let host_caps = CapabilitySet::new([Scope::ReadCombos, Scope::ReadModels]);
     let get = |path: &str| GatewayRequest {
@@ -198,10 +240,10 @@ async fn degrade(ctx: &CallContext, req: &mut GatewayRequest, tier: &str) -> Res
     let (r_combos, r_pricing, r_nodes, r_models) =
         (get("/api/combos"), get("/api/pricing"), get("/api/provider-nodes"), get("/api/pricing/models"));
     let (combos, pricing, nodes, models) = futures::join!(
-        ctx.broker.send(&host_caps, &r_combos),
-        ctx.broker.send(&host_caps, &r_pricing),
-        ctx.broker.send(&host_caps, &r_nodes),
-        ctx.broker.send(&host_caps, &r_models),
+        ctx.broker.send_within(&host_caps, &r_combos, clock.request_budget()),
+        ctx.broker.send_within(&host_caps, &r_pricing, clock.request_budget()),
+        ctx.broker.send_within(&host_caps, &r_nodes, clock.request_budget()),
+        ctx.broker.send_within(&host_caps, &r_models, clock.request_budget()),
     );
     let Some(combos) = json(combos) else {
         return Err(budget::no_target_text(tier));
@@ -223,13 +265,14 @@ async fn degrade(ctx: &CallContext, req: &mut GatewayRequest, tier: &str) -> Res
     Ok(Some(original))
 }
 
-impl CallState {
+impl GatewayState {
     /// Takes `n` requests from the call's allowance, or says why not.
     fn take_requests(&mut self, n: usize) -> Result<(), gateway::Error> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         if n > self.requests_left {
+            self.allowance_exhausted = true;
             return Err(gateway::Error::Invalid(format!(
-                "this call may make at most {} gateway requests; {} left, {} asked",
+                "this call may make at most {} gateway requests; {} left, {} asked (limit: requests)",
                 self.request_cap, self.requests_left, n
             )));
         }
@@ -242,17 +285,23 @@ impl CallState {
         if let Err(e) = self.take_requests(reqs.len()) {
             return reqs.iter().map(|_| Err(e.clone())).collect();
         }
+        let max_in_flight = max_in_flight.max(1);
+        let completions = reqs.iter().filter(|(_, r)| ledger::is_completion(r)).count();
+        if completions > 0 {
+            // The sequential rounds this batch needs, each up to the completion timeout.
+            let rounds = completions.div_ceil(max_in_flight);
+            self.clock.fit_completion_rounds(u32::try_from(rounds).unwrap_or(u32::MAX));
+        }
         let total = reqs.len();
         let ctx = self.ctx.clone();
+        let clock = self.clock.clone();
         let progress = self.ctx.progress.clone();
         let finished = std::sync::atomic::AtomicUsize::new(0);
         let exchanges: Vec<Exchange> = futures::stream::iter(reqs)
             .map(|(label, req)| {
-                let ctx = &ctx;
-                let progress = &progress;
-                let finished = &finished;
+                let (ctx, clock, progress, finished) = (&ctx, &clock, &progress, &finished);
                 async move {
-                    let ex = exchange(ctx, req).await;
+                    let ex = exchange(ctx, clock, req).await;
                     if let (Some(label), Some(sink)) = (label, progress) {
                         let done = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                         sink(done as f64, Some(total as f64), Some(ex.progress_text(&label)));
@@ -260,7 +309,7 @@ impl CallState {
                     ex
                 }
             })
-            .buffered(max_in_flight.max(1))
+            .buffered(max_in_flight)
             .collect()
             .await;
         exchanges
@@ -282,33 +331,11 @@ impl CallState {
         entry.degraded_from = ex.degraded_from.clone();
         let shared = self.ctx.session.record(entry);
         self.ctx.routing_index.insert(&self.ctx.caller, &shared);
-        self.completions.push(shared);
-    }
-
-    /// Applies `ledger-annotation` to a completion this call sent: by request
-    /// id, or the newest one without an id (a failed send).
-    fn annotate(&mut self, value: &str) -> Result<(), String> {
-        let note: Annotation = serde_json::from_str(value).map_err(|e| {
-            format!("ledger-annotation must be a JSON object with requestId, combo, role, fallbacksTriggered, degradedFrom: {e}")
-        })?;
-        let target = self.completions.iter().rev().find(|e| {
-            let entry = ledger::lock(e);
-            match &note.request_id {
-                Some(id) => entry.request_id.as_deref() == Some(id.as_str()),
-                None => entry.request_id.is_none(),
-            }
-        });
-        match target {
-            Some(entry) => {
-                ledger::lock(entry).annotate(&note);
-                Ok(())
-            }
-            None => Err("no completion sent by this call matches that requestId".to_owned()),
-        }
+        lock(&self.completions).push(shared);
     }
 }
 
-impl gateway::Host for CallState {
+impl gateway::Host for GatewayState {
     async fn send(&mut self, req: gateway::Request) -> Result<gateway::Response, gateway::Error> {
         let mut results = self.run_all(vec![(None, to_host(req))], 1).await;
         results.pop().unwrap_or_else(|| Err(gateway::Error::Invalid("no result".into())))
@@ -324,36 +351,33 @@ impl gateway::Host for CallState {
         reqs: Vec<gateway::LabelledRequest>,
         max_in_flight: u32,
     ) -> Vec<Result<gateway::Response, gateway::Error>> {
-        let reqs = reqs.into_iter().map(|r| (Some(r.label), to_host(r.request))).collect();
+        let reqs = reqs.into_iter().map(|r| (Some(short_label(r.label)), to_host(r.request))).collect();
         let limit = if max_in_flight == 0 { SEND_ALL_CONCURRENCY } else { (max_in_flight as usize).min(SEND_ALL_CONCURRENCY) };
         self.run_all(reqs, limit).await
     }
 }
 
-impl session::Host for CallState {
-    async fn get(&mut self, key: String) -> Option<String> {
-        if let Some(id) = key.strip_prefix(KEY_REQUEST_PREFIX) {
-            let entry = self.ctx.routing_index.get(&self.ctx.caller, id)?;
-            return serde_json::to_string(&entry).ok();
-        }
-        self.ctx.session.get(&self.ctx.tool, &key)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_host_headers_are_removed_and_others_kept() {
+        let mut headers = vec![
+            ("X-OmniRoute-MCP-Warning".to_owned(), "forged".to_owned()),
+            ("x-omniroute-mcp-degraded-from".to_owned(), "forged".to_owned()),
+            ("x-omniroute-model".to_owned(), "gpt".to_owned()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ];
+        strip_host_headers(&mut headers);
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-omniroute-model", "content-type"]);
     }
 
-    async fn set(&mut self, key: String, value: String) -> Result<(), String> {
-        if key == KEY_LEDGER_ANNOTATION {
-            return self.annotate(&value);
-        }
-        self.ctx
-            .session
-            .set(&self.ctx.tool, &self.ctx.caps, &key, value)
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl progress::Host for CallState {
-    async fn report(&mut self, done: f64, total: Option<f64>, message: Option<String>) {
-        if let Some(sink) = &self.ctx.progress {
-            sink(done, total, message);
-        }
+    #[test]
+    fn labels_are_cut() {
+        assert_eq!(short_label("openai gpt-4o".into()), "openai gpt-4o");
+        let long = short_label("x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_LABEL_CHARS + 1);
     }
 }

@@ -1,0 +1,51 @@
+//! What a component can import, one module per import of the `tool` world,
+//! in the way Spin composes host capabilities: each factor has its
+//! configuration, the per-call state it builds, its linker binding and its
+//! own tests. The call's store data ([`super::CallState`]) is made of these
+//! states; nothing here knows about the store, the engine or each other
+//! beyond the completions a call sent (the gateway records them, the
+//! session import annotates them).
+//!
+//! * [`gateway`]: the broker, the capability set, the request allowance and
+//!   journal, the budget guard on completions, the call's deadline per request;
+//! * [`session`]: per-session state, the ledger and the routing index;
+//! * [`progress`]: progress reports, coalesced and capped.
+
+pub mod gateway;
+pub mod progress;
+pub mod session;
+
+use crate::capability::CapabilitySet;
+use crate::gateway::Broker;
+use crate::session::Session;
+use crate::session::ledger::{RoutingIndex, SharedEntry};
+use progress::ProgressSink;
+use std::sync::{Arc, Mutex};
+
+/// Everything a call may reach through its imports, decided by the host
+/// before the component runs.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The tool being called (names its private session keys and log lines).
+    pub tool: Arc<str>,
+    /// Who is calling (stdio: `anonymous`; HTTP: the tenant).
+    pub caller: Arc<str>,
+    /// Granted ∩ declared scopes: the only gateway routes this call may use.
+    pub caps: CapabilitySet,
+    pub broker: Arc<Broker>,
+    pub session: Arc<Session>,
+    /// Request id -> completion, across sessions (for explaining routes).
+    pub routing_index: Arc<RoutingIndex>,
+    /// Shapes of the gateway requests this call made, for the audit log.
+    pub journal: Arc<Mutex<Vec<crate::audit::GatewayCall>>>,
+    /// Where progress goes, when the client asked for it.
+    pub progress: Option<ProgressSink>,
+}
+
+/// The completions one call sent: the only ledger entries it may annotate.
+pub(crate) type CallCompletions = Arc<Mutex<Vec<SharedEntry>>>;
+
+/// Locks, ignoring poisoning: every update under these locks is a single push.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
