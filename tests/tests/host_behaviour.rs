@@ -122,8 +122,10 @@ async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
     client.shutdown().await;
 
     let mut corrupted = 0;
-    for dir in std::fs::read_dir(cache.path()).unwrap() {
-        for entry in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+    // Entries live in one folder per engine, beside the cache's key file.
+    let engine_dirs = std::fs::read_dir(cache.path()).unwrap().map(|d| d.unwrap().path()).filter(|p| p.is_dir());
+    for dir in engine_dirs {
+        for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "cwasm") {
                 std::fs::write(&path, b"not machine code").unwrap();

@@ -131,7 +131,7 @@ impl CompiledCache {
                     }
                 },
                 Err(why) => {
-                    tracing::warn!(path = %entry.display(), "precompiled cache entry refused ({why}); rebuilding it");
+                    tracing::warn!(path = %entry.display(), reason = why, "precompiled cache entry unusable; rebuilding it");
                     outcome = CacheOutcome::Rebuilt;
                 }
             },
