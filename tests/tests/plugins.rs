@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use omniroute_mcp_tests::{FakeGateway, McpClient, RawServer, ServerCommand, TempDir, combo_named, paths, wat_plugins};
+use omniroute_mcp_tests::{FakeGateway, McpClient, RawServer, ServerCommand, TempDir, combo_named, paths, python, wat_plugins};
 use serde_json::{Value, json};
 
 /// The test-only plugin that asks for read:combos and write:combos.
@@ -210,6 +210,30 @@ async fn a_plugin_whose_describe_never_returns_delays_nothing() {
         assert!(line.contains("describe() failed") && line.contains("(stop cause: cpu)"), "{line}");
     }
     raw.finish().await.assert_json_rpc_only();
+}
+
+/// MCP 2026-07-28 clients have no session for `tools/list_changed`: the official Python SDK's
+/// default client learns through `subscriptions/listen` that a plugin arrived after start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_arriving_after_start_reaches_a_2026_client_through_subscriptions_listen() {
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-listen");
+    for name in ["loop_a", "loop_b", "loop_c"] {
+        wat_plugins::install(dir.path(), name, wat_plugins::LOOPING_DESCRIBE);
+    }
+    install(&paths::test_tools_dir(), SWITCHER, dir.path());
+    grant(dir.path(), "test_plugin_switcher = [\"read:combos\"]");
+    let server = ServerCommand::new(&gateway.url());
+    let env = vec![
+        ("OMNIROUTE_MCP_BIN".to_owned(), server.program().display().to_string()),
+        ("OMNIROUTE_MCP_TOOLS_DIR".to_owned(), paths::builtin_tools_dir().display().to_string()),
+        ("OMNIROUTE_BASE_URL".to_owned(), gateway.url()),
+        ("OMNIROUTE_MCP_DATA_DIR".to_owned(), server.data_dir().display().to_string()),
+        ("OMNIROUTE_MCP_PLUGINS".to_owned(), dir.path().display().to_string()),
+        ("EXPECT_PLUGIN".to_owned(), SWITCHER.to_owned()),
+    ];
+    let run = python::run_script("listen_client.py", &env, Duration::from_secs(120), String::new).await;
+    assert!(run.stdout.contains("all checks passed"), "{}", run.stdout);
 }
 
 /// `plugins verify` runs `describe()` with the same bounds: it ends, naming the cause.
