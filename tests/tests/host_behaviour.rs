@@ -1,6 +1,6 @@
 //! Host behaviour that only the wire shows: dashboard-login renewal,
 //! credentials by route class, progress notifications, and the precompiled
-//! cache surviving corruption.
+//! cache surviving corruption and closed to other users.
 
 use omniroute_mcp_tests::{FakeGateway, McpClient, Override, RawServer, ServerCommand, TEST_API_KEY};
 use serde_json::{Value, json};
@@ -141,6 +141,38 @@ async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
     let stderr = client.stderr();
     assert!(stderr.contains("precompiled cache entry unusable; rebuilding it"), "{stderr}");
     client.shutdown().await;
+}
+
+/// The precompiled cache holds native code the server runs: another local user can neither
+/// list it nor plant an entry in it. Checked as that user (`runuser -u nobody`), since root
+/// is not stopped by mode bits; the folder around the cache is open to them, so a refusal is
+/// the cache's own doing.
+#[tokio::test]
+async fn another_user_cannot_read_or_write_the_precompiled_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let gateway = FakeGateway::start();
+    let outer = omniroute_mcp_tests::TempDir::new("cache-perms");
+    std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = outer.path().join("cache");
+    let client = McpClient::start(ServerCommand::new(&gateway.url()).arg("--cache-dir").arg(&cache)).await;
+    client.shutdown().await;
+
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the cache folder must be private");
+    let engine_dir = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let as_nobody = |script: String| {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "sh", "-c", &script])
+            .output()
+            .unwrap_or_else(|e| panic!("runuser is needed to act as another user (util-linux; run the tests as root): {e}"))
+    };
+    let control = as_nobody(format!("ls {}", outer.path().display()));
+    assert!(control.status.success(), "nobody must be able to list the folder around the cache: {control:?}");
+    let list = as_nobody(format!("ls {}", cache.display()));
+    assert!(!list.status.success(), "nobody listed the cache: {}", String::from_utf8_lossy(&list.stdout));
+    let plant = as_nobody(format!("echo planted > {}/planted.cwasm", engine_dir.display()));
+    assert!(!plant.status.success(), "nobody wrote into the cache");
+    assert!(!engine_dir.join("planted.cwasm").exists());
 }
 
 /// Components are mapped on first use (describe() comes from the cache of validated

@@ -279,6 +279,28 @@ async fn component_stdout_stays_off_the_mcp_stream() {
     assert_eq!(responses, 3, "initialize + two tools/call answers");
 }
 
+/// A completion that never answers ends at the completion timeout (3 s here), reported by the
+/// tool, not at some later sandbox deadline: the completion tool's deadline (the completion
+/// timeout plus a margin) leaves the request its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_that_never_answers_ends_at_the_completion_timeout() {
+    let gateway = FakeGateway::start();
+    gateway.set_override("POST", "/v1/chat/completions", Override::delay(Duration::from_secs(120)));
+    let client = McpClient::start(ServerCommand::new(&gateway.url()).api_key(TEST_API_KEY).arg("--completion-timeout").arg("3")).await;
+    let result = client
+        .try_call_within(
+            "omniroute_route_request",
+            json!({"model": "coding-fast", "messages": [{"role": "user", "content": "hi"}]}),
+            HUNG,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("route_request must end with a result, got {e}\n{}", client.stderr()));
+    let text = result.expect_error();
+    assert!(text.contains("timeout after 3 s") && text.contains("POST /v1/chat/completions"), "{text}");
+    assert_eq!(stop_cause(&result), None, "the tool reported the timeout itself: {}", result.raw);
+    client.shutdown().await;
+}
+
 /// A call's progress is coalesced and capped: 50,000 reports with 2,000-character messages
 /// reach the client as at most 256 notifications of at most 256 characters, all before the
 /// call's answer, and none after it (the forwarder ends with the call).
