@@ -2,27 +2,32 @@
 //! call's code, not wall time.
 //!
 //! A call is an async future; its guest runs on a fiber that only executes
-//! inside a poll of that future, on the polling thread. So each poll is
-//! measured with the thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) at its
-//! start and end and the differences are summed: time the thread spends
-//! descheduled, or the call spends waiting for the gateway or a WASI sleep,
-//! is never counted, and a call that moves between worker threads across
-//! host calls is measured on each thread it runs on. Inside a poll, the epoch
-//! callback (every tick while guest code runs) compares the running total
-//! with the budget and stops the guest; host work done inside a poll
-//! (instantiation, the import adapters) counts too and is checked when the
-//! poll ends.
+//! inside a poll of that future, on the polling thread. So only polls are
+//! measured, each on the thread that runs it, and summed: time the call
+//! spends waiting for the gateway or a WASI sleep (between polls) is never
+//! counted, and a call that moves between worker threads across host calls
+//! is measured on each thread it runs on. Inside a poll, the epoch callback
+//! (every tick while guest code runs) compares the running total with the
+//! budget and stops the guest; host work done inside a poll (instantiation,
+//! the import adapters) counts too and is checked when the poll ends.
 //!
-//! Cost: two `clock_gettime` calls per poll (a plain call is polled a few
-//! times: instantiation, once per gateway round trip) plus one per epoch
-//! tick of running guest code.
+//! Two clocks, for cost: reading the thread's CPU clock
+//! (`CLOCK_THREAD_CPUTIME_ID`) is a system call (about 0.5-1 µs here), and
+//! a call is polled once per gateway round trip (2-16 polls for the
+//! built-ins on a real gateway). So the first [`precise_after`] of a call's
+//! running time (a twentieth of its budget, at most 100 ms) is measured with
+//! the monotonic clock (a vDSO read, about 25 ns), which also counts time the
+//! thread was descheduled *inside* a poll; from then on the thread's CPU
+//! clock is used, switching at the next epoch tick if need be. A call can
+//! therefore be charged at most that much (plus a tick) more than the CPU it
+//! used, never less, and a typical call never pays for a system call.
 
 use super::stop::CallError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The calling thread's CPU time in nanoseconds.
 fn thread_cpu_ns() -> u64 {
@@ -36,38 +41,83 @@ fn thread_cpu_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
+/// How much of a call's running time is measured with the monotonic clock.
+pub(crate) fn precise_after(budget: Duration) -> Duration {
+    (budget / 20).min(Duration::from_millis(100))
+}
+
+/// Which clock the running segment is measured with.
+const IDLE: u64 = 0;
+const WALL: u64 = 1;
+const CPU: u64 = 2;
+
 /// CPU used by one call so far, against its budget. Shared by the future
-/// wrapper (which measures) and the epoch callback (which stops the guest).
+/// wrapper (which measures) and the epoch callback (which stops the guest);
+/// both run on the polling thread.
 #[derive(Debug)]
 pub(crate) struct CpuMeter {
     budget_ns: u64,
-    /// Sum over finished polls.
+    precise_after_ns: u64,
+    /// Base of the monotonic readings.
+    epoch: Instant,
+    /// Sum over finished segments.
     used_ns: AtomicU64,
-    /// Thread CPU time when the current poll started; 0 between polls.
-    poll_started_ns: AtomicU64,
+    /// The running segment: its clock ([`IDLE`] between polls) and start.
+    clock: AtomicU64,
+    started_ns: AtomicU64,
+    /// Polls so far.
+    polls: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl CpuMeter {
     pub(crate) fn new(budget: Duration) -> Self {
         Self {
-            budget_ns: u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX),
+            budget_ns: nanos(budget),
+            precise_after_ns: nanos(precise_after(budget)),
+            epoch: Instant::now(),
             used_ns: AtomicU64::new(0),
-            poll_started_ns: AtomicU64::new(0),
+            clock: AtomicU64::new(IDLE),
+            started_ns: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
         }
+    }
+
+    fn read(&self, clock: u64) -> u64 {
+        match clock {
+            WALL => nanos(self.epoch.elapsed()),
+            CPU => thread_cpu_ns(),
+            _ => 0,
+        }
+    }
+
+    /// Time charged to the running segment so far.
+    fn running_ns(&self) -> u64 {
+        let clock = self.clock.load(Ordering::Relaxed);
+        if clock == IDLE {
+            return 0;
+        }
+        self.read(clock).saturating_sub(self.started_ns.load(Ordering::Relaxed))
     }
 
     /// CPU used so far, the running poll included (when called on the
     /// polling thread, as the epoch callback is).
     pub(crate) fn used(&self) -> Duration {
-        let done = self.used_ns.load(Ordering::Relaxed);
-        let started = self.poll_started_ns.load(Ordering::Relaxed);
-        let running = if started == 0 { 0 } else { thread_cpu_ns().saturating_sub(started) };
-        Duration::from_nanos(done.saturating_add(running))
+        Duration::from_nanos(self.used_ns.load(Ordering::Relaxed).saturating_add(self.running_ns()))
     }
 
-    /// Whether the call has used more than its budget.
+    /// Whether the call has used more than its budget. Also moves the
+    /// running segment to the CPU clock once the cheap part is used up.
     pub(crate) fn exhausted(&self) -> bool {
-        self.used().as_nanos() > u128::from(self.budget_ns)
+        let used = nanos(self.used());
+        if self.clock.load(Ordering::Relaxed) == WALL && used >= self.precise_after_ns {
+            self.end_segment();
+            self.start_segment(CPU);
+        }
+        used > self.budget_ns
     }
 
     /// The budget, in milliseconds, for messages.
@@ -75,17 +125,30 @@ impl CpuMeter {
         u128::from(self.budget_ns / 1_000_000)
     }
 
+    /// How many times the call's future was polled.
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    fn start_segment(&self, clock: u64) {
+        self.started_ns.store(self.read(clock), Ordering::Relaxed);
+        self.clock.store(clock, Ordering::Relaxed);
+    }
+
+    fn end_segment(&self) {
+        let running = self.running_ns();
+        self.clock.store(IDLE, Ordering::Relaxed);
+        self.used_ns.fetch_add(running, Ordering::Relaxed);
+    }
+
     fn begin_poll(&self) {
-        // 0 means "not polling"; a real reading of 0 ns cannot occur after
-        // the thread has run any code, but keep the sentinel unambiguous.
-        self.poll_started_ns.store(thread_cpu_ns().max(1), Ordering::Relaxed);
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        let cheap = self.used_ns.load(Ordering::Relaxed) < self.precise_after_ns;
+        self.start_segment(if cheap { WALL } else { CPU });
     }
 
     fn end_poll(&self) {
-        let started = self.poll_started_ns.swap(0, Ordering::Relaxed);
-        if started != 0 {
-            self.used_ns.fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
-        }
+        self.end_segment();
     }
 }
 
@@ -158,5 +221,27 @@ mod tests {
         )
         .await;
         assert_eq!(busy, Err(CallError::Cpu(50)), "CPU summed across polls must trip the budget");
+    }
+
+    /// Past the cheap part, time the thread is not running the call's code
+    /// inside a poll is not charged: a poll that mostly sleeps (blocking the
+    /// thread, as a descheduled thread would be) costs only its computing.
+    #[test]
+    fn after_the_cheap_part_only_cpu_is_charged() {
+        let meter = CpuMeter::new(Duration::from_secs(2));
+        let cheap = precise_after(Duration::from_secs(2));
+        assert_eq!(cheap, Duration::from_millis(100));
+        meter.begin_poll();
+        // Guest code with the epoch callback's checks every few milliseconds.
+        while meter.used() < cheap {
+            burn(Duration::from_millis(2));
+            assert!(!meter.exhausted());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        burn(Duration::from_millis(10));
+        meter.end_poll();
+        let used = meter.used();
+        assert!(used >= cheap + Duration::from_millis(10), "{used:?}");
+        assert!(used < cheap + Duration::from_millis(200), "the 300 ms asleep must not be charged: {used:?}");
     }
 }

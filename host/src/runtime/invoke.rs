@@ -140,8 +140,13 @@ impl Runtime {
             wall: started.elapsed(),
             limit_reached: store.data().gateway.allowance_exhausted.then_some(StopCause::Requests),
         };
-        if let Err(e) = &outcome {
-            tracing::info!(tool = %tool_name, stop_cause = %e.cause(), cpu_ms = usage.cpu.as_millis() as u64, wall_ms = usage.wall.as_millis() as u64, "call stopped by the sandbox");
+        match &outcome {
+            Err(e) => {
+                tracing::info!(tool = %tool_name, stop_cause = %e.cause(), cpu_ms = usage.cpu.as_millis() as u64, wall_ms = usage.wall.as_millis() as u64, "call stopped by the sandbox");
+            }
+            Ok(_) => {
+                tracing::debug!(tool = %tool_name, cpu_us = usage.cpu.as_micros() as u64, polls = meter.polls(), wall_us = usage.wall.as_micros() as u64, "call finished");
+            }
         }
         CallReport { outcome, usage }
     }
