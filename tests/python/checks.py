@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import anyio
 
 
 class CheckFailed(Exception):
@@ -23,3 +27,29 @@ def env(name: str, hint: str = "") -> str:
     if not value:
         raise CheckFailed(f"environment variable {name} is required{hint}")
     return value
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The real errors inside (possibly nested) exception groups raised by task groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
+def run_checks(run: Callable[[], Awaitable[None]], timeout_s: float) -> int:
+    """Runs `run` within `timeout_s`; prints `all checks passed`, or one `FAILED: <what>` line
+    per error on stderr. Returns the exit code."""
+
+    async def bounded() -> None:
+        with anyio.fail_after(timeout_s):
+            await run()
+
+    try:
+        anyio.run(bounded)
+    except Exception as error:  # noqa: BLE001 - any SDK error is a failure
+        for leaf in leaves(error):
+            detail = str(leaf) if isinstance(leaf, CheckFailed) else f"{type(leaf).__name__}: {leaf}"
+            print(f"FAILED: {detail}", file=sys.stderr)
+        return 1
+    print("all checks passed")
+    return 0

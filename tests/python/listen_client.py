@@ -13,6 +13,9 @@ Environment:
   OMNIROUTE_MCP_PLUGINS    the plugin folder (required)
   EXPECT_PLUGIN            the plugin that must arrive (required)
   OMNIROUTE_MCP_DATA_DIR   the server's data dir (optional; a temp dir otherwise)
+  OMNIROUTE_MCP_CACHE_DIR  a warm precompiled cache (optional): a server that compiles every
+                           component before answering may start too slowly for the SDK's
+                           discovery, which then falls back to an older protocol
 
 Exits 0 when every check passed; otherwise prints "FAILED: <what>" to stderr and exits 1.
 Run by tests/tests/plugins.rs.
@@ -24,12 +27,11 @@ import os
 import sys
 import tempfile
 
-import anyio
 from mcp import StdioServerParameters
 from mcp.client.client import Client
 from mcp.client.subscriptions import ToolsListChanged
 
-from checks import CheckFailed, check, env
+from checks import check, env, run_checks
 
 TIMEOUT_S = 60
 HEALTH = "omniroute_get_health"
@@ -37,11 +39,10 @@ HEALTH = "omniroute_get_health"
 
 async def run(data_dir: str) -> None:
     plugin = env("EXPECT_PLUGIN")
-    server = StdioServerParameters(
-        command=env("OMNIROUTE_MCP_BIN"),
-        args=["--tools-dir", env("OMNIROUTE_MCP_TOOLS_DIR"), "--data-dir", data_dir, "--plugins", env("OMNIROUTE_MCP_PLUGINS")],
-        env={"OMNIROUTE_BASE_URL": env("OMNIROUTE_BASE_URL")},
-    )
+    args = ["--tools-dir", env("OMNIROUTE_MCP_TOOLS_DIR"), "--data-dir", data_dir, "--plugins", env("OMNIROUTE_MCP_PLUGINS")]
+    if os.environ.get("OMNIROUTE_MCP_CACHE_DIR"):
+        args += ["--cache-dir", os.environ["OMNIROUTE_MCP_CACHE_DIR"]]
+    server = StdioServerParameters(command=env("OMNIROUTE_MCP_BIN"), args=args, env={"OMNIROUTE_BASE_URL": env("OMNIROUTE_BASE_URL")})
     async with Client(server) as client:
         first = [tool.name for tool in (await client.list_tools()).tools]
         check(HEALTH in first, "the built-ins are listed at once", first)
@@ -57,30 +58,10 @@ async def run(data_dir: str) -> None:
         print(f"ok: {plugin} listed after the change")
 
 
-def leaves(error: BaseException) -> list[BaseException]:
-    """The real errors inside (possibly nested) exception groups raised by task groups."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
 def main() -> int:
-    try:
-        with tempfile.TemporaryDirectory(prefix="omniroute-mcp-py-") as scratch:
-            data_dir = os.environ.get("OMNIROUTE_MCP_DATA_DIR") or scratch
-
-            async def bounded() -> None:
-                with anyio.fail_after(TIMEOUT_S):
-                    await run(data_dir)
-
-            anyio.run(bounded)
-    except Exception as error:  # noqa: BLE001 - any SDK error is a failure
-        for leaf in leaves(error):
-            detail = str(leaf) if isinstance(leaf, CheckFailed) else f"{type(leaf).__name__}: {leaf}"
-            print(f"FAILED: {detail}", file=sys.stderr)
-        return 1
-    print("all checks passed")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="omniroute-mcp-py-") as scratch:
+        data_dir = os.environ.get("OMNIROUTE_MCP_DATA_DIR") or scratch
+        return run_checks(lambda: run(data_dir), TIMEOUT_S)
 
 
 if __name__ == "__main__":

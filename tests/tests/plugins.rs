@@ -231,6 +231,7 @@ async fn a_plugin_arriving_after_start_reaches_a_2026_client_through_subscriptio
         ("OMNIROUTE_MCP_DATA_DIR".to_owned(), server.data_dir().display().to_string()),
         ("OMNIROUTE_MCP_PLUGINS".to_owned(), dir.path().display().to_string()),
         ("EXPECT_PLUGIN".to_owned(), SWITCHER.to_owned()),
+        ("OMNIROUTE_MCP_CACHE_DIR".to_owned(), paths::target_dir().join("test-cache").display().to_string()),
     ];
     let run = python::run_script("listen_client.py", &env, Duration::from_secs(120), String::new).await;
     assert!(run.stdout.contains("all checks passed"), "{}", run.stdout);
