@@ -106,6 +106,27 @@ async fn panic_fails_only_that_call() {
     assert_stopped_then_recovers("panic", "crash").await;
 }
 
+/// Invariant 8: a call the client cancels (`notifications/cancelled`) stops its guest, with
+/// that cause, long before its CPU budget would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_stops_its_guest() {
+    let gateway = FakeGateway::start();
+    let mut server = RawServer::start(hostile_server(&gateway)).await;
+    server.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": "spin-1", "method": "tools/call", "params": {"name": TEST_HOSTILE, "arguments": {"attack": "loop"}}});
+    server.send_line(&call.to_string()).await;
+    server.notify("notifications/cancelled", json!({"requestId": "spin-1", "reason": "the user gave up"})).await;
+    let deadline = std::time::Instant::now() + HUNG;
+    while !server.stderr().contains("call stopped by the sandbox") {
+        assert!(std::time::Instant::now() < deadline, "the cancelled call was not stopped:\n{}", server.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stderr = server.stderr();
+    assert!(stderr.contains("stop_cause=cancelled"), "{stderr}");
+    assert_eq!(server.call_tool(TEST_HOSTILE, json!({"attack": "ok"})).await.expect_ok(), &json!({"ok": true}));
+    server.finish().await.assert_json_rpc_only();
+}
+
 /// A gateway request gets the smaller of its own timeout (30 s here) and what is left of the
 /// call (20 s deadline): the guest sees a timeout sized to the call and can still report it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

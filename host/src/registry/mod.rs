@@ -291,8 +291,9 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
 
     // describe() of this exact component (by sha256) was validated before:
     // reuse it, and leave the component unmapped until its first call.
-    // Otherwise compile (or map) it and run describe() now; this happens
-    // before the server answers anything (or beside it, on a reload).
+    // Otherwise compile (or map) it and run describe() now, within the
+    // describe() limits: for built-ins before the server answers anything,
+    // for plugins in the background while it serves.
     let cached = opts.runtime.cache().describe(&actual);
     let (json, pre, cache) = match cached.clone() {
         Some(json) => (json, OnceLock::new(), CacheOutcome::Hit),
