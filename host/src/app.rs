@@ -151,21 +151,16 @@ impl App {
     }
 }
 
-/// The registry to serve: the built-ins, plus the plugins when a plugin folder is configured.
+/// The registry to serve: the built-ins plus the plugins of `source`.
 async fn compose(
     runtime: &Runtime,
     builtins: &Arc<Registry>,
-    plugins: Option<&PluginSource>,
+    source: &PluginSource,
     limits: LimitPolicy,
     describe_ctx: &CallContext,
 ) -> Arc<Registry> {
-    match plugins {
-        None => builtins.clone(),
-        Some(source) => {
-            let opts = LoadOptions { runtime, dirs: &[], limits, describe_ctx: describe_ctx.clone() };
-            Arc::new(Registry::with_plugins(builtins, opts, source).await)
-        }
-    }
+    let opts = LoadOptions { runtime, dirs: &[], limits, describe_ctx: describe_ctx.clone() };
+    Arc::new(Registry::with_plugins(builtins, opts, source).await)
 }
 
 /// How often the plugin folder and grants file are looked at for changes.
@@ -189,7 +184,7 @@ impl App {
     pub async fn reload_plugins(&self) {
         let Some(source) = &self.plugins else { return };
         let _one_at_a_time = self.plugin_load.lock().await;
-        let next = compose(&self.runtime, &self.builtins, Some(source), self.limits, &self.describe_ctx).await;
+        let next = compose(&self.runtime, &self.builtins, source, self.limits, &self.describe_ctx).await;
         let changed = next.listing() != self.registry().listing();
         let tools = next.tools().len();
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = next;
