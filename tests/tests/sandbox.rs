@@ -1,4 +1,4 @@
-//! The security invariants (design.md), each proved against the real binary with the
+//! The security invariants (README, "Security invariants"), each proved against the real binary with the
 //! `test_hostile` component: what a component cannot reach, and that every call is bounded,
 //! each bound asserted by the cause the host reports (never by how long it took).
 
@@ -106,7 +106,7 @@ async fn panic_fails_only_that_call() {
     assert_stopped_then_recovers("panic", "crash").await;
 }
 
-/// Invariant 8: a call the client cancels (`notifications/cancelled`) stops its guest, with
+/// A call the client cancels (`notifications/cancelled`) stops its guest, with
 /// that cause, long before its CPU budget would have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_call_stops_its_guest() {

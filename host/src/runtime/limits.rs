@@ -1,4 +1,4 @@
-//! Bounds on one tool call (security invariant 5) and how they are derived.
+//! Bounds on one tool call (the README's security invariants) and how they are derived.
 //!
 //! The wall deadline depends on the tool's class, known from its scopes:
 //!
