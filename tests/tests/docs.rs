@@ -415,3 +415,97 @@ fn links_into_docs_and_paths_named_in_docs_exist() {
     }
     assert_none(problems, "Fix the link or path (headings give GitHub anchors: `## One call, end to end` is #one-call-end-to-end).");
 }
+
+/// What `line` cites that is not in the repository: a section of the old developer
+/// specification (its word, then a section letter A-D and number, or a bare section number in
+/// parentheses), that specification or the design document by file name, the folder they lived
+/// in, or the specification itself. The needles are assembled from pieces, so that this file
+/// cites nothing itself.
+fn outside_citations(line: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let lower = line.to_lowercase();
+    let word = concat!("sp", "ec");
+    for (i, _) in lower.match_indices(word) {
+        let starts_word = lower[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after = &lower[i + word.len()..];
+        if !starts_word || !after.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let mut rest = after.trim_start();
+        if let Some(r) = rest.strip_prefix("part").filter(|r| r.starts_with(char::is_whitespace)) {
+            rest = r.trim_start();
+        }
+        let mut chars = rest.chars();
+        if matches!(chars.next(), Some('a'..='d')) && chars.next().is_none_or(|c| !c.is_alphanumeric()) {
+            found.push("a section of the old specification");
+        }
+    }
+    let bytes = line.as_bytes();
+    let bare = (0..bytes.len().saturating_sub(2)).any(|i| {
+        let starts = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.');
+        starts && (b'A'..=b'D').contains(&bytes[i]) && bytes[i + 1] == b'.' && bytes[i + 2].is_ascii_digit()
+    });
+    if bare {
+        found.push("a section number of the old specification");
+    }
+    let vague = concat!("the ", "sp", "ec");
+    if lower.match_indices(vague).any(|(i, _)| lower[i + vague.len()..].chars().next().is_none_or(|c| !c.is_alphabetic())) {
+        found.push("the old specification");
+    }
+    for (needle, what) in [
+        (concat!("design", ".md"), "the design document"),
+        (concat!("sp", "ec.md"), "the old specification"),
+        (concat!("/work", "/shared"), "a folder outside the repository"),
+        (concat!("omniroute", "/samples"), "a folder outside the repository"),
+        (concat!("\"our ", "contract\""), "a heading of the old specification"),
+    ] {
+        if lower.contains(needle) {
+            found.push(what);
+        }
+    }
+    found
+}
+
+#[test]
+fn outside_citations_are_recognised() {
+    let (s, c, d, ours) = (concat!("sp", "ec"), "C", "D", concat!("\"Our ", "contract\""));
+    let cited = [
+        format!("//! `omniroute_get_health` ({s} {c}.1, {ours})."),
+        format!("/// Checks the range of {s} {c}.0.3."),
+        format!("//! ({s} part {c}), grouped"),
+        format!("non-zero ({s} {d})."),
+        format!("/// the sum of the costs ({c}.0.7)."),
+        format!("/// {d}.9: a gateway without a password"),
+        format!("/// Defaults from the {s} for a base URL."),
+        concat!("# Pinned by design (design", ".md)").to_owned(),
+    ];
+    for line in &cited {
+        assert!(!outside_citations(line).is_empty(), "not recognised: {line}");
+    }
+    let innocent = [
+        format!("let {s}s = \"{s}\";"),
+        format!("the {s}ification of a special case"),
+        "/// docs/architecture.md#budget-guard (see docs/tools/get_health.md)".to_owned(),
+        format!("OmniRoute 3.7.9, wasmtime 48.0.8, x.{c}.1"),
+        "let inputSchema = Value::Null;".to_owned(),
+    ];
+    for line in &innocent {
+        assert!(outside_citations(line).is_empty(), "wrongly flagged: {line}: {:?}", outside_citations(line));
+    }
+}
+
+#[test]
+fn no_text_cites_a_document_outside_the_repository() {
+    let mut problems = Vec::new();
+    for file in repository_text_files() {
+        for (n, line) in read(&file).lines().enumerate() {
+            for what in outside_citations(line) {
+                problems.push(format!("{}:{}: cites {what}: {}", relative(&file), n + 1, line.trim()));
+            }
+        }
+    }
+    assert_none(
+        problems,
+        "A contributor has only the repository: point into docs/ instead, e.g. docs/tools/get_health.md or docs/architecture.md#budget-guard (docs/README.md#keeping-the-docs-true).",
+    );
+}
