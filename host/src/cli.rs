@@ -36,7 +36,12 @@ pub enum Command {
         command: TenantsCommand,
     },
     /// Print the tools, their scopes, and the scope -> gateway capability table.
-    Tools,
+    Tools {
+        /// JSON instead of text: every tool's describe() as loaded (name, scopes,
+        /// schemas, annotations), refusals, warnings and the capability table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read the audit log.
     Audit {
         #[command(subcommand)]
@@ -275,7 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) if args.http.is_some() => serve_http(&settings, args).await,
         Command::Serve(_) => serve_stdio(&settings).await,
         Command::Tenants { .. } => unreachable!("handled above"),
-        Command::Tools => print_tools(&settings).await,
+        Command::Tools { json } => print_tools(&settings, json).await,
         Command::Audit { command } => audit_command(&settings, command),
         Command::Plugins { command } => plugins_command(settings, &cli.global, command).await,
     }
@@ -377,9 +382,13 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
+async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
     let registry = app.registry();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tools_json(settings, &registry))?);
+        return Ok(());
+    }
     let mut sources = join_paths(&settings.tools_dirs);
     if let Some(plugins) = &settings.plugins {
         sources.push_str(&format!(" and plugins from {}", plugins.dir.display()));
@@ -421,6 +430,64 @@ async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `tools --json`: what the registry loaded, as machine-readable as the
+/// text listing (the docs test compares `docs/tools/*.md` against it).
+fn tools_json(settings: &Settings, registry: &Registry) -> serde_json::Value {
+    use serde_json::json;
+    let names = |scopes: &[Scope]| scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+    let tools: Vec<_> = registry
+        .tools()
+        .iter()
+        .map(|tool| {
+            let d = &tool.description;
+            let a = &d.annotations;
+            json!({
+                "name": tool.name(),
+                "origin": tool.origin.label(),
+                "title": d.title,
+                "description": d.description,
+                "scopes": names(&tool.scopes),
+                "declaredScopes": names(&d.scopes),
+                "annotations": {
+                    "readOnlyHint": a.read_only_hint,
+                    "destructiveHint": a.destructive_hint,
+                    "idempotentHint": a.idempotent_hint,
+                    "openWorldHint": a.open_world_hint,
+                },
+                "inputSchema": d.input_schema,
+                "outputSchema": d.output_schema,
+                "auditOutput": d.audit_output,
+                "limits": {
+                    "deadlineMs": tool.limits.deadline.as_millis() as u64,
+                    "memoryBytes": tool.limits.memory_bytes,
+                    "outputBytes": tool.limits.output_bytes,
+                    "gatewayRequests": tool.limits.gateway_requests,
+                },
+                "component": tool.path,
+                "sha256": tool.manifest.sha256,
+            })
+        })
+        .collect();
+    json!({
+        "tools": tools,
+        "refused": registry.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason, "plugin": r.plugin })).collect::<Vec<_>>(),
+        "warnings": registry.warnings(),
+        "scopes": {
+            "enforced": settings.enforce_scopes,
+            "granted": settings.scopes.patterns(),
+        },
+        "capabilityTable": CAPABILITY_TABLE
+            .iter()
+            .map(|row| json!({
+                "scope": row.scope.as_str(),
+                "method": row.method.as_str(),
+                "path": row.pattern,
+                "purpose": row.purpose,
+            }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

@@ -19,11 +19,13 @@
 //! * [`RawServer`]: the same binary driven line by line, keeping every stdout line.
 //! * [`RealGateway`]: the real OmniRoute gateways `cargo xtask test` starts (env `OMNIROUTE_TEST_GATEWAY*`).
 //! * [`paths`]: where the binary, the tool components and the Python venv are expected.
+//! * [`markdown`]: the tables, headings and links of the pages in `docs/` (for `tests/tests/docs.rs`).
 //!
 //! Every wait is bounded (see [`DEFAULT_TIMEOUT`] and [`STARTUP_TIMEOUT`]), so a hung server
 //! fails a test instead of hanging the run.
 
 pub mod gateway;
+pub mod markdown;
 pub mod mcp;
 pub mod paths;
 pub mod process;
