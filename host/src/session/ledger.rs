@@ -248,7 +248,7 @@ mod tests {
     use crate::capability::Method;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/../tests/fixtures/gateway/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../tool-components/testing/fixtures/gateway/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

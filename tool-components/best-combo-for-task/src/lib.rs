@@ -13,7 +13,7 @@ use omniroute_tool_sdk::combos::{
 };
 use omniroute_tool_sdk::fitness::{self, TASK_TYPES};
 use omniroute_tool_sdk::ledger::usd;
-use omniroute_tool_sdk::providers::{BreakerState, HEALTH, Providers, breaker_state};
+use omniroute_tool_sdk::providers::{self, BreakerState, HEALTH, Providers, breaker_state};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
@@ -91,7 +91,7 @@ pub fn best_combo(
     budget: Option<f64>,
     latency: Option<f64>,
 ) -> Result<Value, ToolError> {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let mut requests = vec![Request::get(COMBOS), Request::get(HEALTH), nodes, models];
     if budget.is_some() {
         requests.push(Request::get(ANALYTICS).query("range", "30d"));
@@ -106,7 +106,7 @@ pub fn best_combo(
     let mut degraded = Degraded::new();
     let health = degraded.take(next());
     let (nodes, models) = (next(), next());
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
     let analytics: Option<Value> = budget.and_then(|_| degraded.take(next()));
     let (metrics, combo_health) = match latency {
         Some(_) => (degraded.take(next()), degraded.take(next())),

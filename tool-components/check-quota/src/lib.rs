@@ -7,7 +7,7 @@
 //! 3.7.9 response already has this shape, the rules only guard the edges.
 
 use omniroute_tool_sdk::coerce;
-use omniroute_tool_sdk::providers::Providers;
+use omniroute_tool_sdk::providers;
 use omniroute_tool_sdk::quota;
 use omniroute_tool_sdk::{Ctx, Degraded, Gateway, Tool, ToolDescription, ToolError, clock, schema};
 use serde_json::{Value, json};
@@ -80,7 +80,7 @@ pub fn check_quota(
         (None, Some(provider)) => {
             // The mapping sources are optional: when they fail, the provider
             // is sent as given (and nothing in the output changes shape).
-            let providers = Providers::fetch(gw, &mut Degraded::new());
+            let providers = providers::fetch(gw, &mut Degraded::new());
             gw.get_json(QUOTA, &[("provider", providers.gateway_id(provider))])?
         }
         (None, None) => gw.get_json(QUOTA, &[])?,

@@ -21,8 +21,8 @@ pub mod factors;
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::coerce::{self, number_or_null, string_or_null};
 use omniroute_tool_sdk::combos::{COMBOS, combo_steps, combos_of};
-use omniroute_tool_sdk::ledger::request_key;
-use omniroute_tool_sdk::providers::{HEALTH, PRICING, Providers};
+use omniroute_tool_sdk::ledger::{self, LedgerEntry};
+use omniroute_tool_sdk::providers::{self, HEALTH, PRICING, Providers};
 use omniroute_tool_sdk::quota::QUOTA;
 use omniroute_tool_sdk::{
     Ctx, Degraded, GatewayError, GatewayFailure, Request, Tool, ToolDescription, ToolError, clock,
@@ -128,14 +128,14 @@ impl Common {
 /// The whole call; never fails.
 pub fn explain(cx: &Ctx<'_>, id: &str) -> Value {
     let mut degraded = Degraded::new();
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let first = [Request::get(HEALTH), Request::get(QUOTA), nodes, models];
     let [health, quota, nodes, models] = <[_; 4]>::try_from(cx.gateway.send_all_json(&first))
         .expect("send_all_json answers every request");
     let common = Common {
         health: degraded.take(health),
         quota: degraded.take(quota),
-        providers: Providers::from_results(nodes, models, &mut degraded),
+        providers: providers::from_results(nodes, models, &mut degraded),
     };
 
     if path_safe(id)
@@ -143,11 +143,7 @@ pub fn explain(cx: &Ctx<'_>, id: &str) -> Value {
     {
         return output(id, Some("gateway_decisions"), decision, &degraded);
     }
-    if let Some(entry) = cx
-        .session
-        .get_json(&request_key(id))
-        .filter(Value::is_object)
-    {
+    if let Some(entry) = ledger::request_entry(cx.session, id) {
         let (source, decision) = from_ledger(cx, &entry, &common, &mut degraded);
         return output(id, Some(source), decision, &degraded);
     }
@@ -316,14 +312,14 @@ fn combo_data(
 /// Source 2: a ledger entry, enriched from the call logs.
 fn from_ledger(
     cx: &Ctx<'_>,
-    entry: &Value,
+    entry: &LedgerEntry,
     common: &Common,
     degraded: &mut Degraded,
 ) -> (&'static str, Value) {
-    let combo = entry["combo"].as_str().filter(|c| !c.is_empty());
-    let provider = entry["provider"].as_str();
-    let model = entry["model"].as_str();
-    let log_model = model.or(entry["requestedModel"].as_str());
+    let combo = entry.combo.as_deref().filter(|c| !c.is_empty());
+    let provider = entry.provider.as_deref();
+    let model = entry.model.as_deref();
+    let log_model = model.or(entry.requested_model.as_deref());
     let logs_request = match (combo, log_model) {
         (Some(name), _) => Some(
             Request::get(CALL_LOGS)
@@ -358,10 +354,10 @@ fn from_ledger(
         .as_ref()
         .is_some_and(|m| m.served.is_some() || !m.fallbacks.is_empty());
 
-    let factors = common.assess(provider, model, entry["role"].as_str(), &data);
-    let latency = match &entry["latencyMs"] {
-        Value::Number(_) => entry["latencyMs"].clone(),
-        _ => served_row
+    let factors = common.assess(provider, model, entry.role.as_deref(), &data);
+    let latency = match entry.latency_ms {
+        Some(ms) => coerce::number(ms),
+        None => served_row
             .as_ref()
             .map_or(Value::Null, |r| number_or_null(&r["duration"])),
     };
@@ -372,7 +368,7 @@ fn from_ledger(
         "score": factors.score_value(),
         "factors": factors.to_value(),
         "fallbacksTriggered": fallbacks,
-        "costActual": number_or_null(&entry["cost"]),
+        "costActual": entry.cost.map_or(Value::Null, coerce::number),
         "latencyActual": latency,
     });
     let source = if enriched {
@@ -395,9 +391,12 @@ struct Matched {
 /// row is the newest 2xx row with the ledger's model and provider; the
 /// fallback rows are the ≥ 400 rows of the same combo (without a combo, the
 /// same requested model) at or before it.
-fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
+fn match_rows(entry: &LedgerEntry, rows: &[Value]) -> Matched {
     let at = |v: &Value| v.as_str().and_then(clock::parse_iso8601);
-    let (Some(sent), Some(received)) = (at(&entry["sentAt"]), at(&entry["receivedAt"])) else {
+    let (Some(sent), Some(received)) = (
+        clock::parse_iso8601(&entry.sent_at),
+        clock::parse_iso8601(&entry.received_at),
+    ) else {
         return Matched {
             served: None,
             fallbacks: Vec::new(),
@@ -407,7 +406,7 @@ fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
         sent.saturating_sub(WINDOW_SLACK_MS),
         received + WINDOW_SLACK_MS,
     );
-    let combo = entry["combo"].as_str().filter(|c| !c.is_empty());
+    let combo = entry.combo.as_deref().filter(|c| !c.is_empty());
     let in_window: Vec<(&Value, u64)> = rows
         .iter()
         .filter_map(|r| at(&r["timestamp"]).map(|t| (r, t)))
@@ -419,9 +418,9 @@ fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
         .iter()
         .filter(|(r, _)| {
             (200..300).contains(&status(r))
-                && r["model"] == entry["model"]
-                && r["provider"] == entry["provider"]
-                && entry["provider"].is_string()
+                && r["model"].as_str() == entry.model.as_deref()
+                && entry.provider.is_some()
+                && r["provider"].as_str() == entry.provider.as_deref()
         })
         .max_by_key(|(_, t)| *t)
         .copied();
@@ -433,7 +432,7 @@ fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
                 && *t <= until
                 && match combo {
                     Some(_) => true,
-                    None => r["requestedModel"] == entry["requestedModel"],
+                    None => r["requestedModel"].as_str() == entry.requested_model.as_deref(),
                 }
         })
         .copied()

@@ -1,7 +1,7 @@
 use omniroute_tool_sdk::ledger::request_key;
-use omniroute_tool_sdk::testing::fixtures::NODE_9BF;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, keys,
+use omniroute_tool_testing::fixtures::NODE_9BF;
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, keys,
 };
 use omniroute_tool_sdk::{GatewayError, Session};
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ fn host_with(gw: FakeGateway, entry: Option<Value>) -> FakeHost {
     let mut session = MemorySession::new();
     if let Some(e) = entry {
         session = session.with(
-            &request_key(coerce::str(&e["requestId"], "")),
+            &request_key(e["requestId"].as_str().expect("the entry has a requestId")),
             &e.to_string(),
         );
     }

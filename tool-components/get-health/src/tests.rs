@@ -1,4 +1,4 @@
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures};
 use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};
 

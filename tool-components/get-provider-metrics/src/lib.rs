@@ -8,7 +8,7 @@
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::coerce::{self, round4};
-use omniroute_tool_sdk::providers::{AliasSet, HEALTH, Providers, breaker_state};
+use omniroute_tool_sdk::providers::{self, AliasSet, HEALTH, breaker_state};
 use omniroute_tool_sdk::quota::{self, QUOTA};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ impl Tool for GetProviderMetrics {
 
 /// The whole call; never fails.
 pub fn provider_metrics(cx: &Ctx<'_>, provider: &str) -> Value {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let first = [
         nodes,
         models,
@@ -79,7 +79,7 @@ pub fn provider_metrics(cx: &Ctx<'_>, provider: &str) -> Value {
         <[_; 5]>::try_from(cx.gateway.send_all_json(&first))
             .expect("send_all_json answers every request");
     let mut degraded = Degraded::new();
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
     let metrics = degraded.take(metrics);
     let health = degraded.take(health);
     let quota = degraded.take(quota);

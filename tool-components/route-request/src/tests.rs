@@ -1,7 +1,8 @@
-use omniroute_tool_sdk::testing::fixtures::{NODE_1F2, NODE_9BF};
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::fixtures::{NODE_1F2, NODE_9BF};
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
 };
+use omniroute_tool_sdk::providers::Providers;
 use omniroute_tool_sdk::{GatewayError, Method, Session};
 use serde_json::{Value, json};
 

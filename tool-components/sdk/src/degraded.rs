@@ -1,4 +1,4 @@
-//! The `degraded` list of spec C.0.5: tools that combine several gateway
+//! The `degraded` list: tools that combine several gateway
 //! sources keep going when one fails, and say exactly which one and why.
 
 use serde_json::{Value, json};
@@ -9,7 +9,8 @@ use crate::failure::GatewayFailure;
 /// looked at, and renders them as `[{source, error}]`.
 ///
 /// ```
-/// use omniroute_tool_sdk::{Degraded, Gateway, testing::FakeGateway};
+/// use omniroute_tool_sdk::{Degraded, Gateway};
+/// use omniroute_tool_testing::FakeGateway;
 /// let gw = FakeGateway::new(); // answers nothing: every request fails
 /// let mut degraded = Degraded::new();
 /// let health = degraded.take(gw.get_json("/api/monitoring/health", &[]));
@@ -67,7 +68,7 @@ impl Degraded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::{GatewayError, Request};
+    use crate::wire::{GatewayError, Request};
 
     #[test]
     fn empty_is_an_empty_array() {

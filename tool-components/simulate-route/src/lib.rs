@@ -8,9 +8,7 @@
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::combos::{self, combo_enabled, combos_of, find_combo, list_combos_step};
-use omniroute_tool_sdk::providers::{
-    HEALTH, PRICING, PRICING_MODELS, PROVIDER_NODES, Providers, breaker_state,
-};
+use omniroute_tool_sdk::providers::{self, HEALTH, PRICING, PRICING_MODELS, PROVIDER_NODES, Providers, breaker_state,};
 use omniroute_tool_sdk::quota::{self, QUOTA};
 use omniroute_tool_sdk::{
     Ctx, Degraded, Request, Tool, ToolDescription, ToolError, coerce, schema,
@@ -86,7 +84,7 @@ pub fn simulate(
     let health = degraded.take(health);
     let quota = degraded.take(quota);
     let pricing = degraded.take(pricing);
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
 
     let list = combos_of(&combos);
     let target = match combo {

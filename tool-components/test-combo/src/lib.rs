@@ -13,10 +13,11 @@
 //! listed in `warnings`.
 
 use omniroute_tool_sdk::args;
+use omniroute_tool_sdk::budget::GuardAction;
 use omniroute_tool_sdk::combos::{self, is_combo_ref, list_combos_step, resolve_combo};
-use omniroute_tool_sdk::completion::{self, Served, host_warnings};
+use omniroute_tool_sdk::completion::{self, host_warnings, routing};
 use omniroute_tool_sdk::gateway::json_and_response;
-use omniroute_tool_sdk::ledger::{self, BudgetGuard, LEDGER_ANNOTATION};
+use omniroute_tool_sdk::ledger::{self, LEDGER_ANNOTATION};
 use omniroute_tool_sdk::{
     Annotations, Ctx, GatewayError, GatewayResult, Request, Tool, ToolDescription, ToolError,
     coerce, schema,
@@ -151,12 +152,12 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
 /// `block` and `degrade` both refuse an exceeded session (spec C.12):
 /// redirecting a test defeats its purpose.
 fn refuse_when_guard_exceeded(cx: &Ctx<'_>) -> Result<(), ToolError> {
-    let Some(guard) = BudgetGuard::read(cx.session) else {
+    let Some(guard) = ledger::budget_guard(cx.session) else {
         return Ok(());
     };
     let spent = ledger::spent(&ledger::entries(cx.session));
-    if guard.exceeded(spent) && matches!(guard.action.as_str(), "block" | "degrade") {
-        return Err(ToolError::new(guard.blocked_text(spent, &guard.action)));
+    if guard.exceeded(spent) && matches!(guard.action, GuardAction::Block | GuardAction::Degrade) {
+        return Err(ToolError::new(guard.block_text(spent)));
     }
     Ok(())
 }
@@ -179,7 +180,7 @@ struct Outcome {
     success: bool,
     latency_ms: Option<u32>,
     cost: Option<f64>,
-    tokens: Option<f64>,
+    tokens: Option<u64>,
     request_id: Option<String>,
     error: Option<String>,
 }
@@ -197,12 +198,13 @@ impl Outcome {
         }
         match json_and_response(request, answer) {
             Ok((body, response)) => {
-                let served = Served::from_headers(&response);
+                let mut served = routing(&response);
+                served.fill_tokens_from_usage(&body);
                 Outcome {
                     success: true,
                     latency_ms: Some(response.elapsed_ms),
                     cost: served.cost,
-                    tokens: served.token_count(&body),
+                    tokens: served.total_tokens(),
                     request_id: served.request_id,
                     error: None,
                 }
@@ -211,10 +213,8 @@ impl Outcome {
                 success: false,
                 latency_ms: response.as_ref().map(|r| r.elapsed_ms),
                 cost: Some(0.0),
-                tokens: Some(0.0),
-                request_id: response
-                    .as_ref()
-                    .and_then(|r| Served::from_headers(r).request_id),
+                tokens: Some(0),
+                request_id: response.as_ref().and_then(|r| routing(r).request_id),
                 error: Some(failure.message),
             },
         }
@@ -228,7 +228,7 @@ impl Outcome {
         item.insert("success".into(), json!(self.success));
         item.insert("latencyMs".into(), json!(self.latency_ms));
         item.insert("cost".into(), number(self.cost));
-        item.insert("tokenCount".into(), number(self.tokens));
+        item.insert("tokenCount".into(), json!(self.tokens));
         item.insert("requestId".into(), json!(self.request_id));
         if let Some(error) = &self.error {
             item.insert("error".into(), json!(error));

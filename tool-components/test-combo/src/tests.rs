@@ -1,8 +1,9 @@
 use omniroute_tool_sdk::completion::headers;
 use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
-use omniroute_tool_sdk::testing::fixtures::NODE_1F2;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::fixtures::NODE_1F2;
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+    ledger_entry,
 };
 use omniroute_tool_sdk::{GatewayError, Method, Session};
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ fn posts(host: &FakeHost) -> Vec<Value> {
 
 fn guarded(action: &str, max_cost: f64, spent: f64) -> MemorySession {
     MemorySession::new()
-        .with(LEDGER, &json!([{ "requestId": "r0", "cost": spent, "success": true }]).to_string())
+        .with(LEDGER, &json!([ledger_entry(json!({ "requestId": "r0", "cost": spent, "success": true }))]).to_string())
         .with(
             BUDGET_GUARD,
             &json!({ "sessionId": "budget_1", "maxCost": max_cost, "action": action, "createdAt": "2026-11-25T23:14:00.000Z" }).to_string(),

@@ -23,7 +23,7 @@ use omniroute_tool_sdk::combos::{
     combo_steps, combo_strategy, combos_of, is_combo_ref, model_provider, model_string,
     step_target,
 };
-use omniroute_tool_sdk::providers::{PRICING, Price, Providers};
+use omniroute_tool_sdk::providers::{self, PRICING, Price, Providers};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
@@ -108,7 +108,7 @@ struct Ranked<'a> {
 
 /// The whole call: one batch of six reads, then pure ranking.
 pub fn rank(cx: &Ctx<'_>, weights: Weights, include_disabled: bool) -> Result<Value, ToolError> {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let requests = [
         Request::get(COMBOS),
         Request::get(COMBO_METRICS),
@@ -128,7 +128,7 @@ pub fn rank(cx: &Ctx<'_>, weights: Weights, include_disabled: bool) -> Result<Va
     let metrics = degraded.take(metrics);
     let health = degraded.take(health);
     let pricing = degraded.take(pricing);
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
 
     let mut notes = Vec::new();
     let mut ranked: Vec<Ranked> = combos_of(&combos)

@@ -1,4 +1,4 @@
-//! The quota entry normalisation of spec C.5, shared by check_quota,
+//! The quota entry normalisation shared by check_quota,
 //! simulate_route, get_provider_metrics and explain_route.
 
 use serde_json::{Value, json};
@@ -69,7 +69,7 @@ fn untrimmed_non_blank(v: &Value) -> Option<&str> {
 mod tests {
     use super::*;
 
-    const QUOTA_FIXTURE: &str = include_str!("../../../tests/fixtures/gateway/usage-quota.json");
+    use omniroute_tool_testing::fixtures::USAGE_QUOTA as QUOTA_FIXTURE;
 
     #[test]
     fn fixture_entry_by_alias_set() {
