@@ -224,9 +224,8 @@ pub fn degrade_target(
         .collect();
     let free = || {
         active.iter().copied().find(|c| {
-            let name = combo_name(c).to_lowercase();
             let steps = combo_steps(c);
-            name.contains("free")
+            combo_name(c).is_some_and(|name| name.to_lowercase().contains("free"))
                 || (!steps.is_empty()
                     && steps.iter().all(|s| {
                         model_provider(s).is_some_and(|p| p.to_lowercase().contains("free"))
@@ -256,8 +255,9 @@ pub fn degrade_target(
         cheapest.or_else(free)
     };
     chosen
-        .map(|c| combo_name(c).to_owned())
+        .and_then(combo_name)
         .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -24,23 +24,30 @@ pub fn non_blank(v: &Value) -> Option<&str> {
     v.as_str().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `num(v, fb)`: a finite JSON number, else `fb` (the essential tools' rule).
+/// A finite JSON number; `None` for anything else (strings are not converted).
+pub fn finite(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+/// A finite JSON number or a non-blank numeric string (`" 2.5 "`); `None`
+/// for anything else.
+pub fn finite_a(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => parse_number(s),
+        _ => finite(v),
+    }
+}
+
+/// `num(v, fb)`: a finite JSON number, else `fb` (the original server's
+/// rule, for the few documented fallbacks; prefer [`finite`]).
 pub fn num(v: &Value, fallback: f64) -> f64 {
-    v.as_f64().filter(|x| x.is_finite()).unwrap_or(fallback)
+    finite(v).unwrap_or(fallback)
 }
 
 /// `numA(v, fb)`: like [`num`] but also accepts a non-blank numeric string
-/// (the advanced tools' rule).
+/// (prefer [`finite_a`]).
 pub fn num_a(v: &Value, fallback: f64) -> f64 {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .unwrap_or(fallback),
-        _ => num(v, fallback),
-    }
+    finite_a(v).unwrap_or(fallback)
 }
 
 /// Like [`num`] but keeps the gateway's own JSON number (so `1` stays `1`),
@@ -57,6 +64,15 @@ pub fn num_value(v: &Value, fallback: f64) -> Value {
 pub fn number_or_null(v: &Value) -> Value {
     match v {
         Value::Number(_) => v.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// A JSON array, or `null` when `v` is not one: a list the gateway did not
+/// send is unknown, not empty.
+pub fn array_or_null(v: &Value) -> Value {
+    match v {
+        Value::Array(_) => v.clone(),
         _ => Value::Null,
     }
 }
@@ -209,6 +225,25 @@ mod tests {
         assert_eq!(num_a(&json!(3), 7.0), 3.0);
         assert_eq!(num_value(&json!(3), 1.0), json!(3));
         assert_eq!(num_value(&json!("3"), 1.0).to_string(), "1");
+    }
+
+    #[test]
+    fn lists_or_null() {
+        assert_eq!(array_or_null(&json!([1])), json!([1]));
+        assert_eq!(array_or_null(&json!([])), json!([]));
+        assert_eq!(array_or_null(&json!({})), Value::Null);
+        assert_eq!(array_or_null(&Value::Null), Value::Null);
+    }
+
+    #[test]
+    fn finite_numbers_or_none() {
+        assert_eq!(finite(&json!(2.5)), Some(2.5));
+        assert_eq!(finite(&json!("2.5")), None);
+        assert_eq!(finite(&Value::Null), None);
+        assert_eq!(finite_a(&json!(" 2.5 ")), Some(2.5));
+        assert_eq!(finite_a(&json!("")), None);
+        assert_eq!(finite_a(&json!("NaN")), None);
+        assert_eq!(finite_a(&json!(3)), Some(3.0));
     }
 
     #[test]

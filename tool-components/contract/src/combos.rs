@@ -96,22 +96,18 @@ pub fn step_target(step: &Value) -> Option<String> {
 
 /// One step as `omniroute_list_combos` lists it: `{provider, model, priority}`.
 ///
-/// * `provider`: [`model_provider`], else `"unknown"` if [`model_string`]
-///   exists, else `"combo"` if [`step_target`] exists, else `str(e.provider,"unknown")`;
-/// * `model`: [`model_string`], else [`step_target`], else `str(e.model,"unknown")`;
-/// * `priority`: `num(e.priority, index+1)`.
+/// * `provider`: [`model_provider`]; `"combo"` for a combo reference (the
+///   gateway's own owner name for combos); else the step's `provider`
+///   string; else `null` (e.g. a bare `"gpt-4o"` step names no provider);
+/// * `model`: [`model_string`], else [`step_target`], else `null`;
+/// * `priority`: the step's own number, else its position (`index + 1`):
+///   the gateway tries a combo's steps in list order.
 pub fn list_combos_step(step: &Value, index: usize) -> Value {
-    let model_string = model_string(step);
-    let target = step_target(step);
-    let provider = match (model_provider(step), &model_string, &target) {
-        (Some(p), _, _) => p,
-        (None, Some(_), _) => "unknown".to_string(),
-        (None, None, Some(_)) => "combo".to_string(),
-        (None, None, None) => coerce::str(&step["provider"], "unknown").to_string(),
-    };
-    let model = model_string
-        .or(target)
-        .unwrap_or_else(|| coerce::str(&step["model"], "unknown").to_string());
+    let provider = model_provider(step).or_else(|| match step {
+        _ if is_combo_ref(step) => Some("combo".to_string()),
+        _ => non_blank(&step["provider"]).map(str::to_string),
+    });
+    let model = model_string(step).or_else(|| step_target(step));
     json!({
         "provider": provider,
         "model": model,
@@ -131,13 +127,12 @@ pub fn list_combos_models(combo: &Value) -> Vec<Value> {
 /// A step as the advanced tools see it (the original's `getComboModels`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComboModel {
-    /// [`model_provider`], else `"unknown"` if a model string exists, else `"combo"`.
-    pub provider: String,
-    /// [`model_string`], else [`step_target`], else `""`.
-    pub model: String,
-    /// `numA(e.inputCostPer1M, 3.0)`: the original's assumed price, kept for
-    /// comparisons only; never shown as a real price.
-    pub input_cost_per_1m: f64,
+    /// [`model_provider`]; `"combo"` for a combo reference; `None` when the
+    /// step names no provider.
+    pub provider: Option<String>,
+    /// [`model_string`], else [`step_target`]; `None` when the step names
+    /// neither.
+    pub model: Option<String>,
 }
 
 /// The object steps of a combo (strings are dropped), as the advanced tools
@@ -146,44 +141,29 @@ pub fn combo_models(combo: &Value) -> Vec<ComboModel> {
     combo_steps(combo)
         .iter()
         .filter(|step| step.is_object())
-        .map(|step| {
-            let model_string = model_string(step);
-            let provider = model_provider(step).unwrap_or_else(|| {
-                if model_string.is_some() {
-                    "unknown"
-                } else {
-                    "combo"
-                }
-                .to_string()
-            });
-            ComboModel {
-                provider,
-                model: model_string
-                    .or_else(|| step_target(step))
-                    .unwrap_or_default(),
-                input_cost_per_1m: coerce::num_a(&step["inputCostPer1M"], 3.0),
-            }
+        .map(|step| ComboModel {
+            provider: model_provider(step).or_else(|| is_combo_ref(step).then(|| "combo".to_string())),
+            model: model_string(step).or_else(|| step_target(step)),
         })
         .collect()
 }
 
-/// `id = str(c.id, "")`.
-pub fn combo_id(combo: &Value) -> &str {
-    coerce::str(&combo["id"], "")
+/// The combo's `id`; `None` when it has no string id.
+pub fn combo_id(combo: &Value) -> Option<&str> {
+    combo["id"].as_str()
 }
 
-/// `name = str(c.name, id || "unnamed")`.
-pub fn combo_name(combo: &Value) -> &str {
-    let id = combo_id(combo);
-    coerce::str(&combo["name"], if id.is_empty() { "unnamed" } else { id })
+/// The combo's `name` (what `/v1/chat/completions` and the combo metrics
+/// know it by); `None` when it has no string name.
+pub fn combo_name(combo: &Value) -> Option<&str> {
+    combo["name"].as_str()
 }
 
-/// `strategy = str(c.strategy, str(c.data.strategy, "priority"))`.
+/// `strategy`, else `data.strategy`, else `"priority"`: the strategy the
+/// gateway applies to a combo that names none.
 pub fn combo_strategy(combo: &Value) -> &str {
-    coerce::str(
-        &combo["strategy"],
-        coerce::str(&combo["data"]["strategy"], "priority"),
-    )
+    let stored = combo["strategy"].as_str().or_else(|| combo["data"]["strategy"].as_str());
+    stored.unwrap_or("priority")
 }
 
 /// False only when `isActive === false` (or a future `enabled === false`).
@@ -259,8 +239,9 @@ pub fn combo_latency(
 ) -> Option<ComboLatency> {
     let name = combo_name(combo);
     let in_memory = metrics
-        .map(|m| &m["metrics"][name])
-        .filter(|m| coerce::num(&m["totalRequests"], 0.0) > 0.0);
+        .zip(name)
+        .map(|(m, name)| &m["metrics"][name])
+        .filter(|m| coerce::finite(&m["totalRequests"]).is_some_and(|n| n > 0.0));
     if let Some(avg) = in_memory.and_then(|m| m["avgLatencyMs"].as_f64()) {
         return Some(ComboLatency {
             ms: avg,
@@ -268,12 +249,12 @@ pub fn combo_latency(
         });
     }
     let entry = coerce::arr(&health?["combos"]).iter().find(|c| {
-        c["comboId"].as_str() == Some(combo_id(combo)) || c["comboName"].as_str() == Some(name)
+        let by_id = combo_id(combo).is_some_and(|id| c["comboId"].as_str() == Some(id));
+        by_id || name.is_some_and(|name| c["comboName"].as_str() == Some(name))
     })?;
     let (mut weighted, mut requests) = (0.0, 0.0);
     for t in coerce::arr(&entry["targetHealth"]) {
-        let r = coerce::num(&t["requests"], 0.0);
-        if let (true, Some(avg)) = (r > 0.0, t["avgLatencyMs"].as_f64()) {
+        if let (Some(r), Some(avg)) = (coerce::finite(&t["requests"]).filter(|r| *r > 0.0), t["avgLatencyMs"].as_f64()) {
             weighted += r * avg;
             requests += r;
         }
@@ -330,7 +311,8 @@ mod tests {
         assert_eq!(model_provider(&bare), None);
         assert_eq!(
             list_combos_step(&bare, 0),
-            json!({"provider":"unknown","model":"gpt-4o","priority":1})
+            json!({"provider":null,"model":"gpt-4o","priority":1}),
+            "a bare model names no provider"
         );
         assert_eq!(model_string(&json!("  ")), None);
     }
@@ -360,19 +342,20 @@ mod tests {
     }
 
     #[test]
-    fn odd_entries_fall_back() {
+    fn odd_entries_are_null_where_unknown() {
         assert_eq!(
             list_combos_step(&json!({}), 0),
-            json!({"provider":"unknown","model":"unknown","priority":1})
+            json!({"provider":null,"model":null,"priority":1})
         );
         assert_eq!(
             list_combos_step(&json!({"providerId":"x","priority":7}), 0),
-            json!({"provider":"x","model":"unknown","priority":7})
+            json!({"provider":"x","model":null,"priority":7})
         );
         assert_eq!(
             list_combos_step(&json!(42), 4),
-            json!({"provider":"unknown","model":"unknown","priority":5})
+            json!({"provider":null,"model":null,"priority":5})
         );
+        assert_eq!(list_combos_step(&json!({"provider":" p "}), 0)["provider"], "p");
     }
 
     #[test]
@@ -388,9 +371,11 @@ mod tests {
 
     #[test]
     fn identity_and_enabled() {
-        assert_eq!(combo_name(&json!({"id":"x"})), "x");
-        assert_eq!(combo_name(&json!({})), "unnamed");
-        assert_eq!(combo_name(&json!({"id":"x","name":"n"})), "n");
+        assert_eq!(combo_name(&json!({"id":"x"})), None, "an id is not a name");
+        assert_eq!(combo_name(&json!({})), None);
+        assert_eq!(combo_name(&json!({"id":"x","name":"n"})), Some("n"));
+        assert_eq!(combo_id(&json!({"id":"x"})), Some("x"));
+        assert_eq!(combo_id(&json!({"id":7})), None);
         assert!(combo_enabled(&json!({})));
         assert!(combo_enabled(&json!({"isActive":true})));
         assert!(combo_enabled(&json!({"isActive":"false"})));
@@ -400,21 +385,19 @@ mod tests {
 
     #[test]
     fn advanced_models_drop_strings() {
-        let c = json!({"models":["a/b",{"kind":"combo-ref","comboName":"z"},{"model":"m/x","inputCostPer1M":"1.5"}]});
+        let c = json!({"models":["a/b",{"kind":"combo-ref","comboName":"z"},{"model":"m/x","inputCostPer1M":"1.5"},{"model":"bare"},{}]});
         let models = combo_models(&c);
+        let model = |p: Option<&str>, m: Option<&str>| ComboModel {
+            provider: p.map(str::to_string),
+            model: m.map(str::to_string),
+        };
         assert_eq!(
             models,
             vec![
-                ComboModel {
-                    provider: "combo".into(),
-                    model: "z".into(),
-                    input_cost_per_1m: 3.0
-                },
-                ComboModel {
-                    provider: "m".into(),
-                    model: "m/x".into(),
-                    input_cost_per_1m: 1.5
-                },
+                model(Some("combo"), Some("z")),
+                model(Some("m"), Some("m/x")),
+                model(None, Some("bare")),
+                model(None, None),
             ]
         );
     }

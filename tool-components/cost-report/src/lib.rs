@@ -12,7 +12,7 @@
 //! against the session's spend.
 
 use omniroute_tool_sdk::args;
-use omniroute_tool_sdk::coerce::{self, arr, number_or_null, round_cost};
+use omniroute_tool_sdk::coerce::{self, array_or_null, number_or_null, round_cost};
 use omniroute_tool_sdk::ledger::{self, BudgetGuard, LedgerEntry};
 use omniroute_tool_sdk::{Ctx, Gateway, Session, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
@@ -121,8 +121,8 @@ pub fn cost_report(
             "prompt": number_or_null(&summary["promptTokens"]),
             "completion": number_or_null(&summary["completionTokens"]),
         },
-        "byProvider": arr(&analytics["byProvider"]),
-        "byModel": arr(&analytics["byModel"]),
+        "byProvider": array_or_null(&analytics["byProvider"]),
+        "byModel": array_or_null(&analytics["byModel"]),
         "budget": budget,
     }))
 }
@@ -216,7 +216,7 @@ fn by_model(ledger: &[LedgerEntry]) -> Vec<Value> {
 fn output_schema() -> Value {
     let num = |d: &str| schema::nullable("number", d);
     let rows =
-        |d: &str| json!({ "type": "array", "description": d, "items": { "type": "object" } });
+        |d: &str| json!({ "type": ["array", "null"], "description": d, "items": { "type": "object" } });
     schema::object(
         json!({
             "period": { "type": "string", "description": "The period reported", "enum": PERIODS },
@@ -235,8 +235,8 @@ fn output_schema() -> Value {
                 }),
                 &["prompt", "completion"],
             ),
-            "byProvider": rows("Per provider, by requests descending (session: {provider, requests, promptTokens, completionTokens, totalTokens, cost}, provider null for failed requests; analytics: the gateway's rows)"),
-            "byModel": rows("Per served model (session: {model, provider, requests, promptTokens, completionTokens, totalTokens, cost}; analytics: the gateway's rows, at most 50, successRatePct as a string)"),
+            "byProvider": rows("Per provider, by requests descending (session: {provider, requests, promptTokens, completionTokens, totalTokens, cost}, provider null for failed requests; analytics: the gateway's rows, null when its answer has none)"),
+            "byModel": rows("Per served model (session: {model, provider, requests, promptTokens, completionTokens, totalTokens, cost}; analytics: the gateway's rows, at most 50, successRatePct as a string; null when its answer has none)"),
             "budget": schema::object(
                 json!({
                     "limit": num("The session budget guard's maxCost, USD; null without a guard"),

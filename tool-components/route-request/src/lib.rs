@@ -176,12 +176,8 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
         ));
     }
 
-    let sent = degrade
-        .as_ref()
-        .and_then(|d| d.to.as_deref())
-        .unwrap_or(args.target());
     let mut out = Map::new();
-    out.insert("response".into(), response_part(&body, &served, sent));
+    out.insert("response".into(), response_part(&body, &served));
     out.insert(
         "routing".into(),
         routing_part(&served, combo_name.as_deref(), fallbacks, degrade.as_ref()),
@@ -251,15 +247,13 @@ fn annotate_ledger(
     }
 }
 
-/// `response{content, model, tokens{prompt, completion}}` from the body.
-fn response_part(body: &Value, served: &Routing, requested: &str) -> Value {
-    let content = coerce::str(&body["choices"][0]["message"]["content"], "");
-    let model = body["model"]
-        .as_str()
-        .or(served.model.as_deref())
-        .unwrap_or(requested);
+/// `response{content, model, tokens{prompt, completion}}` from the body:
+/// `content` when the first choice's content is text, `model` from the body
+/// else from `x-omniroute-model`; `null` where neither says.
+fn response_part(body: &Value, served: &Routing) -> Value {
+    let model = body["model"].as_str().or(served.model.as_deref());
     json!({
-        "content": content,
+        "content": coerce::string_or_null(&body["choices"][0]["message"]["content"]),
         "model": model,
         "tokens": {
             "prompt": coerce::number_or_null(&body["usage"]["prompt_tokens"]),
@@ -299,13 +293,18 @@ fn routing_part(
 
 /// `Routed via combo "<combo>" to <model> on <provider>` (or `Routed to …`
 /// without a combo), `+ " (served from cache)"` on HIT, `+ "; fallback steps
-/// before it: <n>"` when n > 0. Missing headers read `unknown`.
+/// before it: <n>"` when n > 0. What the headers did not say is said so,
+/// never filled in.
 pub fn explanation(served: &Routing, combo: Option<&str>, fallbacks: Option<usize>) -> String {
-    let model = served.model.as_deref().unwrap_or("unknown");
-    let provider = served.provider.as_deref().unwrap_or("unknown");
+    let target = match (served.model.as_deref(), served.provider.as_deref()) {
+        (Some(model), Some(provider)) => format!("to {model} on {provider}"),
+        (Some(model), None) => format!("to {model} (the gateway did not report the provider)"),
+        (None, Some(provider)) => format!("on {provider} (the gateway did not report the model)"),
+        (None, None) => "(the gateway did not report the serving model or provider)".to_string(),
+    };
     let mut text = match combo {
-        Some(combo) => format!("Routed via combo \"{combo}\" to {model} on {provider}"),
-        None => format!("Routed to {model} on {provider}"),
+        Some(combo) => format!("Routed via combo \"{combo}\" {target}"),
+        None => format!("Routed {target}"),
     };
     if served.cache.as_deref() == Some("HIT") {
         text.push_str(" (served from cache)");
@@ -347,8 +346,8 @@ fn output_schema() -> Value {
     let text = |d: &str| schema::nullable("string", d);
     let response = schema::object(
         json!({
-            "content": schema::typed("string", "The first choice's message content (\"\" when not text)"),
-            "model": schema::typed("string", "Model named in the response body"),
+            "content": schema::nullable("string", "The first choice's message content; null when it is not text"),
+            "model": schema::nullable("string", "Model named in the response body, else x-omniroute-model; null when neither says"),
             "tokens": schema::object(
                 json!({
                     "prompt": num("usage.prompt_tokens from the body (may differ from the gateway's accounting, see routing.tokensIn)"),

@@ -63,9 +63,9 @@ pub fn fetch_cached_at(
     if let Some(providers) = cached.as_ref().and_then(Providers::from_cache_value) {
         return providers;
     }
-    let failures = degraded.failures().len();
+    let failures = degraded.len();
     let providers = fetch(gw, degraded);
-    if degraded.failures().len() == failures {
+    if degraded.len() == failures {
         session_cache::store(session, key, now_ms, providers.to_cache_value());
     }
     providers

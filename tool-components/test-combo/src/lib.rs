@@ -99,18 +99,16 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
         .enumerate()
         .map(|(i, step)| (list_combos_step(step, i), is_combo_ref(step)))
         .collect();
+    // A step that names no model has nothing to send; it fails without a request.
     let requests: Vec<(String, Request)> = steps
         .iter()
-        .map(|(step, _)| {
-            let (provider, model) = (
-                coerce::str(&step["provider"], ""),
-                coerce::str(&step["model"], ""),
-            );
-            let label = format!("{provider} {model}");
-            (
-                label,
-                completion::request(model, &messages, Some(MAX_TOKENS)),
-            )
+        .filter_map(|(step, _)| {
+            let model = step["model"].as_str()?;
+            let label = match step["provider"].as_str() {
+                Some(provider) => format!("{provider} {model}"),
+                None => model.to_string(),
+            };
+            Some((label, completion::request(model, &messages, Some(MAX_TOKENS))))
         })
         .collect();
     let answers = if requests.is_empty() {
@@ -123,7 +121,13 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
 
     let mut results = Vec::with_capacity(steps.len());
     let mut warnings: Vec<String> = Vec::new();
-    for ((step, is_ref), (_, request)) in steps.iter().zip(&requests) {
+    let mut sent = requests.iter();
+    for (step, is_ref) in &steps {
+        let Some(model) = step["model"].as_str() else {
+            results.push((step, Outcome::not_sent("the step names no model to send")));
+            continue;
+        };
+        let request = &sent.next().expect("one request per step with a model").1;
         let answer = answers.next().unwrap_or_else(|| {
             Err(GatewayError::Invalid(format!(
                 "the host answered {answered} of {} requests",
@@ -132,7 +136,7 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
         });
         let outcome = Outcome::of(request, answer, &mut warnings);
         if *is_ref && let Some(request_id) = &outcome.request_id {
-            annotate_combo_ref(cx, request_id, coerce::str(&step["model"], ""));
+            annotate_combo_ref(cx, request_id, model);
         }
         results.push((step, outcome));
     }
@@ -186,6 +190,19 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A step that failed before anything was sent: nothing was measured,
+    /// charged or counted.
+    fn not_sent(reason: &str) -> Outcome {
+        Outcome {
+            success: false,
+            latency_ms: None,
+            cost: Some(0.0),
+            tokens: Some(0),
+            request_id: None,
+            error: Some(reason.to_string()),
+        }
+    }
+
     /// Reads one answer; the host's warnings on it are added to `warnings`
     /// (without repeats).
     fn of(request: &Request, answer: GatewayResult, warnings: &mut Vec<String>) -> Outcome {
@@ -268,12 +285,12 @@ fn output_schema() -> Value {
     let item = json!({
         "type": "object",
         "properties": {
-            "provider": { "type": "string", "description": "Step provider as the combo names it; \"combo\" for a combo reference" },
-            "model": { "type": "string", "description": "Model sent (a combo reference sends the referenced combo's name)" },
+            "provider": { "type": ["string", "null"], "description": "Step provider as the combo names it; \"combo\" for a combo reference; null when the step names none" },
+            "model": { "type": ["string", "null"], "description": "Model sent (a combo reference sends the referenced combo's name); null when the step names none (then nothing is sent and the step fails)" },
             "success": { "type": "boolean" },
             "latencyMs": schema::nullable("number", "Wall time the host measured for the request; null when nothing came back"),
             "cost": schema::nullable("number", "x-omniroute-response-cost in USD; 0 on failure (the gateway charges nothing); null when the header was absent"),
-            "tokenCount": schema::nullable("number", "Input + output tokens from the headers (else the body's usage); 0 on failure"),
+            "tokenCount": schema::nullable("number", "Input + output tokens from the headers (else the body's usage); null unless both counts are known; 0 on failure"),
             "requestId": schema::nullable("string", "x-request-id; use it with explain_route"),
             "error": schema::typed("string", "Failures only: why the step failed"),
         },
@@ -286,8 +303,8 @@ fn output_schema() -> Value {
                 json!({
                     "totalProviders": schema::typed("number", "Steps tested"),
                     "successful": schema::typed("number", "Steps that answered"),
-                    "fastestProvider": schema::typed("string", "Provider of the fastest successful step, or \"none\""),
-                    "cheapestProvider": schema::typed("string", "Provider of the cheapest successful step (ties by latency), or \"none\""),
+                    "fastestProvider": schema::nullable("string", "Provider of the fastest successful step, or \"none\" when no step succeeded; null when that step names no provider"),
+                    "cheapestProvider": schema::nullable("string", "Provider of the cheapest successful step (ties by latency), or \"none\" when no step succeeded; null when that step names no provider"),
                     "totalCost": schema::typed("number", "What the test cost, USD"),
                 }),
                 &["totalProviders", "successful", "fastestProvider", "cheapestProvider", "totalCost"],

@@ -237,6 +237,32 @@ fn string_and_combo_ref_steps() {
     );
 }
 
+/// A step without a model is not sent as `""`: it fails on its own, and a
+/// bare model (no provider) is sent with its provider left null.
+#[test]
+fn steps_without_model_or_provider() {
+    let combos = json!({ "combos": [
+        { "id": "m1", "name": "odd", "models": [{}, "mock/mock-small", "gpt-4o"] }
+    ] });
+    let gw = FakeGateway::new()
+        .on_get(COMBOS, Reply::json(200, combos.to_string()))
+        .on_body(Method::Post, COMPLETIONS, "model", "mock/mock-small", small())
+        .on_body(Method::Post, COMPLETIONS, "model", "gpt-4o", large());
+    let h = FakeHost::new(gw);
+    let out = run(&h, "odd").unwrap();
+    assert_eq!(
+        out["results"][0],
+        json!({ "provider": null, "model": null, "success": false, "latencyMs": null, "cost": 0, "tokenCount": 0,
+                "requestId": null, "error": "the step names no model to send" })
+    );
+    assert_eq!(out["results"][1]["success"], true);
+    assert_eq!(out["results"][2]["provider"], Value::Null);
+    assert_eq!(out["results"][2]["model"], "gpt-4o");
+    assert_eq!(posts(&h).len(), 2, "nothing sent for the step without a model");
+    assert_eq!(h.gateway.labelled_batches()[0].0, ["mock mock/mock-small", "gpt-4o"]);
+    assert_eq!(out["summary"]["totalProviders"], 3);
+}
+
 #[test]
 fn prompt_rule() {
     assert_eq!(prompt_of(""), "Say hello");

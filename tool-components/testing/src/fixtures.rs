@@ -52,4 +52,20 @@ pub const USAGE_ANALYTICS_FRESH: &str =
 pub const USAGE_BUDGET_MISSING_PARAM_400: &str =
     include_str!("../fixtures/gateway/usage-budget-missing-param-400.json");
 pub const USAGE_QUOTA: &str = include_str!("../fixtures/gateway/usage-quota.json");
+/// Answers derived from the captured ones for the edge cases a live gateway
+/// rarely shows; `fixtures/derived/README.md` says how each was made.
+pub mod derived {
+    /// `usage-quota.json` with an unrecognised `tokenStatus`, an entry
+    /// without `connectionId`, use and limit, and one without name and
+    /// provider but with a known limit; no `meta.generatedAt`.
+    pub const USAGE_QUOTA_ODD_ENTRIES: &str =
+        include_str!("../fixtures/derived/usage-quota-odd-entries.json");
+    /// `health-populated.json` without `status` and `providerBreakers`.
+    pub const HEALTH_WITHOUT_STATUS_AND_BREAKERS: &str =
+        include_str!("../fixtures/derived/health-without-status-and-breakers.json");
+    /// `rate-limits-populated.json` without `connections`.
+    pub const RATE_LIMITS_WITHOUT_CONNECTIONS: &str =
+        include_str!("../fixtures/derived/rate-limits-without-connections.json");
+}
+
 pub const V1_MODELS_POPULATED: &str = include_str!("../fixtures/gateway/v1-models-populated.json");

@@ -24,7 +24,8 @@
 //!   narrowed by query or body field; records requests and batches.
 //! * [`FakeHost`], [`MemorySession`], [`RecordingProgress`]: one call's
 //!   context; [`FakeHost::call`] checks the output against the output schema.
-//! * [`fixtures`]: real OmniRoute 3.7.9 answers (`fixtures/gateway/`).
+//! * [`fixtures`]: real OmniRoute 3.7.9 answers (`fixtures/gateway/`) and
+//!   answers derived from them for edge cases (`fixtures/derived/`).
 //! * [`gateway_failures`], [`check_description`], [`check_manifest`],
 //!   [`validate`]: the checks every tool's tests run.
 //! * [`ledger_entry`]: a ledger entry in the host's shape.
