@@ -35,9 +35,14 @@ pub fn tests_crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The captured OmniRoute 3.7.9 responses: `tests/fixtures/gateway`.
+/// The captured OmniRoute 3.7.9 responses, kept once for every workspace:
+/// `tool-components/testing/fixtures/gateway` (the guest testing crate embeds them).
 pub fn gateway_fixtures_dir() -> PathBuf {
-    tests_crate_dir().join("fixtures").join("gateway")
+    workspace_root()
+        .join("tool-components")
+        .join("testing")
+        .join("fixtures")
+        .join("gateway")
 }
 
 /// `tests/python`.

@@ -219,8 +219,8 @@ async fn get_health_with_the_gateway_down_is_a_result_not_a_failure() {
     assert_eq!(health["uptime"], Value::Null);
     assert_eq!(health["version"], Value::Null);
     assert_eq!(health["memoryUsage"], Value::Null);
-    assert_eq!(health["circuitBreakers"], json!([]));
-    assert_eq!(health["rateLimits"], json!([]));
+    assert_eq!(health["circuitBreakers"], Value::Null, "could not read, not empty");
+    assert_eq!(health["rateLimits"], Value::Null, "could not read, not empty");
     assert!(health.get("cacheStats").is_none(), "{health}");
     let degraded = degraded(health);
     let sources: Vec<&str> = degraded.iter().map(|(s, _)| s.as_str()).collect();

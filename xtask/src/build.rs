@@ -96,7 +96,7 @@ pub struct Package {
 }
 
 /// Copies each tool crate's component next to a manifest that pins its
-/// sha256. Crates under `tool-components/testing/` go to the test folder.
+/// sha256. Crates under `tool-components/test-components/` go to the test folder.
 fn stage_components(root: &Path, tools_dir: &Path, test_tools_dir: &Path) -> anyhow::Result<usize> {
     let components = root.join("tool-components");
     let out = root.join("target/components").join(WASM_TARGET).join("release");
@@ -114,7 +114,7 @@ fn stage_components(root: &Path, tools_dir: &Path, test_tools_dir: &Path) -> any
         let cargo: CargoToml = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)
             .with_context(|| format!("reading {}/Cargo.toml", dir.display()))?;
         let wasm_path = out.join(format!("{}.wasm", cargo.package.name.replace('-', "_")));
-        let dest_dir = if dir.starts_with(components.join("testing")) {
+        let dest_dir = if dir.starts_with(components.join("test-components")) {
             test_tools_dir
         } else {
             tools_dir

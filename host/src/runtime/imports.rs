@@ -7,18 +7,17 @@ use super::state::{CallContext, CallState};
 use crate::capability::{CapabilitySet, Method, Scope};
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use crate::session::budget::{self, BudgetGuard, Decision};
-use crate::session::ledger::{self, Annotation, LedgerEntry};
+use crate::session::ledger::{self, Annotation, FromExchange, LedgerEntry};
 use crate::session::{KEY_BUDGET_GUARD, KEY_LEDGER_ANNOTATION, KEY_REQUEST_PREFIX};
 use futures::StreamExt;
+// Headers the host adds to a response to say what it did.
+use omniroute_tool_contract::completion::headers::{
+    MCP_DEGRADED_FROM as HEADER_DEGRADED_FROM, MCP_DEGRADED_TO as HEADER_DEGRADED_TO, MCP_WARNING as HEADER_WARNING,
+};
 use std::time::{Instant, SystemTime};
 
 /// How many requests of one `send-all` run at once by default.
 const SEND_ALL_CONCURRENCY: usize = 16;
-
-/// Headers the host adds to a response to say what it did.
-const HEADER_DEGRADED_FROM: &str = "x-omniroute-mcp-degraded-from";
-const HEADER_DEGRADED_TO: &str = "x-omniroute-mcp-degraded-to";
-const HEADER_WARNING: &str = "x-omniroute-mcp-warning";
 
 fn method(m: gateway::Method) -> Method {
     match m {
@@ -206,7 +205,7 @@ async fn degrade(ctx: &CallContext, req: &mut GatewayRequest, tier: &str) -> Res
     let Some(combos) = json(combos) else {
         return Err(budget::no_target_text(tier));
     };
-    let providers = omniroute_tool_sdk::providers::Providers::from_json(json(nodes).as_ref(), json(models).as_ref());
+    let providers = omniroute_tool_contract::providers::Providers::from_json(json(nodes).as_ref(), json(models).as_ref());
     let target = budget::degrade_target(tier, &combos, json(pricing).as_ref(), &providers)
         .ok_or_else(|| budget::no_target_text(tier))?;
     let mut body: serde_json::Value = req

@@ -1,10 +1,10 @@
 //! `FakeGateway`: an in-process stand-in for an OmniRoute 3.7.9 gateway.
 //!
-//! It serves the real 3.7.9 response shapes from `tests/fixtures/gateway`, records every request
-//! (method, path, query, headers, body) and lets a test override any route: another status and
-//! body (JSON or HTML), a delay, or a dropped connection. It runs on its own thread with its own
-//! single-threaded Tokio runtime, so it works from sync tests, async tests and benchmarks alike,
-//! and a test that blocks its own runtime cannot stall it.
+//! It serves the real 3.7.9 response shapes from `tool-components/testing/fixtures/gateway`,
+//! records every request (method, path, query, headers, body) and lets a test override any route:
+//! another status and body (JSON or HTML), a delay, or a dropped connection. It runs on its own
+//! thread with its own single-threaded Tokio runtime, so it works from sync tests, async tests and
+//! benchmarks alike, and a test that blocks its own runtime cannot stall it.
 //!
 //! Routes (everything else answers `404 {"error":"Not found"}`):
 //!
@@ -105,7 +105,7 @@ impl FakeGateway {
         lock(&self.shared.combos).clone()
     }
 
-    /// A fixture from `tests/fixtures/gateway`, parsed; e.g. `fixture("combos-populated.json")`.
+    /// A fixture from `tool-components/testing/fixtures/gateway`, parsed; e.g. `fixture("combos-populated.json")`.
     pub fn fixture(name: &str) -> Value {
         routes::load_fixture(name)
     }

@@ -101,7 +101,7 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// Reads and parses `tests/fixtures/gateway/<name>`.
+/// Reads and parses `tool-components/testing/fixtures/gateway/<name>`.
 pub(crate) fn load_fixture(name: &str) -> Value {
     let path = crate::paths::gateway_fixtures_dir().join(name);
     let text = std::fs::read_to_string(&path)

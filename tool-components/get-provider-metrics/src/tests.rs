@@ -1,5 +1,5 @@
-use omniroute_tool_sdk::testing::fixtures::NODE_9BF;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, keys};
+use omniroute_tool_testing::fixtures::NODE_9BF;
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, keys};
 use serde_json::{Value, json};
 
 use super::*;

@@ -1,5 +1,5 @@
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
 };
 use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};

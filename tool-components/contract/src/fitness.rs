@@ -1,4 +1,4 @@
-//! The task fitness table of spec C.14: preferred providers (in order) and
+//! The task fitness table: preferred providers (in order) and
 //! name traits per task type. best_combo_for_task scores combos with it and
 //! explain_route's `task_fit` factor reads it for a completion's role.
 

@@ -1,9 +1,14 @@
-//! Coercion of loosely typed gateway JSON (spec B.6) and number helpers.
+//! Reading loosely typed gateway JSON, and numbers as JavaScript prints them.
 //!
-//! Gateway responses are read defensively: a missing or mistyped field falls
-//! back to a documented value instead of failing the whole call. All helpers
-//! take `&Value` so they combine with `serde_json`'s indexing, which yields
-//! `Value::Null` for anything absent: `coerce::str(&combo["name"], "unnamed")`.
+//! Gateway responses are read defensively: a missing or mistyped field is
+//! `None`/`null` (or, for the original server's documented rules, a named
+//! fallback) instead of failing the whole call. All helpers take `&Value` so
+//! they combine with `serde_json`'s indexing, which yields `Value::Null` for
+//! anything absent: `coerce::string_or_null(&combo["name"])`.
+//!
+//! The number helpers are the one home of JavaScript number formatting
+//! ([`js_number`], [`number`]), of [`round_cost`] and of the USD text of
+//! budget messages ([`usd`]); the host formats its JSON text with them too.
 
 use std::sync::OnceLock;
 
@@ -19,23 +24,30 @@ pub fn non_blank(v: &Value) -> Option<&str> {
     v.as_str().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `num(v, fb)`: a finite JSON number, else `fb` (the essential tools' rule).
+/// A finite JSON number; `None` for anything else (strings are not converted).
+pub fn finite(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+/// A finite JSON number or a non-blank numeric string (`" 2.5 "`); `None`
+/// for anything else.
+pub fn finite_a(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => parse_number(s),
+        _ => finite(v),
+    }
+}
+
+/// `num(v, fb)`: a finite JSON number, else `fb` (the original server's
+/// rule, for the few documented fallbacks; prefer [`finite`]).
 pub fn num(v: &Value, fallback: f64) -> f64 {
-    v.as_f64().filter(|x| x.is_finite()).unwrap_or(fallback)
+    finite(v).unwrap_or(fallback)
 }
 
 /// `numA(v, fb)`: like [`num`] but also accepts a non-blank numeric string
-/// (the advanced tools' rule, spec B.6).
+/// (prefer [`finite_a`]).
 pub fn num_a(v: &Value, fallback: f64) -> f64 {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .unwrap_or(fallback),
-        _ => num(v, fallback),
-    }
+    finite_a(v).unwrap_or(fallback)
 }
 
 /// Like [`num`] but keeps the gateway's own JSON number (so `1` stays `1`),
@@ -48,10 +60,19 @@ pub fn num_value(v: &Value, fallback: f64) -> Value {
 }
 
 /// A JSON number, or `null` when `v` is not one: for "copy the gateway's
-/// number or say we don't know" (spec C.0.9).
+/// number or say we don't know".
 pub fn number_or_null(v: &Value) -> Value {
     match v {
         Value::Number(_) => v.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// A JSON array, or `null` when `v` is not one: a list the gateway did not
+/// send is unknown, not empty.
+pub fn array_or_null(v: &Value) -> Value {
+    match v {
+        Value::Array(_) => v.clone(),
         _ => Value::Null,
     }
 }
@@ -105,8 +126,7 @@ pub fn number(x: f64) -> Value {
 /// An `f64` as text the way JavaScript's `String(x)` prints it: shortest
 /// round-trip digits, plain decimals from 1e-6 up to 1e21 (`0.0000285`, not
 /// `2.85e-5`), exponent form outside (`1e-7`, `1e+21`). For numbers inside
-/// messages such as budget warnings (spec C.0.8); JSON output numbers are
-/// formatted by the host.
+/// messages such as budget warnings, and for the host's JSON text.
 pub fn js_number(x: f64) -> String {
     if x.is_nan() {
         return "NaN".to_string();
@@ -153,7 +173,7 @@ fn js_round(x: f64) -> f64 {
     (x + 0.5).floor()
 }
 
-/// `roundCost(x) = round(x·1e10)/1e10` (spec C.0.8): the precision of the
+/// `roundCost(x) = round(x·1e10)/1e10`: the precision of the
 /// gateway's cost header; removes float noise from sums without turning
 /// realistic per-request costs such as 0.0000285 into 0.
 pub fn round_cost(x: f64) -> f64 {
@@ -163,6 +183,18 @@ pub fn round_cost(x: f64) -> f64 {
 /// Four decimals, for rates and scores (never for costs: see [`round_cost`]).
 pub fn round4(x: f64) -> f64 {
     js_round(x * 1e4) / 1e4
+}
+
+/// A USD amount in a message (budget texts): JavaScript number formatting
+/// after [`round_cost`], e.g. `0.0000285`.
+pub fn usd(x: f64) -> String {
+    js_number(round_cost(x))
+}
+
+/// Serialises an `f64` as [`number`] does (`2`, not `2.0`), for serde
+/// types whose JSON must read as JavaScript wrote it.
+pub fn serialize_number<S: serde::Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&number(*x), serializer)
 }
 
 #[cfg(test)]
@@ -193,6 +225,25 @@ mod tests {
         assert_eq!(num_a(&json!(3), 7.0), 3.0);
         assert_eq!(num_value(&json!(3), 1.0), json!(3));
         assert_eq!(num_value(&json!("3"), 1.0).to_string(), "1");
+    }
+
+    #[test]
+    fn lists_or_null() {
+        assert_eq!(array_or_null(&json!([1])), json!([1]));
+        assert_eq!(array_or_null(&json!([])), json!([]));
+        assert_eq!(array_or_null(&json!({})), Value::Null);
+        assert_eq!(array_or_null(&Value::Null), Value::Null);
+    }
+
+    #[test]
+    fn finite_numbers_or_none() {
+        assert_eq!(finite(&json!(2.5)), Some(2.5));
+        assert_eq!(finite(&json!("2.5")), None);
+        assert_eq!(finite(&Value::Null), None);
+        assert_eq!(finite_a(&json!(" 2.5 ")), Some(2.5));
+        assert_eq!(finite_a(&json!("")), None);
+        assert_eq!(finite_a(&json!("NaN")), None);
+        assert_eq!(finite_a(&json!(3)), Some(3.0));
     }
 
     #[test]
@@ -252,11 +303,23 @@ mod tests {
             (-2.5, "-2.5"),
             (100.0, "100"),
             (0.1 + 0.2, "0.30000000000000004"),
+            (521.097520286, "521.097520286"),
+            (0.7608695652173914, "0.7608695652173914"),
+            (1.25e22, "1.25e+22"),
+            (12.5, "12.5"),
         ];
         for (x, want) in cases {
             assert_eq!(js_number(x), want, "{x:e}");
         }
         assert_eq!(js_number(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn usd_rounds_then_prints_like_js() {
+        assert_eq!(usd(0.0000285), "0.0000285");
+        assert_eq!(usd(0.1 + 0.2), "0.3");
+        assert_eq!(usd(0.00000000004), "0");
+        assert_eq!(usd(2.0), "2");
     }
 
     #[test]

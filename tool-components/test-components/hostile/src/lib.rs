@@ -169,7 +169,7 @@ fn many_requests(gw: &dyn Gateway, n: usize) -> Value {
 mod tests {
     use super::*;
     use omniroute_tool_sdk::GatewayError;
-    use omniroute_tool_sdk::testing::{FakeGateway, FakeHost, Reply};
+    use omniroute_tool_testing::{FakeGateway, FakeHost, Reply};
 
     fn host() -> FakeHost {
         FakeHost::new(
@@ -219,8 +219,8 @@ mod tests {
 
     #[test]
     fn description_and_manifest() {
-        let desc = omniroute_tool_sdk::testing::check_description::<Hostile>();
-        omniroute_tool_sdk::testing::check_manifest::<Hostile>(include_str!("../tool.toml"));
+        let desc = omniroute_tool_testing::check_description::<Hostile>();
+        omniroute_tool_testing::check_manifest::<Hostile>(include_str!("../tool.toml"));
         assert_eq!(
             desc["inputSchema"]["properties"]["attack"]["enum"]
                 .as_array()

@@ -52,7 +52,7 @@ fn attempt(gw: &dyn Gateway, req: &Request) -> String {
 mod tests {
     use super::*;
     use omniroute_tool_sdk::GatewayError;
-    use omniroute_tool_sdk::testing::{FakeGateway, FakeHost, Reply};
+    use omniroute_tool_testing::{FakeGateway, FakeHost, Reply};
 
     #[test]
     fn reports_a_denied_switch_as_data() {

@@ -1,6 +1,6 @@
-//! Wall-clock time for tools: epoch milliseconds and JavaScript-style ISO
-//! timestamps. WASI 0.2 gives components a wall clock through std, so
-//! [`std::time::SystemTime`] works inside the sandbox.
+//! Wall-clock time: epoch milliseconds and JavaScript-style ISO timestamps
+//! and durations. WASI 0.2 gives components a wall clock through std, so
+//! [`std::time::SystemTime`] works inside the sandbox as on the host.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
