@@ -11,8 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// One brokered completion. Serialises with the spec's keys, in its order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One brokered completion. Serialises with the spec's keys, in its order
+/// (and reads back from the state store).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     pub request_id: Option<String>,
