@@ -206,6 +206,24 @@ pub struct TaskRecord {
     pub expires_ms: i64,
 }
 
+impl TaskRecord {
+    /// A new record, `working`, expiring after `ttl`.
+    fn started(now_ms: i64, ttl: Duration) -> Result<TaskRecord, StoreError> {
+        Ok(TaskRecord {
+            task_id: format!("task_{}", crate::db::random_hex(16).map_err(backend)?),
+            status: TaskStatus::Working,
+            progress: None,
+            total: None,
+            message: None,
+            result: None,
+            cancel_requested: false,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms: now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
+        })
+    }
+}
+
 /// A change to a running task.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskUpdate {
@@ -367,6 +385,10 @@ fn check_value(key: &str, value: &str) -> Result<(), StoreError> {
         return Err(StoreError::Limit(format!("session values are limited to {MAX_VALUE_BYTES} bytes")));
     }
     Ok(())
+}
+
+fn tasks_all_running(max: i64) -> StoreError {
+    StoreError::Quota(format!("at most {max} tasks may be kept and all of them are still running; wait for one to finish or cancel one"))
 }
 
 fn too_many_keys() -> StoreError {

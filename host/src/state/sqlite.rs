@@ -10,7 +10,7 @@ use super::period::period_keys;
 use super::{
     BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Retention, SpendAccount, SpendLimits, StateStore,
     StoreError, StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, check_reservation, check_value, invalid_amount,
-    retry_after, too_many_keys, MAX_KEYS_PER_TOOL,
+    retry_after, tasks_all_running, too_many_keys, MAX_KEYS_PER_TOOL,
 };
 use crate::db::now_ms;
 use crate::db::schema::{self, HEARTBEAT};
@@ -504,24 +504,11 @@ impl StateStore for SqliteStore {
                     )
                     .map_err(backend)?;
                 if evicted == 0 {
-                    return Err(StoreError::Quota(format!(
-                        "at most {max} tasks may be kept and all of them are still running; wait for one to finish or cancel one"
-                    )));
+                    return Err(tasks_all_running(max));
                 }
                 tx.execute("UPDATE state_principals SET tasks = tasks - 1 WHERE principal = ?1", [&principal]).map_err(backend)?;
             }
-            let record = TaskRecord {
-                task_id: format!("task_{}", crate::db::random_hex(16).map_err(backend)?),
-                status: TaskStatus::Working,
-                progress: None,
-                total: None,
-                message: None,
-                result: None,
-                cancel_requested: false,
-                created_ms: now,
-                updated_ms: now,
-                expires_ms: now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
-            };
+            let record = TaskRecord::started(now, ttl)?;
             tx.execute(
                 "INSERT INTO state_tasks (principal, task_id, status, created_ms, updated_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
                 params![principal, record.task_id, record.status.as_str(), now, record.expires_ms],
