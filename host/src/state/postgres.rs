@@ -149,15 +149,13 @@ async fn book_settlement(
         &[&principal, &bucket, &amount, &charged],
     )
     .await?;
-    let now = now_ms();
-    for key in [day, month, "total"] {
-        exec(
-            tx,
-            "UPDATE state_spend SET reserved = GREATEST(reserved - $3, 0), spent = spent + $4, updated_ms = $5 WHERE principal = $1 AND period = $2",
-            &[&principal, &key, &amount, &charged, &now],
-        )
-        .await?;
-    }
+    exec(
+        tx,
+        "UPDATE state_spend SET reserved = GREATEST(reserved - $4, 0), spent = spent + $5, updated_ms = $6
+         WHERE principal = $1 AND period IN ($2, $3, 'total')",
+        &[&principal, &day, &month, &amount, &charged, &now_ms()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -259,17 +257,22 @@ impl StateStore for PostgresStore {
 
     fn open_bucket<'a>(&'a self, principal: &'a str, bucket: &'a BucketKey) -> StoreFuture<'a, BucketState> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg)?;
-            ensure_bucket(&tx, principal, bucket, now_ms()).await?;
-            let row = query_opt(
-                &tx,
-                "SELECT started_ms, budget_guard, spent, reserved FROM state_buckets WHERE principal = $1 AND bucket = $2",
-                &[&principal, &bucket.as_str()],
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            tx.commit().await.map_err(pg)?;
+            // One round trip: create-or-touch (a missing handle bucket is not created).
+            let sql = if bucket.kind() == BucketKind::Handle {
+                "UPDATE state_buckets SET last_used_ms = $4 WHERE principal = $1 AND bucket = $2 AND kind = $3
+                 RETURNING started_ms, budget_guard, spent, reserved"
+            } else {
+                "INSERT INTO state_buckets (principal, bucket, kind, started_ms, last_used_ms) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (principal, bucket) DO UPDATE SET last_used_ms = excluded.last_used_ms
+                 RETURNING started_ms, budget_guard, spent, reserved"
+            };
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+            let row = client
+                .query_opt(&stmt, &[&principal, &bucket.as_str(), &bucket.kind().as_str(), &now_ms()])
+                .await
+                .map_err(pg)?
+                .ok_or(StoreError::NotFound)?;
             Ok(BucketState { started_ms: row.get(0), budget_guard: row.get(1), spent: row.get(2), reserved: row.get(3) })
         })
     }
@@ -432,15 +435,13 @@ impl StateStore for PostgresStore {
             .await?;
             exec(&tx, "UPDATE state_buckets SET reserved = reserved + $3 WHERE principal = $1 AND bucket = $2", &[&principal, &bucket.as_str(), &amount])
                 .await?;
-            for key in [&day, &month, &total] {
-                exec(
-                    &tx,
-                    "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES ($1, $2, 0, $3, $4)
-                     ON CONFLICT (principal, period) DO UPDATE SET reserved = state_spend.reserved + excluded.reserved, updated_ms = excluded.updated_ms",
-                    &[&principal, key, &amount, &now],
-                )
-                .await?;
-            }
+            exec(
+                &tx,
+                "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES ($1, $2, 0, $5, $6), ($1, $3, 0, $5, $6), ($1, $4, 0, $5, $6)
+                 ON CONFLICT (principal, period) DO UPDATE SET reserved = state_spend.reserved + excluded.reserved, updated_ms = excluded.updated_ms",
+                &[&principal, &day, &month, &total, &amount, &now],
+            )
+            .await?;
             tx.commit().await.map_err(pg)?;
             Ok(ReservationId(id))
         })

@@ -189,13 +189,12 @@ fn book_settlement(
     )
     .and_then(|mut s| s.execute(params![principal, bucket, amount, charged]))
     .map_err(backend)?;
-    let mut stmt = tx
-        .prepare_cached("UPDATE state_spend SET reserved = MAX(reserved - ?3, 0), spent = spent + ?4, updated_ms = ?5 WHERE principal = ?1 AND period = ?2")
-        .map_err(backend)?;
-    let now = now_ms();
-    for key in [day, month, "total"] {
-        stmt.execute(params![principal, key, amount, charged, now]).map_err(backend)?;
-    }
+    tx.prepare_cached(
+        "UPDATE state_spend SET reserved = MAX(reserved - ?4, 0), spent = spent + ?5, updated_ms = ?6
+         WHERE principal = ?1 AND period IN (?2, ?3, 'total')",
+    )
+    .and_then(|mut s| s.execute(params![principal, day, month, amount, charged, now_ms()]))
+    .map_err(backend)?;
     Ok(())
 }
 
@@ -256,15 +255,25 @@ impl StateStore for SqliteStore {
 
     fn open_bucket<'a>(&'a self, principal: &'a str, bucket: &'a BucketKey) -> StoreFuture<'a, BucketState> {
         let (principal, bucket) = (owned(principal), bucket.clone());
-        self.write(move |tx| {
-            ensure_bucket(tx, &principal, &bucket, now_ms())?;
-            tx.prepare_cached("SELECT started_ms, budget_guard, spent, reserved FROM state_buckets WHERE principal = ?1 AND bucket = ?2")
+        // One statement: create-or-touch (a missing handle bucket is not created).
+        let sql = if bucket.kind() == BucketKind::Handle {
+            "UPDATE state_buckets SET last_used_ms = ?4 WHERE principal = ?1 AND bucket = ?2 AND kind = ?3
+             RETURNING started_ms, budget_guard, spent, reserved"
+        } else {
+            "INSERT INTO state_buckets (principal, bucket, kind, started_ms, last_used_ms) VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (principal, bucket) DO UPDATE SET last_used_ms = excluded.last_used_ms
+             RETURNING started_ms, budget_guard, spent, reserved"
+        };
+        self.run(move |conn| {
+            conn.prepare_cached(sql)
                 .and_then(|mut s| {
-                    s.query_row(params![principal, bucket.as_str()], |r| {
+                    s.query_row(params![principal, bucket.as_str(), bucket.kind().as_str(), now_ms()], |r| {
                         Ok(BucketState { started_ms: r.get(0)?, budget_guard: r.get(1)?, spent: r.get(2)?, reserved: r.get(3)? })
                     })
+                    .optional()
                 })
-                .map_err(backend)
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)
         })
     }
 
@@ -417,15 +426,12 @@ impl StateStore for SqliteStore {
             tx.prepare_cached("UPDATE state_buckets SET reserved = reserved + ?3 WHERE principal = ?1 AND bucket = ?2")
                 .and_then(|mut s| s.execute(params![principal, bucket.as_str(), amount]))
                 .map_err(backend)?;
-            let mut book = tx
-                .prepare_cached(
-                    "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES (?1, ?2, 0, ?3, ?4)
-                     ON CONFLICT (principal, period) DO UPDATE SET reserved = reserved + excluded.reserved, updated_ms = excluded.updated_ms",
-                )
-                .map_err(backend)?;
-            for key in [&day, &month, &total] {
-                book.execute(params![principal, key, amount, now]).map_err(backend)?;
-            }
+            tx.prepare_cached(
+                "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES (?1, ?2, 0, ?5, ?6), (?1, ?3, 0, ?5, ?6), (?1, ?4, 0, ?5, ?6)
+                 ON CONFLICT (principal, period) DO UPDATE SET reserved = reserved + excluded.reserved, updated_ms = excluded.updated_ms",
+            )
+            .and_then(|mut s| s.execute(params![principal, day, month, total, amount, now]))
+            .map_err(backend)?;
             Ok(ReservationId(id))
         })
     }
