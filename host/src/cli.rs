@@ -218,7 +218,7 @@ pub struct GlobalArgs {
     #[arg(long, env = "OMNIROUTE_MCP_CALL_MEMORY_MIB", default_value_t = 128, global = true)]
     pub call_memory_mib: usize,
 
-    /// Audit every tool call in SQLite (`off` runs unaudited, by explicit choice).
+    /// Audit every tool call (SQLite, or PostgreSQL with --audit-url); `off` runs unaudited, by explicit choice.
     #[arg(long, value_enum, default_value_t = AuditMode::On, global = true)]
     pub audit: AuditMode,
 
