@@ -19,7 +19,8 @@ pub struct Settings {
     pub api_key: Option<String>,
     /// Dashboard password for management routes (spec A.3).
     pub dashboard_password: Option<String>,
-    /// Precompiled cache and (later) the audit database live here.
+    /// The precompiled cache, the audit database and the state store live
+    /// here (created 0700).
     pub data_dir: PathBuf,
     /// Folders of built-in tool components.
     pub tools_dirs: Vec<PathBuf>,
@@ -34,6 +35,13 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// The audit database; `None` means `--audit off`.
     pub audit_db: Option<PathBuf>,
+    /// `--audit-url postgres://…`: the audit log on PostgreSQL instead of `audit_db`.
+    pub audit_url: Option<String>,
+    /// `--audit-on-failure` and `--audit-retention-days`.
+    pub audit_options: crate::audit::AuditOptions,
+    /// `--state-url`: PostgreSQL (or another SQLite file) for the state
+    /// store; default `state.sqlite` in the data folder.
+    pub state_url: Option<String>,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
     pub api_key_id: Option<String>,
     /// The plugin folder and its grants (`--plugins`), if any.

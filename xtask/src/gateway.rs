@@ -19,7 +19,7 @@ mod instance;
 mod proc;
 
 pub use install::{Installed, cache_root, ensure_installed, find_installed};
-pub use proc::{Lock, run_logged};
+pub use proc::{Lock, MARKER_VAR, alive_as, run_logged, tail, terminate};
 pub use instance::{
     DEFAULT_NAME, GatewayInfo, Logs, Pids, StartOptions, health_status, load_state, login,
     start_instance, state_file, stop_instance,

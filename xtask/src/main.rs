@@ -7,6 +7,7 @@ mod conformance;
 mod gateway;
 mod new_tool;
 mod plugins;
+mod postgres;
 mod python;
 mod util;
 
@@ -49,6 +50,12 @@ enum Command {
         #[command(subcommand)]
         action: gateway::GatewayAction,
     },
+    /// A throwaway PostgreSQL 18 on loopback for the PostgreSQL store and audit tests
+    /// (`cargo xtask test` starts it; OMNIROUTE_MCP_TEST_POSTGRES_URL uses another server).
+    Postgres {
+        #[command(subcommand)]
+        action: postgres::PostgresAction,
+    },
     /// Release benchmarks: our server (stdio, HTTP) vs the original TypeScript server vs the
     /// direct-HTTP floor, on a fake and a real gateway; writes target/bench/ and prints the table.
     Bench(bench::BenchArgs),
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
         Command::Test => test(),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
+        Command::Postgres { action } => postgres::command(action),
         Command::Bench(args) => bench::run(args),
         Command::NewTool { name, dir } => new_tool::command(&name, dir.as_deref()),
         Command::BuildPlugin { path, out } => plugins::build_plugin(&path, &out),
@@ -120,6 +128,9 @@ fn test() -> anyhow::Result<()> {
     install
         .join()
         .map_err(|_| anyhow::anyhow!("the gateway install thread panicked"))??;
+    let pg_started = std::time::Instant::now();
+    let (postgres_url, postgres_ours) = postgres::for_tests()?;
+    util::step(&format!("test PostgreSQL ready in {:.1} s", pg_started.elapsed().as_secs_f64()));
     util::step("starting the real OmniRoute gateways (plain, and with a dashboard password + API keys)");
     let plain = gateway::ensure_running()?;
     let auth = gateway::start_instance(&gateway::StartOptions {
@@ -149,11 +160,15 @@ fn test() -> anyhow::Result<()> {
         .env("OMNIROUTE_MCP_PYTHON", &python)
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
+        .env(postgres::URL_VAR, &postgres_url)
         .run()?;
 
     if std::env::var_os("CI").is_some() {
         for name in ["default", "auth"] {
             let _ = gateway::stop_instance(name);
+        }
+        if postgres_ours {
+            let _ = postgres::stop();
         }
     }
 
