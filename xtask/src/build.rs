@@ -1,13 +1,10 @@
 //! Building: the wasm32-wasip2 target, the tool components (in their own
 //! target dir so host builds never rebuild them), their manifests, the host.
 
+use crate::component::{self, WASM_TARGET};
 use crate::util::{self, RunExt};
-use anyhow::{Context, bail};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use anyhow::bail;
 use std::path::{Path, PathBuf};
-
-pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Where the build put things.
 pub struct Built {
@@ -23,7 +20,7 @@ pub struct Built {
 /// Builds components and host; returns the paths.
 pub fn build_all(release: bool) -> anyhow::Result<Built> {
     let root = util::workspace_root();
-    ensure_wasm_target()?;
+    component::ensure_wasm_target()?;
 
     util::step("building tool components (wasm32-wasip2, release)");
     components_cargo(&["build", "--release", "--target", WASM_TARGET])
@@ -70,36 +67,10 @@ pub fn components_cargo(args: &[&str]) -> std::process::Command {
     util::cargo(&all)
 }
 
-/// Adds the wasm32-wasip2 target with rustup when it is missing.
-pub fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = std::process::Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output_text()
-        .context("rustup is needed to add the wasm32-wasip2 target")?;
-    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
-        return Ok(());
-    }
-    util::step("adding the wasm32-wasip2 target with rustup");
-    std::process::Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .run()
-}
-
-#[derive(Deserialize)]
-pub struct CargoToml {
-    pub package: Package,
-}
-
-#[derive(Deserialize)]
-pub struct Package {
-    pub name: String,
-}
-
 /// Copies each tool crate's component next to a manifest that pins its
 /// sha256. Crates under `tool-components/testing/` go to the test folder.
 fn stage_components(root: &Path, tools_dir: &Path, test_tools_dir: &Path) -> anyhow::Result<usize> {
     let components = root.join("tool-components");
-    let out = root.join("target/components").join(WASM_TARGET).join("release");
     let mut crates = Vec::new();
     find_tool_crates(&components, &mut crates)?;
     if crates.is_empty() {
@@ -111,59 +82,16 @@ fn stage_components(root: &Path, tools_dir: &Path, test_tools_dir: &Path) -> any
         if dir.starts_with(components.join("plugins")) {
             continue;
         }
-        let cargo: CargoToml = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)
-            .with_context(|| format!("reading {}/Cargo.toml", dir.display()))?;
-        let wasm_path = out.join(format!("{}.wasm", cargo.package.name.replace('-', "_")));
+        let wasm_path = component::release_wasm(root, &dir)?;
         let dest_dir = if dir.starts_with(components.join("testing")) {
             test_tools_dir
         } else {
             tools_dir
         };
-        stage_component(&dir, &wasm_path, dest_dir)?;
+        component::stage(&dir, &wasm_path, dest_dir)?;
         count += 1;
     }
     Ok(count)
-}
-
-/// Copies one component to `dest_dir/<name>.wasm` next to
-/// `dest_dir/<name>.toml`: the tool's `tool.toml` with `component` and
-/// `sha256` pinned. Returns the tool name.
-pub fn stage_component(tool_dir: &Path, wasm_path: &Path, dest_dir: &Path) -> anyhow::Result<String> {
-    let source_manifest = std::fs::read_to_string(tool_dir.join("tool.toml"))
-        .with_context(|| format!("reading {}/tool.toml", tool_dir.display()))?;
-    let tool: toml::Table = toml::from_str(&source_manifest)
-        .with_context(|| format!("reading {}/tool.toml", tool_dir.display()))?;
-    let name = tool
-        .get("name")
-        .and_then(|v| v.as_str())
-        .with_context(|| format!("{}/tool.toml has no name", tool_dir.display()))?;
-    let wasm = std::fs::read(wasm_path)
-        .with_context(|| format!("component {} was not built", wasm_path.display()))?;
-    let sha = hex::encode(Sha256::digest(&wasm));
-    std::fs::create_dir_all(dest_dir)?;
-    let file = format!("{name}.wasm");
-    let manifest = insert_pins(&source_manifest, &file, &sha);
-    write_if_changed(&dest_dir.join(&file), &wasm)?;
-    write_if_changed(&dest_dir.join(format!("{name}.toml")), manifest.as_bytes())?;
-    Ok(name.to_string())
-}
-
-/// The source manifest with `component` and `sha256` added after `version`.
-fn insert_pins(source: &str, file: &str, sha: &str) -> String {
-    let mut out = String::new();
-    let mut inserted = false;
-    for line in source.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if !inserted && line.trim_start().starts_with("version") {
-            out.push_str(&format!("component = \"{file}\"\nsha256 = \"{sha}\"\n"));
-            inserted = true;
-        }
-    }
-    if !inserted {
-        out = format!("component = \"{file}\"\nsha256 = \"{sha}\"\n{out}");
-    }
-    out
 }
 
 fn find_tool_crates(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -179,11 +107,4 @@ fn find_tool_crates(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     }
     out.sort();
     Ok(())
-}
-
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

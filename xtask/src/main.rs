@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod component;
 mod conformance;
 mod gateway;
 mod new_tool;
