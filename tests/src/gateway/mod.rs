@@ -20,7 +20,6 @@
 //!
 //! Every response carries `x-request-id` and `x-omniroute-route-class`, as the real gateway does.
 
-pub mod http;
 mod routes;
 mod server;
 
@@ -231,7 +230,7 @@ impl Override {
 }
 
 /// The first value of `name` (case-insensitive) in a header list.
-pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
