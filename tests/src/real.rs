@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use crate::ServerCommand;
 use crate::lock;
 
+pub mod checks;
+
 /// Env prefix of the plain gateway (no dashboard password, anonymous `/v1` allowed).
 pub const PLAIN_PREFIX: &str = "OMNIROUTE_TEST_GATEWAY";
 /// Env prefix of the gateway with a dashboard password and `REQUIRE_API_KEY=true`.
@@ -127,9 +129,32 @@ impl RealGateway {
 
     /// The seeded connection id from the state file.
     pub fn connection_id(&self) -> String {
-        self.state["connection_id"]
+        self.state_text("connection_id")
+    }
+
+    /// The seeded connection whose key the mock refuses with 401 (the seeding sent one
+    /// completion through it), from the state file.
+    pub fn revoked_connection_id(&self) -> String {
+        self.state_text("revoked_connection_id")
+    }
+
+    /// The provider node of [`Self::revoked_connection_id`] (prefix `revoked`).
+    pub fn revoked_node_id(&self) -> String {
+        self.state_text("revoked_node_id")
+    }
+
+    /// A non-empty string of the state file; panics saying how to get a fresh one.
+    fn state_text(&self, key: &str) -> String {
+        self.state[key]
             .as_str()
-            .unwrap_or_else(|| panic!("no connection_id in the state file: {}", self.state))
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {key} in the state file (a gateway seeded by an older xtask?): restart it \
+                     with `cargo xtask gateway stop && cargo xtask gateway start`: {}",
+                    self.state
+                )
+            })
             .to_owned()
     }
 
@@ -298,7 +323,7 @@ pub fn is_uuid(text: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// roundCost of the contract (C.0.8): `round(x·1e10)/1e10`.
+/// The tools' cost rounding (`docs/contract.md`): `round(x·1e10)/1e10`.
 pub fn round_cost(x: f64) -> f64 {
     (x * 1e10).round() / 1e10
 }

@@ -1,4 +1,4 @@
-//! Gateway credentials (spec A.3) against the REAL OmniRoute 3.7.9 gateway that has a dashboard
+//! Gateway credentials (`docs/architecture.md`, "Gateway credentials") against the REAL OmniRoute 3.7.9 gateway that has a dashboard
 //! password and `REQUIRE_API_KEY=true` (the `auth` instance of `cargo xtask test`):
 //!
 //! * with `OMNIROUTE_DASHBOARD_PASSWORD`, management routes work through the login cookie;
@@ -10,12 +10,8 @@
 
 use omniroute_mcp_tests::real::{is_uuid, traffic_lock, unique_name};
 use omniroute_mcp_tests::{McpClient, RealGateway, ServerCommand, combo_named};
+use omniroute_mcp_tests::tools::{HEALTH, LIST_COMBOS, ROUTE, SWITCH_COMBO};
 use serde_json::{Value, json};
-
-const HEALTH: &str = "omniroute_get_health";
-const LIST_COMBOS: &str = "omniroute_list_combos";
-const SWITCH_COMBO: &str = "omniroute_switch_combo";
-const ROUTE: &str = "omniroute_route_request";
 
 const HINT: &str = " (management routes need a dashboard login: set OMNIROUTE_DASHBOARD_PASSWORD)";
 
@@ -33,7 +29,7 @@ fn messages() -> Value {
     json!([{ "role": "user", "content": format!("e2e {}", unique_name("auth")) }])
 }
 
-/// No credential shows up in what the tools return (A.3).
+/// No credential shows up in what the tools return.
 #[track_caller]
 fn assert_no_secrets(gateway: &RealGateway, text: &str) {
     assert!(
