@@ -17,9 +17,41 @@ pub struct Built {
     pub plugins_dir: PathBuf,
 }
 
+impl Built {
+    /// Where a build puts things (nothing is checked).
+    fn layout(release: bool) -> Built {
+        let root = util::workspace_root();
+        let host_target = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => root.join(dir),
+            None => root.join("target"),
+        };
+        let profile = if release { "release" } else { "debug" };
+        Built {
+            binary: host_target.join(profile).join("omniroute-mcp"),
+            tools_dir: root.join("target").join("tools"),
+            test_tools_dir: root.join("target").join("test-tools"),
+            plugins_dir: root.join("target").join("plugins"),
+        }
+    }
+}
+
+/// The last build, without building: fails unless the host binary and the staged tools exist.
+pub fn existing(release: bool) -> anyhow::Result<Built> {
+    let built = Built::layout(release);
+    let release_flag = if release { " --release" } else { "" };
+    anyhow::ensure!(
+        built.binary.is_file() && built.tools_dir.join("omniroute_get_health.toml").is_file(),
+        "no build at {} and {}: run `cargo xtask build{release_flag}` first",
+        built.binary.display(),
+        built.tools_dir.display()
+    );
+    Ok(built)
+}
+
 /// Builds components and host; returns the paths.
 pub fn build_all(release: bool) -> anyhow::Result<Built> {
     let root = util::workspace_root();
+    let built = Built::layout(release);
     component::ensure_wasm_target()?;
 
     util::step("building tool components (wasm32-wasip2, release)");
@@ -27,15 +59,13 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         .current_dir(&root)
         .run()?;
 
-    let tools_dir = root.join("target").join("tools");
-    let test_tools_dir = root.join("target").join("test-tools");
-    let staged = stage_components(&root, &tools_dir, &test_tools_dir)?;
+    let staged = stage_components(&root, &built.tools_dir, &built.test_tools_dir)?;
     util::step(&format!(
         "staged {} tool component(s) in {}",
         staged,
-        tools_dir.display()
+        built.tools_dir.display()
     ));
-    let plugins_dir = crate::plugins::build_and_stage(&root)?;
+    crate::plugins::build_and_stage(&root, &built.plugins_dir)?;
 
     let profile = if release { "release" } else { "debug" };
     util::step(&format!("building the host ({profile})"));
@@ -46,17 +76,7 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         args.push("--release");
     }
     util::cargo(&args).current_dir(&root).run()?;
-    let host_target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    };
-    let binary = host_target.join(profile).join("omniroute-mcp");
-    Ok(Built {
-        binary,
-        tools_dir,
-        test_tools_dir,
-        plugins_dir,
-    })
+    Ok(built)
 }
 
 /// `cargo <args>` on the tool-components workspace, in its own target dir so

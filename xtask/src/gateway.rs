@@ -17,7 +17,9 @@ mod proc;
 
 pub use install::{Installed, cache_root, ensure_installed, find_installed};
 pub use proc::{Lock, run_logged};
-pub use instance::{DEFAULT_NAME, GatewayInfo, StartOptions, start_instance, stop_instance};
+pub use instance::{
+    DEFAULT_NAME, GatewayInfo, StartOptions, health_status, start_instance, stop_instance,
+};
 
 use crate::util::step;
 

@@ -62,10 +62,9 @@ fn example_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Stages the example plugins into `target/plugins` (after the components
+/// Stages the example plugins into `out` (`target/plugins`; after the components
 /// build, which compiled the Rust ones) and writes its `grants.toml`.
-pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
-    let out = root.join("target/plugins");
+pub fn build_and_stage(root: &Path, out: &Path) -> anyhow::Result<()> {
     let mut grants = Vec::new();
     for dir in example_plugins(root)? {
         let wasm = match kind_of(&dir) {
@@ -80,7 +79,7 @@ pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
             }
             _ => build_python(root, &dir)?,
         };
-        let name = component::stage(&dir, &wasm, &out)?;
+        let name = component::stage(&dir, &wasm, out)?;
         grants.push((name, manifest_scopes(&dir)?));
     }
     component::write_if_changed(&out.join("grants.toml"), grants_toml(&grants).as_bytes())?;
@@ -91,7 +90,7 @@ pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
         out.display(),
         names.join(", ")
     ));
-    Ok(out)
+    Ok(())
 }
 
 /// `grants.toml` granting each plugin exactly the scopes it requests.
@@ -162,6 +161,8 @@ fn build_python(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         .arg(&wasm)
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // stdout belongs to the MCP server under `cargo xtask run`.
+        .stdout(std::io::stderr())
         .run()?;
     std::fs::write(&stamp_file, stamp)?;
     Ok(wasm)

@@ -1,7 +1,8 @@
 //! `FakeGateway`: an in-process stand-in for an OmniRoute 3.7.9 gateway.
 //!
 //! It serves the real 3.7.9 response shapes from `tests/fixtures/gateway`, records every request
-//! (method, path, query, headers, body) and lets a test override any route: another status and
+//! (method, path, query, headers, body; the server's startup probes apart from the tools'
+//! traffic) and lets a test override any route: another status and
 //! body (JSON or HTML), a delay, or a dropped connection. It runs on its own thread with its own
 //! single-threaded Tokio runtime, so it works from sync tests, async tests and benchmarks alike,
 //! and a test that blocks its own runtime cannot stall it.
@@ -61,9 +62,15 @@ impl FakeGateway {
         self.addr
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order, except the server's startup probes.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).clone()
+    }
+
+    /// The server's startup probes received so far (`User-Agent` ending in ` startup-probe`),
+    /// kept apart so that the tools' traffic can be counted exactly.
+    pub fn startup_probes(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.probes).clone()
     }
 
     /// The requests with this method and path (path without query).

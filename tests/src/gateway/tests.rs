@@ -498,3 +498,22 @@ fn query_decoding() {
     );
     assert!(routes::parse_query(None).is_empty());
 }
+
+#[test]
+fn startup_probes_are_kept_apart_from_the_tools_traffic() {
+    let gw = FakeGateway::start();
+    let probe = request(
+        gw.addr(),
+        "GET",
+        "/api/monitoring/health",
+        &[("User-Agent", "omniroute-mcp/0.1.0 startup-probe")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(probe.status, 200);
+    get(&gw, "/api/monitoring/health");
+    assert_eq!(gw.requests_to("GET", "/api/monitoring/health").len(), 1);
+    let probes = gw.startup_probes();
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0].path, "/api/monitoring/health");
+}
