@@ -6,7 +6,8 @@
 //! * Starts the mock upstream (`tests/gateway/mock-upstream.mjs`) and the gateway on free
 //!   127.0.0.1 ports with a throwaway data dir, waits for health and seeds the provider node
 //!   `Mock`, its connection, models, the combos `coding-fast` and `free-tier`, prices keyed by
-//!   the node id and an API key.
+//!   the node id and an API key; then the node `Revoked` whose connection's key the mock refuses
+//!   (one completion through it, so the gateway has recorded the refusal).
 //! * Records everything in `target/gateway/<name>/state.json` (the JSON of [`GatewayInfo`]);
 //!   `start` reuses a healthy instance, `stop` ends it, `status` reports on it.
 

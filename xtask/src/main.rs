@@ -129,6 +129,7 @@ fn test() -> anyhow::Result<()> {
         .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
         .env("OMNIROUTE_MCP_TEST_PLUGINS_DIR", &built.plugins_dir)
         .env("OMNIROUTE_MCP_PYTHON", &python)
+        .env("OMNIROUTE_MCP_XTASK_BIN", std::env::current_exe()?)
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .run()?;

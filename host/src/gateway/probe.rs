@@ -1,6 +1,6 @@
 //! The startup probe: one bounded look at the gateway when the server starts serving, so
 //! whoever started it learns from one stderr line whether a gateway answers and, if none does,
-//! the two ways to get one. It runs in the background and never delays the MCP handshake;
+//! the two ways to get one. It runs on its own thread and never delays the MCP handshake;
 //! the tools behave the same whatever it finds (every call reaches the gateway on its own).
 
 use std::time::Duration;
@@ -28,27 +28,33 @@ pub enum ProbeOutcome {
     Unreachable { reason: String },
 }
 
-/// Starts the probe in the background on the current Tokio runtime and returns at once; the
-/// outcome is logged as one line (`info` when reachable, else `warn` with both fixes).
+/// Starts the probe on a thread of its own and returns at once; the outcome is logged as one
+/// line (`info` when reachable, else `warn` with both fixes). Its own thread and runtime: the
+/// server's runtime may be busy compiling components at that moment (on a cold cache, for
+/// seconds), which must neither stall the probe into a false timeout nor be slowed by it.
 pub fn spawn(base_url: Url) {
-    tokio::spawn(async move {
-        let outcome = probe(&base_url, PROBE_TIMEOUT).await;
+    let probe_thread = std::thread::Builder::new().name("gateway-probe".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return tracing::warn!("the gateway probe could not start: {e}"),
+        };
+        let outcome = runtime.block_on(probe(&base_url, PROBE_TIMEOUT));
         let line = message(&base_url, &outcome);
         match outcome {
             ProbeOutcome::Reachable { .. } => tracing::info!("{line}"),
             _ => tracing::warn!("{line}"),
         }
     });
+    if let Err(e) = probe_thread {
+        tracing::warn!("the gateway probe could not start: {e}");
+    }
 }
 
 /// `GET <base_url>/api/monitoring/health`, bounded by `timeout`.
 pub async fn probe(base_url: &Url, timeout: Duration) -> ProbeOutcome {
-    // Building a client loads the TLS roots: off the runtime's thread, which in stdio mode is
-    // the one that answers the handshake.
-    let client = match tokio::task::spawn_blocking(move || build_client(timeout)).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(e)) => return ProbeOutcome::Unreachable { reason: format!("no HTTP client: {}", root_cause(&e)) },
-        Err(e) => return ProbeOutcome::Unreachable { reason: format!("no HTTP client: {e}") },
+    let client = match build_client(timeout) {
+        Ok(client) => client,
+        Err(e) => return ProbeOutcome::Unreachable { reason: format!("no HTTP client: {}", root_cause(&e)) },
     };
     let response = match client.get(health_url(base_url)).send().await {
         Ok(response) => response,
