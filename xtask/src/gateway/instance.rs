@@ -1,5 +1,5 @@
 //! One running gateway instance: the mock upstream plus OmniRoute on loopback, seeded through
-//! the REST API (shared README, steps 2–4), described by a JSON state file per instance name.
+//! the REST API, described by a JSON state file per instance name.
 
 use super::http::{self, expect_json, snippet, with_cookie};
 use super::install::{self, Installed};
