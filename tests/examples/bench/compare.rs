@@ -66,7 +66,8 @@ pub async fn run(old: Build, new: Build, rounds: usize, calls: usize, startup_re
         }
     }
     let settings = format!(
-        "Release builds, stdio, fake gateway. Per round and binary: warm start = median of {startup_repeats} starts \
+        "Stdio, fake gateway (`cargo xtask bench --compare` builds the new binary in release). Per round and binary: \
+         warm start = median of {startup_repeats} starts \
          after a cold one; {calls} sequential calls per tool after {WARMUP} warm-up calls; CPU = the server's \
          utime+stime over those calls / {calls}. {} round(s), alternating old/new.",
         rounds.max(1)
@@ -143,7 +144,7 @@ fn median(values: &[Option<f64>]) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 { (v[mid - 1] + v[mid]) / 2.0 } else { v[mid] })
+    Some(if v.len().is_multiple_of(2) { (v[mid - 1] + v[mid]) / 2.0 } else { v[mid] })
 }
 
 fn show(value: Option<f64>, unit: &str) -> String {
