@@ -126,7 +126,13 @@ async fn cargo_xtask_run_without_a_gateway_serves_the_python_sdk_against_the_dem
             env.push((name.to_owned(), value));
         }
     }
-    let run = python::run_script("first_run.py", &env, SCRIPT_TIMEOUT, String::new).await;
+    let hint = || {
+        "the demo gateway must be installed in the cache for this test (`cargo xtask gateway install`; \
+         `cargo xtask test` does it), and the xtask binary must have `run --no-build` (any `cargo xtask` \
+         command rebuilds it)"
+            .to_owned()
+    };
+    let run = python::run_script("first_run.py", &env, SCRIPT_TIMEOUT, hint).await;
     assert!(run.stdout.contains("all checks passed"), "{}", run.stdout);
 
     // xtask said which gateway it started, and that it is a demo with a mock upstream.
