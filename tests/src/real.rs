@@ -255,6 +255,15 @@ impl RealGateway {
         body["combos"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The combo with this id as the gateway stores it; panics if there is none.
+    pub async fn stored_combo(&self, id: &str) -> Value {
+        let combos = self.combos().await;
+        combos
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("combo {id} is not stored on {}", self.url))
+    }
+
     /// The mock upstream's counters (`GET <mock>/__stats`).
     pub async fn mock_stats(&self) -> MockStats {
         let response = send(self.http.get(format!("{}/__stats", self.mock_url)))

@@ -78,11 +78,7 @@ async fn management_tools_log_in_with_the_dashboard_password() {
     assert_eq!(off["enabled"], false, "{off}");
     let listed = client.call(LIST_COMBOS, json!({})).await.into_ok();
     assert_eq!(combo_named(&listed, &name)["enabled"], false, "{listed}");
-    let stored = gateway.combos().await;
-    let stored = stored
-        .iter()
-        .find(|c| c["id"] == id.as_str())
-        .expect("combo stored");
+    let stored = gateway.stored_combo(&id).await;
     assert_eq!(stored["isActive"], false, "the gateway stored it: {stored}");
 
     let on = client

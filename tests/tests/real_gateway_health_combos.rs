@@ -113,11 +113,7 @@ async fn switch_combo_by_name_disables_a_combo_and_list_combos_reads_it() {
 
     let listed = client.call(LIST_COMBOS, json!({})).await.into_ok();
     assert_eq!(combo_named(&listed, &name)["enabled"], false, "{listed}");
-    let stored = gateway.combos().await;
-    let stored = stored
-        .iter()
-        .find(|c| c["id"] == id.as_str())
-        .expect("combo stored");
+    let stored = gateway.stored_combo(&id).await;
     assert_eq!(stored["isActive"], false, "the gateway stored it: {stored}");
 
     let on = client
