@@ -390,6 +390,7 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
     if tenants.is_empty() {
         anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
     }
+    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
     let app = App::start(settings).await?;
     app.watch_plugins();
     if app.registry().tools().is_empty() {
@@ -414,6 +415,7 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
 }
 
 async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
+    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
     let app = App::start(settings).await?;
     let registry = app.registry();
     if registry.tools().is_empty() {

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import sys
+from typing import Any, Awaitable, Callable
+
+import anyio
 
 
 class CheckFailed(Exception):
@@ -23,3 +26,37 @@ def env(name: str, hint: str = "") -> str:
     if not value:
         raise CheckFailed(f"environment variable {name} is required{hint}")
     return value
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The real errors inside (possibly nested) exception groups raised by task groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
+def describe(error: BaseException, timeout_s: float) -> str:
+    """One failure, for a `FAILED: ...` line."""
+    if isinstance(error, CheckFailed):
+        return str(error)
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout_s} s"
+    return f"{type(error).__name__}: {error}"
+
+
+def run_checks(checks: Callable[[], Awaitable[None]], timeout_s: float) -> int:
+    """Runs `checks` bounded by `timeout_s`: prints "all checks passed" and returns 0, or prints
+    "FAILED: <what>" on stderr for each error and returns 1 (the scripts' exit code)."""
+
+    async def bounded() -> None:
+        with anyio.fail_after(timeout_s):
+            await checks()
+
+    try:
+        anyio.run(bounded)
+    except Exception as error:  # noqa: BLE001 - any SDK error (e.g. schema validation) is a failure
+        for leaf in leaves(error):
+            print(f"FAILED: {describe(leaf, timeout_s)}", file=sys.stderr)
+        return 1
+    print("all checks passed")
+    return 0

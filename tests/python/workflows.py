@@ -43,7 +43,6 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import checks
-from checks import CheckFailed
 
 
 def check(condition: bool, what: str, detail: Any = None) -> None:
@@ -336,21 +335,6 @@ async def model_discovery() -> None:
 WORKFLOWS = [auto_healing_loop, budget_aware_coding_run, combo_benchmark, post_mortem, model_discovery]
 
 
-def leaves(error: BaseException) -> list[BaseException]:
-    """The real errors inside (possibly nested) exception groups raised by task groups."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, CheckFailed):
-        return str(error)
-    if isinstance(error, TimeoutError):
-        return f"no answer within {TIMEOUT_S} s"
-    return f"{type(error).__name__}: {error}"
-
-
 def main() -> int:
     failures = 0
     started = time.monotonic()
@@ -365,8 +349,8 @@ def main() -> int:
             anyio.run(bounded)
         except Exception as error:  # noqa: BLE001 - any SDK error (e.g. schema validation) is a failure
             failures += 1
-            for leaf in leaves(error):
-                print(f"FAILED: {workflow.__name__}: {describe(leaf)}", file=sys.stderr)
+            for leaf in checks.leaves(error):
+                print(f"FAILED: {workflow.__name__}: {checks.describe(leaf, TIMEOUT_S)}", file=sys.stderr)
         print(f"    {workflow.__name__}: {time.monotonic() - began:.1f} s")
     if failures:
         print(f"{failures} workflow(s) failed", file=sys.stderr)

@@ -3,12 +3,14 @@
 
 mod bench;
 mod build;
+mod component;
 mod conformance;
 mod gateway;
 mod new_tool;
 mod plugins;
 mod postgres;
 mod python;
+mod run;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -31,14 +33,10 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Build everything, then start the server on stdio against OMNIROUTE_BASE_URL
-    /// (default http://localhost:20128). Extra arguments go to the server.
-    Run {
-        #[arg(long)]
-        release: bool,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Build everything, then serve MCP on stdio against OMNIROUTE_BASE_URL, else a gateway
+    /// answering at http://localhost:20128, else the project's demo gateway (started as by
+    /// `cargo xtask gateway start`, left running). Extra arguments go to the server.
+    Run(run::RunArgs),
     /// Run every test: component unit tests, host tests, end-to-end tests over
     /// MCP (Rust rmcp client and the official Python SDK), then the MCP conformance suite.
     Test,
@@ -81,7 +79,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { release } => build::build_all(release).map(|_| ()),
-        Command::Run { release, args } => run(release, &args),
+        Command::Run(args) => run::run(args),
         Command::Test => test(),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
@@ -97,22 +95,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(release: bool, args: &[String]) -> anyhow::Result<()> {
-    let built = build::build_all(release)?;
-    util::step(&format!(
-        "starting {} on stdio (gateway: {})",
-        built.binary.display(),
-        std::env::var("OMNIROUTE_BASE_URL").unwrap_or_else(|_| "http://localhost:20128".into())
-    ));
-    let status = std::process::Command::new(&built.binary)
-        .arg("--tools-dir")
-        .arg(&built.tools_dir)
-        .args(args)
-        .status()?;
-    anyhow::ensure!(status.success(), "omniroute-mcp exited with {status}");
-    Ok(())
 }
 
 /// The dashboard password of the `auth` test gateway.
@@ -158,6 +140,7 @@ fn test() -> anyhow::Result<()> {
         .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
         .env("OMNIROUTE_MCP_TEST_PLUGINS_DIR", &built.plugins_dir)
         .env("OMNIROUTE_MCP_PYTHON", &python)
+        .env("OMNIROUTE_MCP_XTASK_BIN", std::env::current_exe()?)
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .env(postgres::URL_VAR, &postgres_url)

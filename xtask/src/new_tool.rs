@@ -35,10 +35,9 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
             suggest(name)
         );
     }
-    if name.starts_with(RESERVED_PREFIX) {
+    if let Some(rest) = name.strip_prefix(RESERVED_PREFIX) {
         bail!(
-            "tool name {name:?} starts with the reserved prefix `{RESERVED_PREFIX}` (built-in tools only); the host refuses such plugins. Try {:?}",
-            &name[RESERVED_PREFIX.len()..]
+            "tool name {name:?} starts with the reserved prefix `{RESERVED_PREFIX}` (built-in tools only); the host refuses such plugins. Try {rest:?}"
         );
     }
     Ok(())

@@ -10,6 +10,7 @@ mod body_text;
 mod credentials;
 mod error;
 mod login;
+pub mod probe;
 
 pub use credentials::{Credentials, InvalidCredential, RouteClass, route_class};
 pub use body_text::body_text;
