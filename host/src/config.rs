@@ -17,7 +17,7 @@ pub struct Settings {
     pub base_url: Url,
     /// Bearer key for `/v1` routes.
     pub api_key: Option<String>,
-    /// Dashboard password for management routes (spec A.3).
+    /// Dashboard password for management routes (docs/architecture.md#gateway-credentials).
     pub dashboard_password: Option<String>,
     /// The precompiled cache, the audit database and the state store live
     /// here (created 0700).
@@ -53,7 +53,7 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("gateway URL {0:?} is not valid: {1}. Set OMNIROUTE_BASE_URL to e.g. http://localhost:20128")]
     BaseUrl(String, String),
-    #[error("gateway timeout must be 10-30 seconds (spec C.0.3), got {0}. Fix OMNIROUTE_MCP_GATEWAY_TIMEOUT_S or --gateway-timeout")]
+    #[error("gateway timeout must be 10-30 seconds, got {0}. Fix OMNIROUTE_MCP_GATEWAY_TIMEOUT_S or --gateway-timeout")]
     GatewayTimeout(u64),
     #[error("completion timeout must be 1-3600 seconds, got {0}. Fix OMNIROUTE_MCP_COMPLETION_TIMEOUT_S or --completion-timeout")]
     CompletionTimeout(u64),
@@ -64,7 +64,7 @@ pub enum ConfigError {
 }
 
 /// The first non-empty of the given values, trimmed, as the original resolves
-/// `OMNIROUTE_BASE_URL`, `BASE_URL`, `NEXT_PUBLIC_BASE_URL` (spec B.1).
+/// `OMNIROUTE_BASE_URL`, `BASE_URL`, `NEXT_PUBLIC_BASE_URL` (docs/architecture.md#configuration).
 pub fn resolve_base_url(candidates: &[Option<String>]) -> Result<Url, ConfigError> {
     let raw = candidates
         .iter()
@@ -92,7 +92,7 @@ pub fn resolve_base_url(candidates: &[Option<String>]) -> Result<Url, ConfigErro
     Ok(url)
 }
 
-/// Checks the gateway timeout range of spec C.0.3.
+/// Checks the gateway timeout range of docs/architecture.md#timeouts.
 pub fn gateway_timeout(seconds: u64) -> Result<Duration, ConfigError> {
     if (10..=30).contains(&seconds) {
         Ok(Duration::from_secs(seconds))

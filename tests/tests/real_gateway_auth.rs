@@ -256,7 +256,7 @@ async fn a_wrong_password_fails_with_the_login_error() {
     assert_no_secrets(&gateway, &text);
 }
 
-/// D.9: a gateway without a dashboard password answers the login with `403 needsSetup`; the
+/// docs/architecture.md#gateway-credentials: a gateway without a dashboard password answers the login with `403 needsSetup`; the
 /// host then carries on without a cookie (loopback management access is open in that state).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_for_a_gateway_without_one_is_not_an_error() {

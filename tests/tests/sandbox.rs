@@ -1,4 +1,4 @@
-//! The security invariants (design.md), each proved against the real binary with the
+//! The security invariants (docs/architecture.md#security-invariants), each proved against the real binary with the
 //! `test_hostile` component: what a component cannot reach, and that every call is bounded.
 
 use std::time::{Duration, Instant};

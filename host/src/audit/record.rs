@@ -1,5 +1,5 @@
 //! What one audit row holds, and the exact rules for its derived columns
-//! (spec B.8): input hash, output summary.
+//! (docs/architecture.md#audit-log): input hash, output summary.
 
 use crate::mcp::json_text::to_js_compact;
 use serde_json::{Map, Value};

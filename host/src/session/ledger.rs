@@ -1,4 +1,4 @@
-//! The completion ledger (spec C.0.7): one entry per `POST /v1/chat/completions`
+//! The completion ledger (docs/architecture.md#ledger): one entry per `POST /v1/chat/completions`
 //! the host brokered in a session, success or failure. The host fills every
 //! field it can see on the wire (request id, provider, model, cost, tokens,
 //! latency, cache, status), so no tool can under-report what was spent; tools
@@ -113,7 +113,7 @@ fn response_error(status: u16, body: Option<&Value>, raw: &str) -> String {
 }
 
 /// The process-wide index from `x-request-id` to ledger entry, across
-/// sessions, bounded (spec C.0.7: at least the last 10,000).
+/// sessions, bounded (docs/architecture.md#routing-index: at least the last 10,000).
 #[derive(Debug)]
 pub struct RoutingIndex {
     capacity: usize,

@@ -1,4 +1,4 @@
-//! Per-MCP-session state the host owns (spec C.0.7): when the session
+//! Per-MCP-session state the host owns (docs/architecture.md#state-model): when the session
 //! started, and small values tools keep between calls. Stdio has one session
 //! for the process; Streamable HTTP one per `Mcp-Session-Id`.
 //!
@@ -135,7 +135,7 @@ impl Session {
         serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned())
     }
 
-    /// Σ of the known costs of the session's completions (spec C.0.7 `spent`).
+    /// Σ of the known costs of the session's completions (`spent`, docs/architecture.md#ledger).
     pub fn spent(&self) -> f64 {
         self.lock().ledger.iter().filter_map(|e| ledger::lock(e).cost).sum()
     }

@@ -1,4 +1,4 @@
-//! `omniroute_best_combo_for_task` (spec C.14, "Our contract").
+//! `omniroute_best_combo_for_task` (docs/tools/best_combo_for_task.md).
 //!
 //! Scores the enabled combos with the original's fitness table (preferred
 //! providers and name traits per task type), but only over steps whose

@@ -1,8 +1,8 @@
-//! `omniroute_check_quota` (spec C.5).
+//! `omniroute_check_quota` (docs/tools/check_quota.md).
 //!
 //! `GET /api/usage/quota` keys providers by the node id or built-in provider
 //! id, while agents say `mock` or `cc`. A `provider` argument is therefore
-//! first mapped through its alias set (spec A.4) to the id the gateway uses.
+//! first mapped through its alias set (docs/gateway.md#provider-identity) to the id the gateway uses.
 //! The answer keeps the original server's shape (3.7.9 already answers in
 //! it); what the gateway did not say is `null`, never a default: an unknown
 //! limit is not 100 % left, a missing use is not 0, an unrecognised token

@@ -1,4 +1,4 @@
-//! `omniroute_cost_report` (spec C.7, "Our contract").
+//! `omniroute_cost_report` (docs/tools/cost_report.md).
 //!
 //! Two sources, chosen by `period`:
 //!

@@ -8,7 +8,7 @@ use super::*;
 
 const NODE: &str = "openai-compatible-chat-1f2e00b9-0860-4f8f-93e7-2cf565feb2f4";
 
-/// One host ledger entry (spec C.0.7), every key present.
+/// One host ledger entry (docs/architecture.md#ledger), every key present.
 fn entry(
     request_id: Option<&str>,
     provider: Option<&str>,

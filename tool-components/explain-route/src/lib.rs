@@ -1,7 +1,7 @@
-//! `omniroute_explain_route` (spec C.15, "Our contract").
+//! `omniroute_explain_route` (docs/tools/explain_route.md).
 //!
 //! OmniRoute 3.7.9 neither exposes its routing decisions nor stores the
-//! `x-request-id` anywhere (spec D.1), so a request is explained from the
+//! `x-request-id` anywhere (docs/gateway.md#request-ids), so a request is explained from the
 //! first of these sources that knows it:
 //!
 //! 1. the gateway's decision route, `GET /api/routing/decisions/<id>`,

@@ -1,4 +1,4 @@
-//! `omniroute_get_combo_metrics` (spec C.3, "Our contract").
+//! `omniroute_get_combo_metrics` (docs/tools/get_combo_metrics.md).
 //!
 //! The gateway's combo metrics are keyed by combo **name** and answer an id
 //! or an unknown name exactly like a combo without traffic. So the tool first

@@ -1,4 +1,4 @@
-//! `omniroute_get_health` (spec C.1, "Our contract").
+//! `omniroute_get_health` (docs/tools/get_health.md).
 //!
 //! Three gateway reads run concurrently: health (breakers, memory, uptime),
 //! rate limits (per-connection queues) and the response cache. Any of them

@@ -1,7 +1,7 @@
-//! `omniroute_get_provider_metrics` (spec C.13, "Our contract").
+//! `omniroute_get_provider_metrics` (docs/tools/get_provider_metrics.md).
 //!
 //! One provider, under every name the gateway uses for it (its alias set,
-//! spec A.4): all-time success and latency from `/api/provider-metrics`,
+//! docs/gateway.md#provider-identity): all-time success and latency from `/api/provider-metrics`,
 //! latency percentiles and the last error from the newest call logs, the
 //! breaker state from health, and its quota. Every source is optional; a
 //! failed one leaves its fields `null` and is named in `degraded`.

@@ -1,4 +1,4 @@
-//! `omniroute_get_session_snapshot` (spec C.16, "Our contract").
+//! `omniroute_get_session_snapshot` (docs/tools/get_session_snapshot.md).
 //!
 //! This MCP session at a glance, entirely from the host's session state:
 //! when it started, what its completions cost and used, which models and

@@ -1,6 +1,6 @@
-//! `omniroute_list_combos` (spec C.2, "Our contract").
+//! `omniroute_list_combos` (docs/tools/list_combos.md).
 //!
-//! Lists the gateway's combos with their steps normalised (spec B.6). With
+//! Lists the gateway's combos with their steps normalised (docs/contract.md#combo-steps). With
 //! `includeMetrics`, the in-memory metrics of `GET /api/combos/metrics` are
 //! attached per combo. The gateway keys them by combo **name**, not id, which
 //! is why the original server always showed `null`.

@@ -1,4 +1,4 @@
-//! `omniroute_list_models_catalog` (spec C.8, "Our contract").
+//! `omniroute_list_models_catalog` (docs/tools/list_models_catalog.md).
 //!
 //! `GET /v1/models` lists what the gateway serves (connected providers'
 //! models and active combos) but ignores every filter, reports capabilities

@@ -1,4 +1,4 @@
-//! `omniroute_route_request` (spec C.6, "Our contract").
+//! `omniroute_route_request` (docs/tools/route_request.md).
 //!
 //! Sends one non-streaming chat completion and reports what the gateway
 //! says about its routing. The gateway puts routing facts only in response
@@ -7,7 +7,7 @@
 //! argument, or the model when that names a combo) and, for priority
 //! combos, which step served.
 //!
-//! The host owns the budget guard (spec C.0.8) and enforces it for every
+//! The host owns the budget guard (docs/architecture.md#budget-guard) and enforces it for every
 //! completion it brokers: a blocked request comes back as
 //! [`GatewayError::Refused`] (nothing was sent) and is this tool's error
 //! verbatim; a degraded one carries `x-omniroute-mcp-degraded-from`; budget
@@ -189,7 +189,7 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
 }
 
 /// The combo used for routing. When the host's guard degraded the request,
-/// its target (always a combo, spec C.0.8) if known; otherwise `combo` when
+/// its target (always a combo, docs/architecture.md#budget-guard) if known; otherwise `combo` when
 /// given, else the model when it names a known combo, else none.
 fn routed_combo(
     args: &Args,
@@ -207,7 +207,7 @@ fn routed_combo(
     }
 }
 
-/// `fallbacksTriggered` (spec C.6 item 4): for a priority combo, the
+/// `fallbacksTriggered` (docs/tools/route_request.md#output): for a priority combo, the
 /// zero-based index of the first step whose model after `/` is the served
 /// model and whose provider's alias set holds the serving provider. `None`
 /// for other strategies, without the headers, or when no step matches.

@@ -1,10 +1,10 @@
-//! `omniroute_set_budget_guard` (spec C.10, "Our contract").
+//! `omniroute_set_budget_guard` (docs/tools/set_budget_guard.md).
 //!
 //! Replaces this MCP session's budget guard in the host (`budget-guard`
 //! session key, writable only by a call holding `write:budget`) and reports
 //! it against what the session has really spent: the sum of the costs of
 //! the completions in the host's ledger. No gateway call. The host enforces
-//! the guard on every completion it brokers (spec C.0.8).
+//! the guard on every completion it brokers (docs/architecture.md#budget-guard).
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::budget::{self, GuardAction};

@@ -1,4 +1,4 @@
-//! `omniroute_simulate_route` (spec C.9, "Our contract").
+//! `omniroute_simulate_route` (docs/tools/simulate_route.md).
 //!
 //! A dry run: which steps a request to a combo would try, in order, with an
 //! estimated prompt cost per step, the step provider's breaker state and its

@@ -1,4 +1,4 @@
-//! `omniroute_switch_combo` (spec C.4, "Our contract").
+//! `omniroute_switch_combo` (docs/tools/switch_combo.md).
 //!
 //! `PUT /api/combos/{id}` takes only the id; the tool also accepts a name by
 //! resolving it against `GET /api/combos` first (id, then name). The result

@@ -1,4 +1,4 @@
-//! `omniroute_test_combo` (spec C.12, "Our contract").
+//! `omniroute_test_combo` (docs/tools/test_combo.md).
 //!
 //! Sends one short real completion to every step of a combo, at most four
 //! at a time, and reports per step whether it answered, how long the host
@@ -153,7 +153,7 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
-/// `block` and `degrade` both refuse an exceeded session (spec C.12):
+/// `block` and `degrade` both refuse an exceeded session (docs/tools/test_combo.md):
 /// redirecting a test defeats its purpose.
 fn refuse_when_guard_exceeded(cx: &Ctx<'_>) -> Result<(), ToolError> {
     let Some(guard) = ledger::budget_guard(cx.session) else {

@@ -1,5 +1,5 @@
 //! `test_hostile`: a TEST-ONLY component that misbehaves on request, so the
-//! host's security invariants (design.md, "Security invariants") each have a
+//! host's security invariants (docs/architecture.md#security-invariants) each have a
 //! test that would fail if they broke. It is never shipped as a built-in.
 //!
 //! Every attack is selected by `{"attack": "<name>"}`:
