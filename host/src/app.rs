@@ -47,6 +47,9 @@ pub struct App {
     pub audit: AuditLog,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
     pub api_key_id: Option<String>,
+    /// State that outlives calls, processes and nodes (SQLite or
+    /// PostgreSQL); the call path moves onto it with principals.
+    pub state: crate::state::Store,
 }
 
 /// A failure that prevents the server from starting.
@@ -60,6 +63,8 @@ pub enum StartError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error("cannot open the state store: {0}")]
+    State(#[from] crate::state::StoreError),
 }
 
 impl App {
@@ -68,8 +73,14 @@ impl App {
     /// delay the built-ins, and its tools arrive with `tools/list_changed`
     /// (see [`App::plugins_loaded`]).
     pub async fn start(settings: &Settings) -> Result<Arc<App>, StartError> {
-        std::fs::create_dir_all(&settings.data_dir)
+        crate::db::files::private_dir(&settings.data_dir)
             .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
+        let state = crate::state::open(
+            &crate::state::StateLocation::from_setting(settings.state_url.as_deref(), &settings.data_dir),
+            crate::state::Retention::default(),
+        )
+        .await?;
+        spawn_state_maintenance(&state);
         let mut broker_config = BrokerConfig::new(settings.base_url.clone());
         broker_config.credentials = Credentials::new(settings.api_key.as_deref())?;
         broker_config.dashboard_password = settings.dashboard_password.clone();
@@ -99,7 +110,10 @@ impl App {
         );
 
         let audit = match &settings.audit_db {
-            Some(path) => AuditLog::open(path),
+            Some(path) => {
+                let target = crate::audit::AuditTarget::from_settings(settings.audit_url.as_deref(), path.clone());
+                AuditLog::open_target(&target, settings.audit_options).await
+            }
             None => AuditLog::off(),
         };
         let (grants, source) = if settings.enforce_scopes {
@@ -126,6 +140,7 @@ impl App {
             caller: "anonymous".to_owned(),
             audit,
             api_key_id: settings.api_key_id.clone(),
+            state,
         });
         if app.plugins.is_some() {
             let loader = app.clone();
@@ -161,6 +176,25 @@ async fn compose(
 ) -> Arc<Registry> {
     let opts = LoadOptions { runtime, dirs: &[], limits, describe_ctx: describe_ctx.clone() };
     Arc::new(Registry::with_plugins(builtins, opts, source).await)
+}
+
+/// How often idle state is pruned and stale reservations are settled.
+const STATE_PRUNE: Duration = Duration::from_secs(600);
+
+/// Prunes the state store now and then (see `crate::state::Retention`).
+fn spawn_state_maintenance(state: &crate::state::Store) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STATE_PRUNE);
+        loop {
+            tick.tick().await;
+            match state.prune(crate::db::now_ms()).await {
+                Ok(report) if report != crate::state::PruneReport::default() => tracing::info!(?report, "pruned idle state"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning the state store failed"),
+            }
+        }
+    });
 }
 
 /// How often the plugin folder and grants file are looked at for changes.

@@ -10,6 +10,7 @@ use omniroute_mcp::registry::{Origin, PluginSource, Registry, join_scopes};
 use omniroute_mcp::runtime::LimitPolicy;
 use rmcp::ServiceExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// MCP server for the OmniRoute AI gateway. Every tool runs as a sandboxed
 /// WebAssembly component that can reach only the gateway routes its scopes allow.
@@ -35,7 +36,12 @@ pub enum Command {
         command: TenantsCommand,
     },
     /// Print the tools, their scopes, and the scope -> gateway capability table.
-    Tools,
+    Tools {
+        /// JSON instead of text: every tool's describe() as loaded (name, scopes,
+        /// schemas, annotations), refusals, warnings and the capability table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read the audit log.
     Audit {
         #[command(subcommand)]
@@ -141,6 +147,40 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the hash chain of every row; exits 1 and names the first broken
+    /// row if a row was changed, deleted, inserted or reordered. Prints the
+    /// head hash: keep it elsewhere to detect a rewrite of the whole log.
+    Verify {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print rows oldest first, one JSON object per line, with their gateway
+    /// requests and hashes.
+    Export {
+        /// Only rows of this window, e.g. 24h, 30m, 7d (default: all).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+}
+
+/// `audit export` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// What happens while audit rows cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFailureMode {
+    /// Refuse calls (nothing runs unaudited).
+    Refuse,
+    /// Answer calls with a warning on stderr.
+    Warn,
 }
 
 /// Whether calls are audited.
@@ -183,13 +223,34 @@ pub struct GlobalArgs {
     #[arg(long, env = "OMNIROUTE_MCP_CALL_MEMORY_MIB", default_value_t = 128, global = true)]
     pub call_memory_mib: usize,
 
-    /// Audit every tool call in SQLite (`off` runs unaudited, by explicit choice).
+    /// Audit every tool call (SQLite, or PostgreSQL with --audit-url); `off` runs unaudited, by explicit choice.
     #[arg(long, value_enum, default_value_t = AuditMode::On, global = true)]
     pub audit: AuditMode,
 
     /// Audit database path. Default: `audit.sqlite` in the data directory.
     #[arg(long, env = "OMNIROUTE_MCP_AUDIT_DB", global = true)]
     pub audit_db: Option<PathBuf>,
+
+    /// The audit log on PostgreSQL (postgres://user:password@host/db), shared by several
+    /// nodes, instead of the SQLite file. Put the password in the variable, not in argv.
+    #[arg(long, env = "OMNIROUTE_MCP_AUDIT_URL", global = true, hide_env_values = true)]
+    pub audit_url: Option<String>,
+
+    /// While audit rows cannot be written (full disk, lost database): refuse calls, or
+    /// answer them with a warning on stderr.
+    #[arg(long, env = "OMNIROUTE_MCP_AUDIT_ON_FAILURE", value_enum, default_value_t = AuditFailureMode::Refuse, global = true)]
+    pub audit_on_failure: AuditFailureMode,
+
+    /// Delete audit rows older than this many days (checked hourly); the hash chain stays
+    /// verifiable from a recorded anchor. Default: keep everything.
+    #[arg(long, env = "OMNIROUTE_MCP_AUDIT_RETENTION_DAYS", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: Option<u32>,
+
+    /// The state store (budget guards, ledgers, handles, spend, rate buckets): a
+    /// postgres:// URL shared by several nodes, or a SQLite file. Default: `state.sqlite`
+    /// in the data directory.
+    #[arg(long, env = "OMNIROUTE_MCP_STATE_URL", global = true, hide_env_values = true)]
+    pub state_url: Option<String>,
 
     /// Plugin folder: third-party tool components (`<name>.toml` + component), each
     /// loaded with at most the scopes the operator grants it. Watched while serving:
@@ -259,6 +320,16 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
             AuditMode::Off => None,
             AuditMode::On => Some(global.audit_db.clone().unwrap_or_else(|| data_dir.join("audit.sqlite"))),
         },
+        audit_url: global.audit_url.clone().filter(|u| !u.trim().is_empty()),
+        audit_options: omniroute_mcp::audit::AuditOptions {
+            on_failure: match global.audit_on_failure {
+                AuditFailureMode::Refuse => omniroute_mcp::audit::OnFailure::Refuse,
+                AuditFailureMode::Warn => omniroute_mcp::audit::OnFailure::Warn,
+            },
+            retention: global.audit_retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+            ..Default::default()
+        },
+        state_url: global.state_url.clone().filter(|u| !u.trim().is_empty()),
         api_key_id: env("OMNIROUTE_API_KEY_ID").filter(|s| !s.is_empty()),
         plugins: global.plugins.clone().map(|dir| PluginSource::new(dir, global.plugin_grants.clone())),
         cache_dir: global.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache")),
@@ -276,8 +347,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) if args.http.is_some() => serve_http(&settings, args).await,
         Command::Serve(_) => serve_stdio(&settings).await,
         Command::Tenants { .. } => unreachable!("handled above"),
-        Command::Tools => print_tools(&settings).await,
-        Command::Audit { command } => audit_command(&settings, command),
+        Command::Tools { json } => print_tools(&settings, json).await,
+        Command::Audit { command } => audit_command(&settings, command).await,
         Command::Plugins { command } => plugins_command(settings, &cli.global, command).await,
     }
 }
@@ -321,6 +392,7 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
     if tenants.is_empty() {
         anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
     }
+    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
     let app = App::start(settings).await?;
     app.watch_plugins();
     if app.registry().tools().is_empty() {
@@ -345,6 +417,7 @@ async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> 
 }
 
 async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
+    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
     let app = App::start(settings).await?;
     let registry = app.registry();
     if registry.tools().is_empty() {
@@ -378,10 +451,14 @@ async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
+async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
     app.plugins_loaded().await;
     let registry = app.registry();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tools_json(settings, &registry))?);
+        return Ok(());
+    }
     let mut sources = join_paths(&settings.tools_dirs);
     if let Some(plugins) = &settings.plugins {
         sources.push_str(&format!(" and plugins from {}", plugins.dir.display()));
@@ -426,34 +503,113 @@ async fn print_tools(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tools --json`: what the registry loaded, as machine-readable as the
+/// text listing (the docs test compares `docs/tools/*.md` against it).
+fn tools_json(settings: &Settings, registry: &Registry) -> serde_json::Value {
+    use serde_json::json;
+    let names = |scopes: &[Scope]| scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+    let tools: Vec<_> = registry
+        .tools()
+        .iter()
+        .map(|tool| {
+            let d = &tool.description;
+            let a = &d.annotations;
+            json!({
+                "name": tool.name(),
+                "origin": tool.origin.label(),
+                "title": d.title,
+                "description": d.description,
+                "scopes": names(&tool.scopes),
+                "declaredScopes": names(&d.scopes),
+                "annotations": {
+                    "readOnlyHint": a.read_only_hint,
+                    "destructiveHint": a.destructive_hint,
+                    "idempotentHint": a.idempotent_hint,
+                    "openWorldHint": a.open_world_hint,
+                },
+                "inputSchema": d.input_schema,
+                "outputSchema": d.output_schema,
+                "auditOutput": d.audit_output,
+                "limits": {
+                    "wallMs": tool.limits.wall.as_millis() as u64,
+                    "wallMaxMs": tool.limits.wall_max.as_millis() as u64,
+                    "cpuMs": tool.limits.cpu.as_millis() as u64,
+                    "memoryBytes": tool.limits.memory_bytes,
+                    "outputBytes": tool.limits.output_bytes,
+                    "gatewayRequests": tool.limits.gateway_requests,
+                },
+                "component": tool.path,
+                "sha256": tool.manifest.sha256,
+            })
+        })
+        .collect();
+    json!({
+        "tools": tools,
+        "refused": registry.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason, "plugin": r.plugin })).collect::<Vec<_>>(),
+        "warnings": registry.warnings(),
+        "scopes": {
+            "enforced": settings.enforce_scopes,
+            "granted": settings.scopes.patterns(),
+        },
+        "capabilityTable": CAPABILITY_TABLE
+            .iter()
+            .map(|row| json!({
+                "scope": row.scope.as_str(),
+                "method": row.method.as_str(),
+                "path": row.pattern,
+                "purpose": row.purpose,
+            }))
+            .collect::<Vec<_>>(),
+    })
+}
+
 fn join_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<()> {
-    use omniroute_mcp::audit;
+async fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<()> {
+    use omniroute_mcp::audit::{self, AuditReader, AuditTarget, terminal_safe};
     let path = settings
         .audit_db
         .clone()
         .context("auditing is off (--audit off); there is no audit log to read")?;
-    anyhow::ensure!(path.exists(), "no audit database at {} yet (it is created when the server starts)", path.display());
-    let conn = audit::open_connection(&path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let target = AuditTarget::from_settings(settings.audit_url.as_deref(), path);
+    let conn;
+    let reader = match &target {
+        AuditTarget::Sqlite(path) => {
+            anyhow::ensure!(path.exists(), "no audit database at {} yet (it is created when the server starts)", path.display());
+            conn = audit::open_connection(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            AuditReader::Sqlite(&conn)
+        }
+        AuditTarget::Postgres(url) => audit::postgres_reader(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the audit log at {}: {e}", target.describe()))?,
+    };
     match command {
         AuditCommand::Recent { limit, tool, failed, json } => {
-            let rows = audit::recent(&conn, &audit::RecentFilter { limit: Some(limit), tool, failed_only: failed })?;
+            let rows = reader
+                .recent(&audit::RecentFilter { limit: Some(limit), tool, failed_only: failed })
+                .await
+                .map_err(anyhow::Error::msg)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
             }
+            // Tool names, errors and summaries are untrusted text: escaped so a
+            // newline cannot forge a row and no escape sequence reaches the terminal.
             println!("{:<6} {:<20} {:<32} {:<4} {:>7}  {}", "ID", "CREATED (UTC)", "TOOL", "OK", "MS", "ERROR / OUTPUT");
             for r in rows {
-                let detail = r.error_code.or(r.output_summary).unwrap_or_default();
-                let detail: String = detail.chars().take(80).collect();
+                let mut detail = r.error_code.or(r.output_summary).unwrap_or_default();
+                if let Some(n) = r.refusal_count {
+                    detail = format!("[x{n}] {detail}");
+                }
+                let detail: String = terminal_safe(&detail).chars().take(80).collect();
+                let tool: String = terminal_safe(&r.tool_name).chars().take(64).collect();
                 println!(
                     "{:<6} {:<20} {:<32} {:<4} {:>7}  {}",
                     r.id,
-                    r.created_at,
-                    r.tool_name,
+                    terminal_safe(&r.created_at),
+                    tool,
                     if r.success { "yes" } else { "no" },
                     r.duration_ms.unwrap_or(0),
                     detail
@@ -462,7 +618,7 @@ fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<(
         }
         AuditCommand::Stats { since, json } => {
             let window = audit::parse_since(&since).map_err(anyhow::Error::msg)?;
-            let s = audit::stats(&conn, Some(window))?;
+            let s = reader.stats(Some(window)).await.map_err(anyhow::Error::msg)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(());
@@ -472,8 +628,42 @@ fn audit_command(settings: &Settings, command: AuditCommand) -> anyhow::Result<(
             println!("Average duration: {}", s.avg_duration_ms.map_or("n/a".into(), |d| format!("{d:.1} ms")));
             println!("Top tools:");
             for t in s.top_tools {
-                println!("  {:<36} {}", t.tool, t.count);
+                println!("  {:<36} {}", terminal_safe(&t.tool), t.count);
             }
+        }
+        AuditCommand::Verify { json } => {
+            let report = reader.verify().await.map_err(anyhow::Error::msg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("Audit log: {}", target.describe());
+                match report.anchor_through_id {
+                    Some(id) => println!("Chain starts after pruned row {id} (the recorded anchor)"),
+                    None => println!("Chain starts at the first row"),
+                }
+                println!("Rows checked: {}", report.rows);
+                println!("Head hash: {}", report.head_hash);
+            }
+            if let (Some(id), Some(reason)) = (report.first_broken_id, &report.reason) {
+                anyhow::bail!("the audit chain is broken at row {id}: {reason}");
+            }
+            if !json {
+                println!("OK: every row is intact and in order");
+            }
+        }
+        AuditCommand::Export { since, format: ExportFormat::Jsonl } => {
+            let window = since.as_deref().map(audit::parse_since).transpose().map_err(anyhow::Error::msg)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            reader
+                .export(window, |row| {
+                    use std::io::Write as _;
+                    let line = serde_json::to_string(row).map_err(|e| e.to_string())?;
+                    writeln!(out, "{line}").map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(anyhow::Error::msg)?;
+            std::io::Write::flush(&mut out)?;
         }
     }
     Ok(())

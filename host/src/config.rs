@@ -17,9 +17,10 @@ pub struct Settings {
     pub base_url: Url,
     /// Bearer key for `/v1` routes.
     pub api_key: Option<String>,
-    /// Dashboard password for management routes (spec A.3).
+    /// Dashboard password for management routes (docs/architecture.md#gateway-credentials).
     pub dashboard_password: Option<String>,
-    /// Precompiled cache and (later) the audit database live here.
+    /// The precompiled cache, the audit database and the state store live
+    /// here (created 0700).
     pub data_dir: PathBuf,
     /// Folders of built-in tool components.
     pub tools_dirs: Vec<PathBuf>,
@@ -35,6 +36,13 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// The audit database; `None` means `--audit off`.
     pub audit_db: Option<PathBuf>,
+    /// `--audit-url postgres://…`: the audit log on PostgreSQL instead of `audit_db`.
+    pub audit_url: Option<String>,
+    /// `--audit-on-failure` and `--audit-retention-days`.
+    pub audit_options: crate::audit::AuditOptions,
+    /// `--state-url`: PostgreSQL (or another SQLite file) for the state
+    /// store; default `state.sqlite` in the data folder.
+    pub state_url: Option<String>,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
     pub api_key_id: Option<String>,
     /// The plugin folder and its grants (`--plugins`), if any.
@@ -46,7 +54,7 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("gateway URL {0:?} is not valid: {1}. Set OMNIROUTE_BASE_URL to e.g. http://localhost:20128")]
     BaseUrl(String, String),
-    #[error("gateway timeout must be 10-30 seconds (spec C.0.3), got {0}. Fix OMNIROUTE_MCP_GATEWAY_TIMEOUT_S or --gateway-timeout")]
+    #[error("gateway timeout must be 10-30 seconds, got {0}. Fix OMNIROUTE_MCP_GATEWAY_TIMEOUT_S or --gateway-timeout")]
     GatewayTimeout(u64),
     #[error("completion timeout must be 1-3600 seconds, got {0}. Fix OMNIROUTE_MCP_COMPLETION_TIMEOUT_S or --completion-timeout")]
     CompletionTimeout(u64),
@@ -57,7 +65,7 @@ pub enum ConfigError {
 }
 
 /// The first non-empty of the given values, trimmed, as the original resolves
-/// `OMNIROUTE_BASE_URL`, `BASE_URL`, `NEXT_PUBLIC_BASE_URL` (spec B.1).
+/// `OMNIROUTE_BASE_URL`, `BASE_URL`, `NEXT_PUBLIC_BASE_URL` (docs/architecture.md#configuration).
 pub fn resolve_base_url(candidates: &[Option<String>]) -> Result<Url, ConfigError> {
     let raw = candidates
         .iter()
@@ -85,7 +93,7 @@ pub fn resolve_base_url(candidates: &[Option<String>]) -> Result<Url, ConfigErro
     Ok(url)
 }
 
-/// Checks the gateway timeout range of spec C.0.3.
+/// Checks the gateway timeout range of docs/architecture.md#timeouts.
 pub fn gateway_timeout(seconds: u64) -> Result<Duration, ConfigError> {
     if (10..=30).contains(&seconds) {
         Ok(Duration::from_secs(seconds))

@@ -1,15 +1,17 @@
-// Mock OpenAI-compatible upstream for the real OmniRoute 3.7.9 gateway (shared README, step 3).
+// Mock OpenAI-compatible upstream for the real OmniRoute 3.7.9 gateway (xtask/src/gateway).
 //
 // Run: node mock-upstream.mjs [--port N] [--port-file PATH]
 //   port: --port, else $MOCK_PORT, else 0 (pick a free one). Listens on 127.0.0.1 only.
 //   Once listening it prints `mock-upstream listening on http://127.0.0.1:<port>` on stdout and,
 //   with --port-file, writes the port number to that file (atomically, via rename).
 //
-// Routes (the README contract):
+// Routes:
 //   GET  /v1/models            the two mock models; no Authorization required
 //   POST /v1/chat/completions  non-stream JSON or a 3-event SSE stream; a model ending in
 //                              "fail" answers 500 {"error":{"message":"upstream failure"}}
 //   anything else              404 JSON
+// A request whose Authorization is `Bearer sk-mock-revoked` (REVOKED_KEY) is refused on every
+// route with 401 and OpenAI's invalid_api_key error, as a provider refuses a revoked key.
 // Test-only routes (never called by the gateway):
 //   GET  /__stats              request counts and the last Authorization header seen (JSON)
 //   POST /__reset              zeroes the counters
@@ -38,6 +40,15 @@ const MODELS = {
   ],
 };
 const USAGE = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 };
+const REVOKED_KEY = "sk-mock-revoked";
+const REVOKED_ERROR = {
+  error: {
+    message: `Incorrect API key provided: ${REVOKED_KEY}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    type: "invalid_request_error",
+    param: null,
+    code: "invalid_api_key",
+  },
+};
 const MAX_BODY = 4 * 1024 * 1024;
 
 function freshStats() {
@@ -48,6 +59,7 @@ function freshStats() {
     chatRequests: 0, // POST /v1/chat/completions (including failures and bad bodies)
     streamRequests: 0, // ... of which stream:true
     failures: 0, // ... of which answered 500 (model ending in "fail")
+    rejectedKeys: 0, // requests refused with 401 for carrying REVOKED_KEY (any route)
     notFound: 0,
     byModel: {}, // chat completions per model as received (without the gateway prefix)
     lastAuthorization: null, // Authorization header of the last request that carried one
@@ -157,6 +169,10 @@ const server = http.createServer(async (req, res) => {
     stats.requests += 1;
     if (req.headers["authorization"] !== undefined) {
       stats.lastAuthorization = req.headers["authorization"];
+    }
+    if (req.headers["authorization"] === `Bearer ${REVOKED_KEY}`) {
+      stats.rejectedKeys += 1;
+      return sendJson(res, 401, REVOKED_ERROR);
     }
     if (path === "/v1/models" && req.method === "GET") {
       stats.modelsRequests += 1;

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import anyio
 
@@ -36,20 +35,28 @@ def leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
-def run_checks(run: Callable[[], Awaitable[None]], timeout_s: float) -> int:
-    """Runs `run` within `timeout_s`; prints `all checks passed`, or one `FAILED: <what>` line
-    per error on stderr. Returns the exit code."""
+def describe(error: BaseException, timeout_s: float) -> str:
+    """One failure, for a `FAILED: ...` line."""
+    if isinstance(error, CheckFailed):
+        return str(error)
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout_s} s"
+    return f"{type(error).__name__}: {error}"
+
+
+def run_checks(checks: Callable[[], Awaitable[None]], timeout_s: float) -> int:
+    """Runs `checks` bounded by `timeout_s`: prints "all checks passed" and returns 0, or prints
+    "FAILED: <what>" on stderr for each error and returns 1 (the scripts' exit code)."""
 
     async def bounded() -> None:
         with anyio.fail_after(timeout_s):
-            await run()
+            await checks()
 
     try:
         anyio.run(bounded)
-    except Exception as error:  # noqa: BLE001 - any SDK error is a failure
+    except Exception as error:  # noqa: BLE001 - any SDK error (e.g. schema validation) is a failure
         for leaf in leaves(error):
-            detail = str(leaf) if isinstance(leaf, CheckFailed) else f"{type(leaf).__name__}: {leaf}"
-            print(f"FAILED: {detail}", file=sys.stderr)
+            print(f"FAILED: {describe(leaf, timeout_s)}", file=sys.stderr)
         return 1
     print("all checks passed")
     return 0

@@ -22,7 +22,7 @@ import anyio
 from mcp import ClientSession
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from checks import CheckFailed, check, env
+from checks import CheckFailed, check, env, run_checks
 
 TIMEOUT_S = 60
 HEALTH = "omniroute_get_health"
@@ -78,27 +78,5 @@ async def run() -> None:
     print("ok: a wrong bearer token is refused")
 
 
-def leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
-def main() -> int:
-    try:
-        async def bounded() -> None:
-            with anyio.fail_after(TIMEOUT_S):
-                await run()
-
-        anyio.run(bounded)
-    except BaseException as error:  # noqa: BLE001
-        for leaf in leaves(error):
-            msg = str(leaf) if isinstance(leaf, CheckFailed) else f"{type(leaf).__name__}: {leaf}"
-            print(f"FAILED: {msg}", file=sys.stderr)
-        return 1
-    print("all checks passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(run, TIMEOUT_S))

@@ -22,11 +22,10 @@ import sys
 import tempfile
 from typing import Any
 
-import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from checks import CheckFailed, check, env
+from checks import check, env, run_checks
 
 TIMEOUT_S = 60
 HEALTH = "omniroute_get_health"
@@ -104,37 +103,10 @@ async def run(data_dir: str) -> None:
         print("ok: invalid arguments are an error naming the field")
 
 
-def leaves(error: BaseException) -> list[BaseException]:
-    """The real errors inside (possibly nested) exception groups raised by task groups."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, CheckFailed):
-        return str(error)
-    if isinstance(error, TimeoutError):
-        return f"no answer within {TIMEOUT_S} s"
-    return f"{type(error).__name__}: {error}"
-
-
 def main() -> int:
-    try:
-        with tempfile.TemporaryDirectory(prefix="omniroute-mcp-py-") as scratch:
-            data_dir = os.environ.get("OMNIROUTE_MCP_DATA_DIR") or scratch
-
-            async def bounded() -> None:
-                with anyio.fail_after(TIMEOUT_S):
-                    await run(data_dir)
-
-            anyio.run(bounded)
-    except Exception as error:  # noqa: BLE001 - any SDK error (e.g. schema validation) is a failure
-        for leaf in leaves(error):
-            print(f"FAILED: {describe(leaf)}", file=sys.stderr)
-        return 1
-    print("all checks passed")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="omniroute-mcp-py-") as scratch:
+        data_dir = os.environ.get("OMNIROUTE_MCP_DATA_DIR") or scratch
+        return run_checks(lambda: run(data_dir), TIMEOUT_S)
 
 
 if __name__ == "__main__":

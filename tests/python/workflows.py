@@ -43,7 +43,6 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import checks
-from checks import CheckFailed
 
 
 def check(condition: bool, what: str, detail: Any = None) -> None:
@@ -306,7 +305,14 @@ async def model_discovery() -> None:
         catalog = await s.call_ok("omniroute_list_models_catalog", {"capability": "chat"})
         models = catalog["models"]
         check(models and all(m["capabilities"][0] == "chat" for m in models), "chat models only", catalog)
-        check(catalog["degraded"] == [], "no degraded source", catalog)
+        # 3.7.9 lists no model status: each is null, and that is the one degraded entry.
+        check(
+            [d["source"] for d in catalog["degraded"]] == ["GET /v1/models"]
+            and "no `status`" in catalog["degraded"][0]["error"]
+            and all(m["status"] is None for m in models),
+            "no degraded source; the missing model status named",
+            catalog,
+        )
 
         def unit_price(model: dict[str, Any]) -> float:
             pricing = model.get("pricing")
@@ -329,21 +335,6 @@ async def model_discovery() -> None:
 WORKFLOWS = [auto_healing_loop, budget_aware_coding_run, combo_benchmark, post_mortem, model_discovery]
 
 
-def leaves(error: BaseException) -> list[BaseException]:
-    """The real errors inside (possibly nested) exception groups raised by task groups."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, CheckFailed):
-        return str(error)
-    if isinstance(error, TimeoutError):
-        return f"no answer within {TIMEOUT_S} s"
-    return f"{type(error).__name__}: {error}"
-
-
 def main() -> int:
     failures = 0
     started = time.monotonic()
@@ -358,8 +349,8 @@ def main() -> int:
             anyio.run(bounded)
         except Exception as error:  # noqa: BLE001 - any SDK error (e.g. schema validation) is a failure
             failures += 1
-            for leaf in leaves(error):
-                print(f"FAILED: {workflow.__name__}: {describe(leaf)}", file=sys.stderr)
+            for leaf in checks.leaves(error):
+                print(f"FAILED: {workflow.__name__}: {checks.describe(leaf, TIMEOUT_S)}", file=sys.stderr)
         print(f"    {workflow.__name__}: {time.monotonic() - began:.1f} s")
     if failures:
         print(f"{failures} workflow(s) failed", file=sys.stderr)

@@ -17,13 +17,17 @@
 //!   recording every request, with per-route overrides (status, body, delay, dropped connection).
 //! * [`McpClient`]: the server binary spawned over stdio and driven by the rmcp client.
 //! * [`RawServer`]: the same binary driven line by line, keeping every stdout line.
-//! * [`RealGateway`]: the real OmniRoute gateways `cargo xtask test` starts (env `OMNIROUTE_TEST_GATEWAY*`).
+//! * [`RealGateway`]: the real OmniRoute gateways `cargo xtask test` starts (env `OMNIROUTE_TEST_GATEWAY*`);
+//!   [`real::checks`]: what the real-gateway tests share.
+//! * [`tools`]: the built-in tools' names.
 //! * [`paths`]: where the binary, the tool components and the Python venv are expected.
+//! * [`markdown`]: the tables, headings and links of the pages in `docs/` (for `tests/tests/docs.rs`).
 //!
 //! Every wait is bounded (see [`DEFAULT_TIMEOUT`] and [`STARTUP_TIMEOUT`]), so a hung server
 //! fails a test instead of hanging the run.
 
 pub mod gateway;
+pub mod markdown;
 pub mod mcp;
 pub mod paths;
 pub mod process;
@@ -31,6 +35,7 @@ pub mod python;
 pub mod raw;
 pub mod real;
 pub mod temp;
+pub mod tools;
 pub mod wat_plugins;
 
 pub use gateway::{FakeGateway, Override, RecordedRequest};
@@ -50,10 +55,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// compiles every component first (about 5 s for the debug build on 2 cores, more under load).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Built-in tool: gateway health (spec C.1).
-pub const GET_HEALTH: &str = "omniroute_get_health";
-/// Built-in tool: combos (spec C.2).
-pub const LIST_COMBOS: &str = "omniroute_list_combos";
+/// Built-in tool: gateway health.
+pub const GET_HEALTH: &str = tools::HEALTH;
+/// Built-in tool: combos.
+pub const LIST_COMBOS: &str = tools::LIST_COMBOS;
 /// Test-only component that attacks the sandbox.
 pub const TEST_HOSTILE: &str = "test_hostile";
 

@@ -13,6 +13,8 @@ pub const TEST_TOOLS_DIR_ENV: &str = "OMNIROUTE_MCP_TEST_TOOLS_DIR";
 pub const PLUGINS_DIR_ENV: &str = "OMNIROUTE_MCP_TEST_PLUGINS_DIR";
 /// Env var naming the Python interpreter that has the `mcp` SDK installed.
 pub const PYTHON_ENV: &str = "OMNIROUTE_MCP_PYTHON";
+/// Env var naming the xtask binary (what `cargo xtask` runs).
+pub const XTASK_BIN_ENV: &str = "OMNIROUTE_MCP_XTASK_BIN";
 
 const BUILD_HINT: &str =
     "run `cargo xtask test`, which builds the server and the tool components first";
@@ -35,9 +37,14 @@ pub fn tests_crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The captured OmniRoute 3.7.9 responses: `tests/fixtures/gateway`.
+/// The captured OmniRoute 3.7.9 responses, kept once for every workspace:
+/// `tool-components/testing/fixtures/gateway` (the guest testing crate embeds them).
 pub fn gateway_fixtures_dir() -> PathBuf {
-    tests_crate_dir().join("fixtures").join("gateway")
+    workspace_root()
+        .join("tool-components")
+        .join("testing")
+        .join("fixtures")
+        .join("gateway")
 }
 
 /// `tests/python`.
@@ -90,6 +97,19 @@ pub fn python_interpreter() -> PathBuf {
         panic!(
             "Python interpreter not found at {} (set {PYTHON_ENV} to use another one): \
              run `cargo xtask test`, which creates the venv",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The xtask binary: `$OMNIROUTE_MCP_XTASK_BIN`, else `<workspace>/target/debug/xtask`, which
+/// every `cargo xtask` command builds.
+pub fn xtask_binary() -> PathBuf {
+    let path = env_path(XTASK_BIN_ENV).unwrap_or_else(|| target_dir().join("debug").join("xtask"));
+    if !path.is_file() {
+        panic!(
+            "xtask binary not found at {} (set {XTASK_BIN_ENV} to use another one): {BUILD_HINT}",
             path.display()
         );
     }

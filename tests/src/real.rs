@@ -8,22 +8,22 @@
 //!
 //! [`RealGateway`] also talks to the gateway's REST API directly (to create throwaway combos,
 //! read settings back, look at call logs) and to the mock upstream's `/__stats` counters, with
-//! the small blocking HTTP client of [`crate::gateway::http`] run on the blocking pool: every
-//! request is bounded (5 s connect, 15 s read).
+//! its own reqwest client: every request is bounded (5 s connect, 15 s in all).
 //!
 //! Both gateways are shared by every test of the run, so tests assert on deltas and on values
 //! they caused themselves. [`traffic_lock`] serialises, within one test binary, the few
 //! sections that must see the mock upstream quiet.
 
-use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::ServerCommand;
-use crate::gateway::http::{self, HttpResponse};
 use crate::lock;
+
+pub mod checks;
 
 /// Env prefix of the plain gateway (no dashboard password, anonymous `/v1` allowed).
 pub const PLAIN_PREFIX: &str = "OMNIROUTE_TEST_GATEWAY";
@@ -47,9 +47,30 @@ pub struct RealGateway {
     pub password: Option<String>,
     /// The instance's state file, parsed.
     pub state: Value,
-    addr: SocketAddr,
-    mock_addr: SocketAddr,
+    http: reqwest::Client,
     cookie: Mutex<Option<String>>,
+}
+
+/// One answer of the gateway or its mock, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON; panics with the body text if it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("response body is not JSON ({e}): {}", self.text())
+        })
+    }
+
+    /// The body as text (lossy), for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
 }
 
 impl RealGateway {
@@ -78,12 +99,17 @@ impl RealGateway {
         });
         let state: Value = serde_json::from_str(&state_text)
             .unwrap_or_else(|e| panic!("{state_path} is not JSON ({e})"));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
         Self {
-            addr: socket_addr(&url),
-            mock_addr: socket_addr(&mock_url),
+            http,
             url: url.trim_end_matches('/').to_owned(),
             api_key: required_env(&format!("{prefix}_API_KEY")),
-            mock_url,
+            mock_url: mock_url.trim_end_matches('/').to_owned(),
             node_id: required_env(&format!("{prefix}_NODE_ID")),
             password: std::env::var(format!("{prefix}_PASSWORD"))
                 .ok()
@@ -103,9 +129,32 @@ impl RealGateway {
 
     /// The seeded connection id from the state file.
     pub fn connection_id(&self) -> String {
-        self.state["connection_id"]
+        self.state_text("connection_id")
+    }
+
+    /// The seeded connection whose key the mock refuses with 401 (the seeding sent one
+    /// completion through it), from the state file.
+    pub fn revoked_connection_id(&self) -> String {
+        self.state_text("revoked_connection_id")
+    }
+
+    /// The provider node of [`Self::revoked_connection_id`] (prefix `revoked`).
+    pub fn revoked_node_id(&self) -> String {
+        self.state_text("revoked_node_id")
+    }
+
+    /// A non-empty string of the state file; panics saying how to get a fresh one.
+    fn state_text(&self, key: &str) -> String {
+        self.state[key]
             .as_str()
-            .unwrap_or_else(|| panic!("no connection_id in the state file: {}", self.state))
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {key} in the state file (a gateway seeded by an older xtask?): restart it \
+                     with `cargo xtask gateway stop && cargo xtask gateway start`: {}",
+                    self.state
+                )
+            })
             .to_owned()
     }
 
@@ -116,19 +165,19 @@ impl RealGateway {
 
     /// A request to the gateway's own REST API. Management paths get the login cookie when the
     /// gateway has a password; `/v1` paths get the Bearer key. Panics if the gateway is unreachable.
-    pub async fn api(&self, method: &str, target: &str, body: Option<Value>) -> HttpResponse {
-        let mut headers: Vec<(String, String)> = Vec::new();
+    pub async fn api(&self, method: &str, target: &str, body: Option<Value>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .unwrap_or_else(|e| panic!("{method:?} is not an HTTP method: {e}"));
+        let mut request = self.http.request(method.clone(), format!("{}{target}", self.url));
         if target.starts_with("/v1/") {
-            headers.push(("Authorization".into(), format!("Bearer {}", self.api_key)));
+            request = request.bearer_auth(&self.api_key);
         } else if self.password.is_some() && !target.starts_with("/api/auth/") {
-            headers.push(("Cookie".into(), self.login_cookie().await));
+            request = request.header(reqwest::header::COOKIE, self.login_cookie().await);
         }
-        let body = body.map(|b| b.to_string());
-        if body.is_some() {
-            headers.push(("Content-Type".into(), "application/json".into()));
+        if let Some(body) = body {
+            request = request.json(&body);
         }
-        let response = blocking_request(self.addr, method, target, headers, body.clone()).await;
-        response.unwrap_or_else(|e| {
+        send(request).await.unwrap_or_else(|e| {
             panic!(
                 "{method} {}{target} failed ({e}): is the gateway up? {MISSING_HINT}",
                 self.url
@@ -143,7 +192,7 @@ impl RealGateway {
             (200..300).contains(&response.status),
             "{method} {target} answered {}: {}",
             response.status,
-            String::from_utf8_lossy(&response.body)
+            response.text()
         );
         response.json()
     }
@@ -157,27 +206,20 @@ impl RealGateway {
             .password
             .clone()
             .unwrap_or_else(|| panic!("{} has no dashboard password", self.url));
-        let body = json!({ "password": password }).to_string();
-        let response = blocking_request(
-            self.addr,
-            "POST",
-            "/api/auth/login",
-            vec![("Content-Type".into(), "application/json".into())],
-            Some(body),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("login to {} failed: {e}", self.url));
-        assert_eq!(
-            response.status,
-            200,
-            "dashboard login: {}",
-            String::from_utf8_lossy(&response.body)
-        );
+        let login = self
+            .http
+            .post(format!("{}/api/auth/login", self.url))
+            .json(&json!({ "password": password }));
+        let response = send(login)
+            .await
+            .unwrap_or_else(|e| panic!("login to {} failed: {e}", self.url));
+        assert_eq!(response.status, 200, "dashboard login: {}", response.text());
         let cookie = response
             .headers
+            .get_all(reqwest::header::SET_COOKIE)
             .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .filter_map(|(_, v)| v.split(';').next())
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
             .find(|c| c.trim_start().starts_with("auth_token="))
             .unwrap_or_else(|| panic!("login set no auth_token cookie: {:?}", response.headers))
             .trim()
@@ -213,9 +255,18 @@ impl RealGateway {
         body["combos"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The combo with this id as the gateway stores it; panics if there is none.
+    pub async fn stored_combo(&self, id: &str) -> Value {
+        let combos = self.combos().await;
+        combos
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("combo {id} is not stored on {}", self.url))
+    }
+
     /// The mock upstream's counters (`GET <mock>/__stats`).
     pub async fn mock_stats(&self) -> MockStats {
-        let response = blocking_request(self.mock_addr, "GET", "/__stats", Vec::new(), None)
+        let response = send(self.http.get(format!("{}/__stats", self.mock_url)))
             .await
             .unwrap_or_else(|e| panic!("GET {}/__stats failed: {e}", self.mock_url));
         assert_eq!(response.status, 200, "mock /__stats");
@@ -281,7 +332,7 @@ pub fn is_uuid(text: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// roundCost of the contract (C.0.8): `round(x·1e10)/1e10`.
+/// The tools' cost rounding (`docs/contract.md`): `round(x·1e10)/1e10`.
 pub fn round_cost(x: f64) -> f64 {
     (x * 1e10).round() / 1e10
 }
@@ -293,42 +344,17 @@ fn required_env(name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} is not set: {MISSING_HINT}"))
 }
 
-fn socket_addr(url: &str) -> SocketAddr {
-    let authority = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let authority = authority.replacen("localhost", "127.0.0.1", 1);
-    authority
-        .parse()
-        .unwrap_or_else(|e| panic!("{url} is not http://<ip>:<port> ({e})"))
-}
-
-async fn blocking_request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: Vec<(String, String)>,
-    body: Option<String>,
-) -> std::io::Result<HttpResponse> {
-    let method = method.to_owned();
-    let target = target.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        http::request(
-            addr,
-            &method,
-            &target,
-            &headers,
-            body.as_deref().map(str::as_bytes),
-        )
+/// Sends and reads the whole answer.
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<Answer> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?.to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
     })
-    .await
-    .expect("the HTTP request thread panicked")
 }
 
 #[cfg(test)]
@@ -341,6 +367,5 @@ mod tests {
         assert!(!is_uuid("0a95b984-132a-4f78-a212"));
         assert!(!is_uuid("0a95b984-132a-4f78-a212-d46c7fff82aZ"));
         assert_eq!(round_cost(0.0000285 + 0.0000285 + 0.0000285), 0.0000855);
-        assert_eq!(socket_addr("http://127.0.0.1:20128/").port(), 20128);
     }
 }

@@ -1,4 +1,4 @@
-//! Gateway credentials (spec A.3) against the REAL OmniRoute 3.7.9 gateway that has a dashboard
+//! Gateway credentials (`docs/architecture.md`, "Gateway credentials") against the REAL OmniRoute 3.7.9 gateway that has a dashboard
 //! password and `REQUIRE_API_KEY=true` (the `auth` instance of `cargo xtask test`):
 //!
 //! * with `OMNIROUTE_DASHBOARD_PASSWORD`, management routes work through the login cookie;
@@ -10,12 +10,8 @@
 
 use omniroute_mcp_tests::real::{is_uuid, traffic_lock, unique_name};
 use omniroute_mcp_tests::{McpClient, RealGateway, ServerCommand, combo_named};
+use omniroute_mcp_tests::tools::{HEALTH, LIST_COMBOS, ROUTE, SWITCH_COMBO};
 use serde_json::{Value, json};
-
-const HEALTH: &str = "omniroute_get_health";
-const LIST_COMBOS: &str = "omniroute_list_combos";
-const SWITCH_COMBO: &str = "omniroute_switch_combo";
-const ROUTE: &str = "omniroute_route_request";
 
 const HINT: &str = " (management routes need a dashboard login: set OMNIROUTE_DASHBOARD_PASSWORD)";
 
@@ -33,7 +29,7 @@ fn messages() -> Value {
     json!([{ "role": "user", "content": format!("e2e {}", unique_name("auth")) }])
 }
 
-/// No credential shows up in what the tools return (A.3).
+/// No credential shows up in what the tools return.
 #[track_caller]
 fn assert_no_secrets(gateway: &RealGateway, text: &str) {
     assert!(
@@ -82,11 +78,7 @@ async fn management_tools_log_in_with_the_dashboard_password() {
     assert_eq!(off["enabled"], false, "{off}");
     let listed = client.call(LIST_COMBOS, json!({})).await.into_ok();
     assert_eq!(combo_named(&listed, &name)["enabled"], false, "{listed}");
-    let stored = gateway.combos().await;
-    let stored = stored
-        .iter()
-        .find(|c| c["id"] == id.as_str())
-        .expect("combo stored");
+    let stored = gateway.stored_combo(&id).await;
     assert_eq!(stored["isActive"], false, "the gateway stored it: {stored}");
 
     let on = client
@@ -264,7 +256,7 @@ async fn a_wrong_password_fails_with_the_login_error() {
     assert_no_secrets(&gateway, &text);
 }
 
-/// D.9: a gateway without a dashboard password answers the login with `403 needsSetup`; the
+/// docs/architecture.md#gateway-credentials: a gateway without a dashboard password answers the login with `403 needsSetup`; the
 /// host then carries on without a cookie (loopback management access is open in that state).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_for_a_gateway_without_one_is_not_an_error() {

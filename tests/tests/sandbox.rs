@@ -1,4 +1,4 @@
-//! The security invariants (README, "Security invariants"), each proved against the real binary with the
+//! The security invariants (docs/architecture.md#security-invariants), each proved against the real binary with the
 //! `test_hostile` component: what a component cannot reach, and that every call is bounded,
 //! each bound asserted by the cause the host reports (never by how long it took).
 

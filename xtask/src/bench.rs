@@ -6,7 +6,8 @@
 //! gateway and the MCP clients); this module builds everything in release, installs the real
 //! gateway and the original server (cached), starts a dedicated gateway instance named
 //! [`INSTANCE`], runs the example, stops the instance, and leaves `target/bench/results.{json,md}`
-//! and `target/bench/latency.svg`.
+//! and `target/bench/latency.svg`. With `--compare OLD_BINARY` it runs the program's A/B of two
+//! builds instead (fake gateway only) and leaves `target/bench/compare.{json,md}`.
 
 use crate::gateway::{self, Installed, StartOptions};
 use crate::util::{self, RunExt};
@@ -33,13 +34,25 @@ pub struct BenchArgs {
     /// makes at most 10 (3 with --quick): the gateway queues completions beyond ~100 a minute.
     #[arg(long)]
     pub real_calls: Option<usize>,
+    /// A/B instead: this (older) release binary against the one just built, alternating runs
+    /// on the fake gateway; writes target/bench/compare.{json,md}. Build the old one in another
+    /// worktree: `git worktree add ../old REV && (cd ../old && cargo xtask build --release)`.
+    #[arg(long, value_name = "OLD_BINARY", conflicts_with_all = ["fake_only", "real_calls"])]
+    pub compare: Option<PathBuf>,
+    /// The old binary's tools folder (default: its own, `tools` beside it or one level up).
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub compare_tools: Option<PathBuf>,
+    /// A/B rounds: each binary is measured this many times, alternating (default 2).
+    #[arg(long, requires = "compare")]
+    pub rounds: Option<usize>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let root = util::workspace_root();
+    let ab = args.compare.is_some();
     // The gateway install (npm, minutes on a fresh machine) overlaps the build.
-    let install = (!args.fake_only).then(|| std::thread::spawn(gateway::ensure_installed));
+    let install = (!args.fake_only && !ab).then(|| std::thread::spawn(gateway::ensure_installed));
     let built = build_all_release()?;
     util::step("building the bench program (tests/examples/bench, release)");
     util::cargo(&["build", "--release", "-p", "omniroute-mcp-tests", "--example", "bench"])
@@ -55,7 +68,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => gateway::find_installed(),
     };
 
-    let real = if args.fake_only {
+    let real = if args.fake_only || ab {
         None
     } else {
         util::step(&format!("starting the real gateway instance '{INSTANCE}' (loopback, mock upstream)"));
@@ -79,7 +92,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.real_calls {
         cmd.arg("--real-calls").arg(n.to_string());
     }
-    if let Some(installed) = &installed {
+    if let Some(old) = &args.compare {
+        cmd.arg("--compare").arg(std::path::absolute(old)?);
+    }
+    if let Some(dir) = &args.compare_tools {
+        cmd.arg("--compare-tools").arg(std::path::absolute(dir)?);
+    }
+    if let Some(n) = args.rounds {
+        cmd.arg("--rounds").arg(n.to_string());
+    }
+    if let Some(installed) = installed.as_ref().filter(|_| !ab) {
         let server = installed.app_dir.join("open-sse").join("mcp-server").join("server.js");
         cmd.arg("--node").arg(&installed.node).arg("--original").arg(server);
     }
@@ -95,8 +117,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     measured?;
+    let files = if ab { "compare.json, compare.md" } else { "results.json, results.md, latency.svg" };
     util::step(&format!(
-        "results in {} (results.json, results.md, latency.svg); {:.0} s in all",
+        "results in {} ({files}); {:.0} s in all",
         out.display(),
         started.elapsed().as_secs_f64()
     ));

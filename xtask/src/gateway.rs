@@ -6,12 +6,10 @@
 //! * Starts the mock upstream (`tests/gateway/mock-upstream.mjs`) and the gateway on free
 //!   127.0.0.1 ports with a throwaway data dir, waits for health and seeds the provider node
 //!   `Mock`, its connection, models, the combos `coding-fast` and `free-tier`, prices keyed by
-//!   the node id and an API key.
+//!   the node id and an API key; then the node `Revoked` whose connection's key the mock refuses
+//!   (one completion through it, so the gateway has recorded the refusal).
 //! * Records everything in `target/gateway/<name>/state.json` (the JSON of [`GatewayInfo`]);
 //!   `start` reuses a healthy instance, `stop` ends it, `status` reports on it.
-
-// A public API for main.rs and `cargo xtask test`: not every item has a caller in every build.
-#![allow(dead_code, unused_imports)]
 
 mod http;
 mod install;
@@ -19,10 +17,9 @@ mod instance;
 mod proc;
 
 pub use install::{Installed, cache_root, ensure_installed, find_installed};
-pub use proc::{Lock, run_logged};
+pub use proc::{Lock, MARKER_VAR, alive_as, run_logged, tail, terminate};
 pub use instance::{
-    DEFAULT_NAME, GatewayInfo, Logs, Pids, StartOptions, health_status, load_state, login,
-    start_instance, state_file, stop_instance,
+    DEFAULT_NAME, GatewayInfo, StartOptions, health_status, start_instance, stop_instance,
 };
 
 use crate::util::step;

@@ -3,11 +3,14 @@
 
 mod bench;
 mod build;
+mod component;
 mod conformance;
 mod gateway;
 mod new_tool;
 mod plugins;
+mod postgres;
 mod python;
+mod run;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -30,14 +33,10 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Build everything, then start the server on stdio against OMNIROUTE_BASE_URL
-    /// (default http://localhost:20128). Extra arguments go to the server.
-    Run {
-        #[arg(long)]
-        release: bool,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Build everything, then serve MCP on stdio against OMNIROUTE_BASE_URL, else a gateway
+    /// answering at http://localhost:20128, else the project's demo gateway (started as by
+    /// `cargo xtask gateway start`, left running). Extra arguments go to the server.
+    Run(run::RunArgs),
     /// Run every test: component unit tests, host tests, end-to-end tests over
     /// MCP (Rust rmcp client and the official Python SDK), then the MCP conformance suite.
     Test,
@@ -48,6 +47,12 @@ enum Command {
     Gateway {
         #[command(subcommand)]
         action: gateway::GatewayAction,
+    },
+    /// A throwaway PostgreSQL 18 on loopback for the PostgreSQL store and audit tests
+    /// (`cargo xtask test` starts it; OMNIROUTE_MCP_TEST_POSTGRES_URL uses another server).
+    Postgres {
+        #[command(subcommand)]
+        action: postgres::PostgresAction,
     },
     /// Release benchmarks: our server (stdio, HTTP) vs the original TypeScript server vs the
     /// direct-HTTP floor, on a fake and a real gateway; writes target/bench/ and prints the table.
@@ -74,10 +79,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { release } => build::build_all(release).map(|_| ()),
-        Command::Run { release, args } => run(release, &args),
+        Command::Run(args) => run::run(args),
         Command::Test => test(),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
+        Command::Postgres { action } => postgres::command(action),
         Command::Bench(args) => bench::run(args),
         Command::NewTool { name, dir } => new_tool::command(&name, dir.as_deref()),
         Command::BuildPlugin { path, out } => plugins::build_plugin(&path, &out),
@@ -89,22 +95,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(release: bool, args: &[String]) -> anyhow::Result<()> {
-    let built = build::build_all(release)?;
-    util::step(&format!(
-        "starting {} on stdio (gateway: {})",
-        built.binary.display(),
-        std::env::var("OMNIROUTE_BASE_URL").unwrap_or_else(|_| "http://localhost:20128".into())
-    ));
-    let status = std::process::Command::new(&built.binary)
-        .arg("--tools-dir")
-        .arg(&built.tools_dir)
-        .args(args)
-        .status()?;
-    anyhow::ensure!(status.success(), "omniroute-mcp exited with {status}");
-    Ok(())
 }
 
 /// The dashboard password of the `auth` test gateway.
@@ -120,6 +110,9 @@ fn test() -> anyhow::Result<()> {
     install
         .join()
         .map_err(|_| anyhow::anyhow!("the gateway install thread panicked"))??;
+    let pg_started = std::time::Instant::now();
+    let (postgres_url, postgres_ours) = postgres::for_tests()?;
+    util::step(&format!("test PostgreSQL ready in {:.1} s", pg_started.elapsed().as_secs_f64()));
     util::step("starting the real OmniRoute gateways (plain, and with a dashboard password + API keys)");
     let plain = gateway::ensure_running()?;
     let auth = gateway::start_instance(&gateway::StartOptions {
@@ -147,13 +140,18 @@ fn test() -> anyhow::Result<()> {
         .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
         .env("OMNIROUTE_MCP_TEST_PLUGINS_DIR", &built.plugins_dir)
         .env("OMNIROUTE_MCP_PYTHON", &python)
+        .env("OMNIROUTE_MCP_XTASK_BIN", std::env::current_exe()?)
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
+        .env(postgres::URL_VAR, &postgres_url)
         .run()?;
 
     if std::env::var_os("CI").is_some() {
         for name in ["default", "auth"] {
             let _ = gateway::stop_instance(name);
+        }
+        if postgres_ours {
+            let _ = postgres::stop();
         }
     }
 

@@ -2,12 +2,13 @@
 //! crate using the Rust guest SDK, ready to test, build and load.
 //!
 //! The crate has its own `[workspace]` table (it builds outside this
-//! repository's workspaces), the SDK as a path dependency, a copy of
+//! repository's workspaces), the SDK as a path dependency and the testing
+//! crate (`FakeGateway`, fixtures) as a path dev-dependency, a copy of
 //! `tool-components/Cargo.lock` (the same dependency versions as the
 //! built-in tools), the release profile of the built-in tools (so builds
 //! with `--target-dir target/components` reuse their compiled
 //! dependencies), a `tool.toml`, an example tool (a gateway health summary
-//! over `read:health`) and unit tests on the SDK's `FakeGateway`.
+//! over `read:health`) and unit tests on the testing crate's `FakeGateway`.
 
 use crate::util;
 use anyhow::{Context, bail};
@@ -34,10 +35,9 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
             suggest(name)
         );
     }
-    if name.starts_with(RESERVED_PREFIX) {
+    if let Some(rest) = name.strip_prefix(RESERVED_PREFIX) {
         bail!(
-            "tool name {name:?} starts with the reserved prefix `{RESERVED_PREFIX}` (built-in tools only); the host refuses such plugins. Try {:?}",
-            &name[RESERVED_PREFIX.len()..]
+            "tool name {name:?} starts with the reserved prefix `{RESERVED_PREFIX}` (built-in tools only); the host refuses such plugins. Try {rest:?}"
         );
     }
     Ok(())
@@ -94,7 +94,8 @@ fn type_name(name: &str) -> String {
     }
 }
 
-/// `to` relative to the directory `from` (both absolute), for the SDK path.
+/// `to` relative to the directory `from` (both absolute), for the SDK and
+/// testing crate paths.
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let from: Vec<Component> = from.components().collect();
     let to_parts: Vec<Component> = to.components().collect();
@@ -162,14 +163,18 @@ pub fn generate(root: &Path, name: &str, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    let sdk = relative(&dir, &root.join("tool-components/sdk").canonicalize()?);
-    let sdk = sdk.to_string_lossy().replace('\\', "/");
+    let path_to = |krate: &str| -> anyhow::Result<String> {
+        let path = relative(&dir, &root.join("tool-components").join(krate).canonicalize()?);
+        Ok(path.to_string_lossy().replace('\\', "/"))
+    };
+    let (sdk, testing) = (path_to("sdk")?, path_to("testing")?);
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)
             .replace("{{crate}}", &crate_name(name))
             .replace("{{type}}", &type_name(name))
             .replace("{{sdk}}", &sdk)
+            .replace("{{testing}}", &testing)
     };
     let files = [
         ("Cargo.toml", fill(CARGO_TOML)),
@@ -206,6 +211,10 @@ crate-type = ["cdylib", "rlib"]
 omniroute-tool-sdk = { path = "{{sdk}}" }
 # preserve_order: the output keeps the key order the tool writes.
 serde_json = { version = "1", features = ["preserve_order"] }
+
+[dev-dependencies]
+# FakeGateway, FakeHost and real gateway answers for the native unit tests.
+omniroute-tool-testing = { path = "{{testing}}" }
 
 # A workspace of its own: builds anywhere, outside omniroute-mcp's workspaces.
 [workspace]
@@ -327,13 +336,13 @@ pub fn summarize(health: &Value, include_closed: bool) -> Result<Value, ToolErro
 mod tests;
 "#;
 
-const TESTS_RS: &str = r#"//! Native unit tests: the SDK's FakeGateway answers with real gateway
-//! responses (`omniroute_tool_sdk::testing::fixtures`), and FakeHost runs the
-//! tool through the same path as the component, checking the output schema.
+const TESTS_RS: &str = r#"//! Native unit tests: the testing crate's FakeGateway answers with real
+//! gateway responses (`omniroute_tool_testing::fixtures`), and FakeHost runs
+//! the tool through the same path as the component, checking the output schema.
 
 use omniroute_tool_sdk::Method;
 use omniroute_tool_sdk::providers::HEALTH;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use serde_json::json;
 
 use super::*;

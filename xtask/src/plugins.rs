@@ -14,7 +14,7 @@
 //! rebuilt only when its inputs change (a stamp of their hash): its sha256
 //! pin stays put between builds.
 
-use crate::build::{self, WASM_TARGET};
+use crate::component::{self, WASM_TARGET};
 use crate::util::{self, RunExt};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
@@ -62,15 +62,14 @@ fn example_plugins(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Stages the example plugins into `target/plugins` (after the components
+/// Stages the example plugins into `out` (`target/plugins`; after the components
 /// build, which compiled the Rust ones) and writes its `grants.toml`.
-pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
-    let out = root.join("target/plugins");
+pub fn build_and_stage(root: &Path, out: &Path) -> anyhow::Result<()> {
     let mut grants = Vec::new();
     for dir in example_plugins(root)? {
         let wasm = match kind_of(&dir) {
             Some(Kind::Rust) => {
-                let path = workspace_wasm(root, &dir)?;
+                let path = component::release_wasm(root, &dir)?;
                 anyhow::ensure!(
                     path.is_file(),
                     "{} is not built: is it a member of tool-components/Cargo.toml?",
@@ -80,10 +79,10 @@ pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
             }
             _ => build_python(root, &dir)?,
         };
-        let name = build::stage_component(&dir, &wasm, &out)?;
+        let name = component::stage(&dir, &wasm, out)?;
         grants.push((name, manifest_scopes(&dir)?));
     }
-    build::write_if_changed(&out.join("grants.toml"), grants_toml(&grants).as_bytes())?;
+    component::write_if_changed(&out.join("grants.toml"), grants_toml(&grants).as_bytes())?;
     let names: Vec<&str> = grants.iter().map(|(n, _)| n.as_str()).collect();
     util::step(&format!(
         "staged {} plugin(s) in {} ({}) with grants.toml",
@@ -91,7 +90,7 @@ pub fn build_and_stage(root: &Path) -> anyhow::Result<PathBuf> {
         out.display(),
         names.join(", ")
     ));
-    Ok(out)
+    Ok(())
 }
 
 /// `grants.toml` granting each plugin exactly the scopes it requests.
@@ -119,17 +118,6 @@ fn manifest_scopes(dir: &Path) -> anyhow::Result<Vec<String>> {
         .iter()
         .filter_map(|s| s.as_str().map(str::to_string))
         .collect())
-}
-
-/// Where a Rust plugin's component lands in `target/components`.
-fn workspace_wasm(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
-    let cargo: build::CargoToml = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)
-        .with_context(|| format!("reading {}/Cargo.toml", dir.display()))?;
-    Ok(root
-        .join("target/components")
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{}.wasm", cargo.package.name.replace('-', "_"))))
 }
 
 /// `target/plugin-venv` with componentize-py, created once (idempotent);
@@ -173,6 +161,8 @@ fn build_python(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         .arg(&wasm)
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // stdout belongs to the MCP server under `cargo xtask run`.
+        .stdout(std::io::stderr())
         .run()?;
     std::fs::write(&stamp_file, stamp)?;
     Ok(wasm)
@@ -229,7 +219,7 @@ pub fn build_plugin(path: &Path, out: &Path) -> anyhow::Result<()> {
             path.display()
         ),
     };
-    let name = build::stage_component(&path, &wasm, &out)?;
+    let name = component::stage(&path, &wasm, &out)?;
     let scopes = manifest_scopes(&path)?;
     let list: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
     let size = std::fs::metadata(&wasm)?.len();
@@ -253,7 +243,7 @@ pub fn build_plugin(path: &Path, out: &Path) -> anyhow::Result<()> {
 /// Builds a Rust plugin crate (in or outside the repo) for wasm32-wasip2,
 /// sharing `target/components` so the SDK and its dependencies compile once.
 fn build_rust(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
-    build::ensure_wasm_target()?;
+    component::ensure_wasm_target()?;
     let target_dir = root.join("target/components");
     let manifest = dir.join("Cargo.toml");
     util::step(&format!(
@@ -266,7 +256,7 @@ fn build_rust(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         .arg("--target-dir")
         .arg(&target_dir)
         .run()?;
-    workspace_wasm(root, dir)
+    component::release_wasm(root, dir)
 }
 
 /// Part of `cargo xtask test`: the Python plugins' unit tests (plain

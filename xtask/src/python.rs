@@ -31,6 +31,7 @@ pub fn ensure(name: &str, requirement: &str, purpose: &str) -> anyhow::Result<Pa
         Command::new(&python3)
             .args(["-m", "venv"])
             .arg(&venv)
+            .stdout(std::io::stderr())
             .run()
             .with_context(|| format!("Python 3 with the venv module is needed for {purpose}"))?;
     }
@@ -44,6 +45,8 @@ pub fn ensure(name: &str, requirement: &str, purpose: &str) -> anyhow::Result<Pa
             "--disable-pip-version-check",
             requirement,
         ])
+        // stdout belongs to the MCP server under `cargo xtask run`.
+        .stdout(std::io::stderr())
         .run()?;
     std::fs::write(&marker, requirement)?;
     Ok(python)

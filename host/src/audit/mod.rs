@@ -1,108 +1,254 @@
 //! The audit log (security invariant 6): one row per tools/call, denials and
 //! invalid arguments included, committed before the response is sent. SQLite
-//! in WAL mode, written by one thread with group commit.
+//! in WAL mode (`audit.sqlite`, 0600 in the 0700 data folder) or PostgreSQL
+//! shared by several nodes (`--audit-url`), written by one thread per node
+//! with group commit. Rows are hash-chained (`audit verify`), bounded in
+//! size, and refused calls are aggregated per caller and interval.
 //!
 //! A server that cannot audit refuses tool calls (with a message saying how
 //! to fix it) instead of running unaudited, unless the operator chose
-//! `--audit off`.
+//! `--audit off`, or `--audit-on-failure warn` (answer, with a warning on
+//! stderr, while the database cannot be written, e.g. a full disk).
 
+mod chain;
+mod display;
+mod postgres;
 mod query;
 mod record;
 mod schema;
+mod sqlite;
 mod writer;
 
-pub use query::{AuditEntry, AuditStats, RecentFilter, ToolCount, parse_since, recent, stats};
-pub use record::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
+pub use chain::GENESIS;
+pub use display::terminal_safe;
+pub use query::{AuditEntry, AuditReader, AuditStats, RecentFilter, StoredRow, ToolCount, VerifyReport, parse_since, recent, stats};
+pub use record::{AuditRecord, GatewayCall, canonical_args, caps, input_hash, output_summary};
 pub use schema::SCHEMA_VERSION;
+pub use sqlite::open_connection;
 
-use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Where audit rows go.
-pub struct AuditLog(Inner);
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditTarget {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl AuditTarget {
+    /// `--audit-url` (a `postgres://` URL) wins over the SQLite path.
+    pub fn from_settings(url: Option<&str>, path: PathBuf) -> AuditTarget {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) if crate::db::postgres::is_postgres_url(u) => AuditTarget::Postgres(u.to_owned()),
+            Some(u) => AuditTarget::Sqlite(PathBuf::from(u.strip_prefix("sqlite://").unwrap_or(u))),
+            None => AuditTarget::Sqlite(path),
+        }
+    }
+
+    /// For messages: the path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            AuditTarget::Sqlite(path) => path.display().to_string(),
+            AuditTarget::Postgres(url) => crate::db::postgres::redact(url),
+        }
+    }
+}
+
+/// What happens while rows cannot be written (a full disk, a lost database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Refuse calls: nothing runs unaudited (the default).
+    #[default]
+    Refuse,
+    /// Answer calls, with a warning on stderr for the rows that were lost.
+    Warn,
+}
+
+/// How the audit log behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditOptions {
+    pub on_failure: OnFailure,
+    /// Delete rows older than this (`--audit-retention-days`); the chain
+    /// stays verifiable from the recorded anchor.
+    pub retention: Option<Duration>,
+    /// Refused calls of one caller with one code within this interval share one row.
+    pub refusal_window: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions { on_failure: OnFailure::Refuse, retention: None, refusal_window: Duration::from_secs(60) }
+    }
+}
+
+/// Where audit rows go.
+pub struct AuditLog {
+    inner: Inner,
+    on_failure: OnFailure,
+    /// Rows lost under `--audit-on-failure warn` (warned about on stderr).
+    lost: AtomicU64,
+}
 
 enum Inner {
     /// `--audit off`: nothing is recorded, by the operator's choice.
     Off,
     /// Rows go to the writer thread.
-    On { tx: mpsc::UnboundedSender<writer::Message>, path: PathBuf },
+    On { tx: mpsc::Sender<writer::Message>, path: Option<PathBuf> },
     /// The database could not be opened: every call is refused with this.
     Broken(String),
 }
 
 /// Why a row could not be written; the call is refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the audit log cannot record this call ({0}), so it was not run. Fix the audit database (OMNIROUTE_MCP_AUDIT_DB) or start the server with --audit off")]
+#[error(
+    "the audit log cannot record this call ({0}), so it was not run. Fix the audit database (OMNIROUTE_MCP_AUDIT_DB or --audit-url), \
+     or start the server with --audit-on-failure warn (answer with a warning) or --audit off"
+)]
 pub struct AuditUnavailable(pub String);
 
 impl AuditLog {
-    /// Opens (creating if needed) the database and starts the writer. Never
-    /// fails: an unusable database refuses every call, reported on
+    /// Opens (creating if needed) a SQLite database and starts the writer.
+    /// Never fails: an unusable database refuses every call, reported on
     /// stderr at start and on every call.
     pub fn open(path: &Path) -> AuditLog {
-        match open_connection(path) {
-            Ok(conn) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let spawned = std::thread::Builder::new()
-                    .name("audit-writer".into())
-                    .spawn(move || writer::run(conn, rx));
-                match spawned {
-                    Ok(_) => AuditLog(Inner::On { tx, path: path.to_path_buf() }),
-                    Err(e) => AuditLog(Inner::Broken(format!("cannot start the audit writer: {e}"))),
-                }
-            }
-            Err(e) => {
-                let message = format!("cannot open the audit database {}: {e}", path.display());
-                tracing::error!("{message}; tool calls will be refused (use --audit off to run without auditing)");
-                AuditLog(Inner::Broken(message))
-            }
+        AuditLog::open_sqlite(path, AuditOptions::default())
+    }
+
+    /// [`AuditLog::open`] with options.
+    pub fn open_sqlite(path: &Path, options: AuditOptions) -> AuditLog {
+        match sqlite::SqliteSink::open(path) {
+            Ok(sink) => AuditLog::start(sink, options, Some(path.to_path_buf())),
+            Err(e) => AuditLog::broken(format!("cannot open the audit database {}: {e}", path.display()), options),
         }
+    }
+
+    /// Opens the audit log wherever `target` says.
+    pub async fn open_target(target: &AuditTarget, options: AuditOptions) -> AuditLog {
+        match target {
+            AuditTarget::Sqlite(path) => AuditLog::open_sqlite(path, options),
+            AuditTarget::Postgres(url) => match AuditLog::open_postgres(url, options).await {
+                Ok(log) => log,
+                Err(e) => AuditLog::broken(format!("cannot open the audit log at {}: {e}", target.describe()), options),
+            },
+        }
+    }
+
+    async fn open_postgres(url: &str, options: AuditOptions) -> Result<AuditLog, String> {
+        let node_id = format!("audit-pg-{}-{}", std::process::id(), crate::db::random_hex(6).map_err(|e| e.to_string())?);
+        postgres::migrate(url, &node_id).await?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (tx, rx) = mpsc::channel();
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || match postgres::PostgresSink::connect(&url, node_id) {
+                Ok(sink) => {
+                    let _ = ready_tx.send(Ok(()));
+                    writer::run(sink, rx, writer_config(options));
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+        ready_rx.await.map_err(|_| "the audit writer stopped".to_owned())??;
+        Ok(AuditLog { inner: Inner::On { tx, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0) })
+    }
+
+    fn start(sink: impl writer::Sink, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer::run(sink, rx, writer_config(options)));
+        match spawned {
+            Ok(_) => AuditLog { inner: Inner::On { tx, path }, on_failure: options.on_failure, lost: AtomicU64::new(0) },
+            Err(e) => AuditLog::broken(format!("cannot start the audit writer: {e}"), options),
+        }
+    }
+
+    fn broken(message: String, options: AuditOptions) -> AuditLog {
+        match options.on_failure {
+            OnFailure::Refuse => tracing::error!("{message}; tool calls will be refused (use --audit off to run without auditing)"),
+            OnFailure::Warn => tracing::warn!("{message}; calls run UNAUDITED (--audit-on-failure warn)"),
+        }
+        AuditLog { inner: Inner::Broken(message), on_failure: options.on_failure, lost: AtomicU64::new(0) }
     }
 
     /// `--audit off`: the operator chose to run without auditing.
     pub fn off() -> AuditLog {
-        AuditLog(Inner::Off)
+        AuditLog { inner: Inner::Off, on_failure: OnFailure::Refuse, lost: AtomicU64::new(0) }
     }
 
-    /// Where rows go, if anywhere.
+    /// The SQLite database rows go to, if that is where they go.
     pub fn path(&self) -> Option<&Path> {
-        match &self.0 {
-            Inner::On { path, .. } => Some(path),
+        match &self.inner {
+            Inner::On { path, .. } => path.as_deref(),
             _ => None,
         }
     }
 
-    /// Whether a call may run: an unusable audit log refuses all calls.
+    /// Whether a call may run: an unusable audit log refuses all calls
+    /// (unless the operator chose to run with a warning).
     pub fn check(&self) -> Result<(), AuditUnavailable> {
-        match &self.0 {
-            Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
+        match &self.inner {
+            Inner::Broken(reason) if self.on_failure == OnFailure::Refuse => Err(AuditUnavailable(reason.clone())),
             _ => Ok(()),
         }
     }
 
     /// Writes one row and waits until it is committed.
     pub async fn commit(&self, record: AuditRecord) -> Result<(), AuditUnavailable> {
-        match &self.0 {
-            Inner::Off => Ok(()),
+        self.send(record, writer::Message::Write).await
+    }
+
+    /// Records a call refused before it ran (rate limit, concurrency,
+    /// allow-list…): the first refusal of a caller with one code per
+    /// interval is committed as its own row before this returns; later ones
+    /// in the interval are counted into one aggregated row.
+    pub async fn refused(&self, record: AuditRecord) -> Result<(), AuditUnavailable> {
+        self.send(record, writer::Message::Refusal).await
+    }
+
+    async fn send(
+        &self,
+        record: AuditRecord,
+        message: fn(AuditRecord, writer::Done) -> writer::Message,
+    ) -> Result<(), AuditUnavailable> {
+        let result = match &self.inner {
+            Inner::Off => return Ok(()),
             Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
             Inner::On { tx, .. } => {
                 let (done_tx, done_rx) = oneshot::channel();
-                tx.send(writer::Message::Write(record, done_tx))
-                    .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
-                match done_rx.await {
-                    Ok(Ok(_id)) => Ok(()),
-                    Ok(Err(e)) => Err(AuditUnavailable(e)),
+                match tx.send(message(record.bounded(), done_tx)) {
                     Err(_) => Err(AuditUnavailable("the audit writer stopped".into())),
+                    Ok(()) => match done_rx.await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(AuditUnavailable(e)),
+                        Err(_) => Err(AuditUnavailable("the audit writer stopped".into())),
+                    },
                 }
             }
+        };
+        match (result, self.on_failure) {
+            (Err(e), OnFailure::Warn) => {
+                let lost = self.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first loss and then every 100th: stderr must not flood either.
+                if lost == 1 || lost % 100 == 0 {
+                    tracing::warn!(lost, reason = %e.0, "an audit row could not be written; the call was answered anyway (--audit-on-failure warn)");
+                }
+                Ok(())
+            }
+            (result, _) => result,
         }
     }
 
-    /// Commits what is queued and stops the writer (graceful shutdown).
+    /// Commits what is queued (aggregated refusals included) and stops the writer (graceful shutdown).
     pub async fn close(&self) {
-        if let Inner::On { tx, .. } = &self.0 {
+        if let Inner::On { tx, .. } = &self.inner {
             let (done_tx, done_rx) = oneshot::channel();
             if tx.send(writer::Message::Close(done_tx)).is_ok() {
                 let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
@@ -111,94 +257,15 @@ impl AuditLog {
     }
 }
 
-/// Opens the database in WAL mode with the current schema.
-pub fn open_connection(path: &Path) -> Result<Connection, String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("could not switch the database to WAL mode (got {mode})"));
-    }
-    // A committed transaction survives a killed process with NORMAL in WAL
-    // mode; only a power loss could lose the newest commits.
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| e.to_string())?;
-    schema::migrate(&mut conn)?;
-    Ok(conn)
+fn writer_config(options: AuditOptions) -> writer::WriterConfig {
+    writer::WriterConfig { retention: options.retention, refusal_window: options.refusal_window }
+}
+
+/// A reader on a PostgreSQL audit log (the `audit` subcommands; SQLite
+/// readers borrow a connection from [`open_connection`]).
+pub async fn postgres_reader(url: &str) -> Result<AuditReader<'static>, String> {
+    Ok(AuditReader::Postgres(postgres::reader_client(url).await?))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(tool: &str, success: bool) -> AuditRecord {
-        AuditRecord {
-            tool_name: tool.into(),
-            input_hash: input_hash(&serde_json::json!({})),
-            output_summary: "(null)".into(),
-            duration_ms: 3,
-            api_key_id: None,
-            success,
-            error_code: (!success).then(|| "boom".to_owned()),
-            caller: "anonymous".into(),
-            session_id: None,
-            gateway_calls: vec![GatewayCall {
-                method: "GET".into(),
-                path_template: "/api/combos".into(),
-                status: Some(200),
-                duration_ms: 1,
-                bytes: 10,
-                error: None,
-            }],
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_commits_lose_nothing() {
-        let dir = tempdir();
-        let path = dir.join("audit.sqlite");
-        let log = std::sync::Arc::new(AuditLog::open(&path));
-        let mut tasks = Vec::new();
-        for i in 0..500 {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move { log.commit(record(&format!("t{}", i % 7), i % 3 != 0)).await }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        let conn = open_connection(&path).unwrap();
-        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
-        assert_eq!(rows, 500);
-        let calls: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_gateway_requests", [], |r| r.get(0)).unwrap();
-        assert_eq!(calls, 500);
-        let s = stats(&conn, Some(Duration::from_secs(3600))).unwrap();
-        assert_eq!(s.total_calls, 500);
-        assert!((s.success_rate.unwrap() - 333.0 / 500.0).abs() < 1e-9);
-        assert_eq!(s.top_tools.len(), 7);
-        log.close().await;
-    }
-
-    #[test]
-    fn unusable_path_refuses_calls() {
-        let dir = tempdir();
-        let file = dir.join("not-a-dir");
-        std::fs::write(&file, b"x").unwrap();
-        let log = AuditLog::open(&file.join("audit.sqlite"));
-        let err = log.check().unwrap_err();
-        assert!(err.to_string().contains("--audit off"), "{err}");
-    }
-
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("omniroute-audit-test-{}-{}", std::process::id(), rand_suffix()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn rand_suffix() -> u128 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
 //! What one audit row holds, and the exact rules for its derived columns
-//! (spec B.8): input hash, output summary.
+//! (docs/architecture.md#audit-log): input hash, output summary.
 
 use crate::mcp::json_text::to_js_compact;
 use serde_json::{Map, Value};
@@ -17,7 +17,63 @@ pub struct AuditRecord {
     pub error_code: Option<String>,
     pub caller: String,
     pub session_id: Option<String>,
+    /// Why the sandbox stopped the call (`cpu`, `wall`, `memory`, `output`,
+    /// `requests`, `cancelled`), when it did.
+    pub stop_cause: Option<String>,
     pub gateway_calls: Vec<GatewayCall>,
+}
+
+/// Longest stored text per field (characters): a row has a bounded size
+/// whatever a client sends as a tool name or a tool returns as an error.
+pub mod caps {
+    pub const TOOL_NAME: usize = 128;
+    pub const ERROR_CODE: usize = 1_000;
+    pub const CALLER: usize = 128;
+    pub const SESSION_ID: usize = 256;
+    pub const API_KEY_ID: usize = 128;
+    pub const STOP_CAUSE: usize = 32;
+    pub const METHOD: usize = 16;
+    pub const PATH_TEMPLATE: usize = 256;
+    pub const GATEWAY_ERROR: usize = 256;
+    /// Gateway requests recorded per row (the runtime caps a call's requests lower).
+    pub const GATEWAY_CALLS: usize = 256;
+}
+
+impl AuditRecord {
+    /// The record with every text field cut to its cap (`…` marks a cut).
+    pub fn bounded(mut self) -> AuditRecord {
+        cut(&mut self.tool_name, caps::TOOL_NAME);
+        cut(&mut self.caller, caps::CALLER);
+        for (field, max) in [
+            (&mut self.error_code, caps::ERROR_CODE),
+            (&mut self.session_id, caps::SESSION_ID),
+            (&mut self.api_key_id, caps::API_KEY_ID),
+            (&mut self.stop_cause, caps::STOP_CAUSE),
+        ] {
+            if let Some(text) = field {
+                cut(text, max);
+            }
+        }
+        self.gateway_calls.truncate(caps::GATEWAY_CALLS);
+        for g in &mut self.gateway_calls {
+            cut(&mut g.method, caps::METHOD);
+            cut(&mut g.path_template, caps::PATH_TEMPLATE);
+            if let Some(e) = &mut g.error {
+                cut(e, caps::GATEWAY_ERROR);
+            }
+        }
+        self
+    }
+}
+
+/// Cuts `text` to `max` characters, the last one `…`, if it is longer.
+fn cut(text: &mut String, max: usize) {
+    if let Some((i, _)) = text.char_indices().nth(max.saturating_sub(1)) {
+        if text[i..].chars().nth(1).is_some() {
+            text.truncate(i);
+            text.push('…');
+        }
+    }
 }
 
 /// One gateway request a call made: shapes only, never bodies, query values
@@ -118,6 +174,32 @@ mod tests {
             to_js_compact(&c),
             r#"{"provider":"b","connectionId":"a","stream":false,"messages":[{"role":"user","content":"x"}]}"#
         );
+    }
+
+    #[test]
+    fn records_are_bounded() {
+        let record = AuditRecord {
+            tool_name: "t".repeat(5_000),
+            input_hash: input_hash(&json!({})),
+            output_summary: "(null)".into(),
+            duration_ms: 0,
+            api_key_id: None,
+            success: false,
+            error_code: Some("é".repeat(4 * 1024 * 1024)),
+            caller: "c".into(),
+            session_id: Some("s".repeat(300)),
+            stop_cause: Some("cpu".into()),
+            gateway_calls: vec![],
+        }
+        .bounded();
+        assert_eq!(record.tool_name.chars().count(), caps::TOOL_NAME);
+        assert!(record.tool_name.ends_with('…'));
+        assert_eq!(record.error_code.unwrap().chars().count(), caps::ERROR_CODE);
+        assert_eq!(record.session_id.unwrap().chars().count(), caps::SESSION_ID);
+        assert_eq!((record.caller.as_str(), record.stop_cause.as_deref()), ("c", Some("cpu")), "short fields are kept");
+        let mut exact = "x".repeat(caps::CALLER);
+        cut(&mut exact, caps::CALLER);
+        assert_eq!(exact.len(), caps::CALLER, "a field exactly at its cap is not cut");
     }
 
     #[test]

@@ -1,77 +1,124 @@
-//! The audit database schema, versioned with `PRAGMA user_version`. Each
-//! migration runs once, in a transaction; a database from a newer server is
-//! refused rather than written wrongly.
+//! The audit schema, in both dialects, versioned with the shared protocol of
+//! `crate::db::schema` (databases of schema version 1 kept the version in
+//! `PRAGMA user_version`; they are read as such and upgraded).
 
-use rusqlite::Connection;
+use crate::db::schema::{Migration, Schema};
 
-/// Migrations in order; index + 1 is the version they bring the schema to.
-const MIGRATIONS: &[&str] = &[
-    // 1: the original's table and indexes, plus caller and session_id, and
-    //    the per-call gateway request shapes.
-    "CREATE TABLE IF NOT EXISTS mcp_tool_audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        tool_name TEXT NOT NULL,
-        input_hash TEXT,
-        output_summary TEXT,
-        duration_ms INTEGER,
-        api_key_id TEXT,
-        success INTEGER DEFAULT 1,
-        error_code TEXT,
-        created_at TEXT DEFAULT (datetime('now')),
-        caller TEXT,
-        session_id TEXT
-    );
-    CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_tool_name ON mcp_tool_audit(tool_name);
-    CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_created_at ON mcp_tool_audit(created_at);
-    CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_api_key_id ON mcp_tool_audit(api_key_id);
-    CREATE TABLE IF NOT EXISTS mcp_gateway_requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        audit_id INTEGER NOT NULL REFERENCES mcp_tool_audit(id),
-        method TEXT NOT NULL,
-        path_template TEXT NOT NULL,
-        status INTEGER,
-        duration_ms INTEGER,
-        bytes INTEGER,
-        error TEXT
-    );
-    CREATE INDEX IF NOT EXISTS idx_mcp_gateway_requests_audit_id ON mcp_gateway_requests(audit_id);",
-];
+/// Version 1: the original's table and indexes, plus caller and session_id,
+/// and the per-call gateway request shapes.
+const V1_SQLITE: &str = "
+CREATE TABLE IF NOT EXISTS mcp_tool_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tool_name TEXT NOT NULL,
+    input_hash TEXT,
+    output_summary TEXT,
+    duration_ms INTEGER,
+    api_key_id TEXT,
+    success INTEGER DEFAULT 1,
+    error_code TEXT,
+    created_at TEXT DEFAULT (datetime('now')),
+    caller TEXT,
+    session_id TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_tool_name ON mcp_tool_audit(tool_name);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_created_at ON mcp_tool_audit(created_at);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_api_key_id ON mcp_tool_audit(api_key_id);
+CREATE TABLE IF NOT EXISTS mcp_gateway_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    audit_id INTEGER NOT NULL REFERENCES mcp_tool_audit(id),
+    method TEXT NOT NULL,
+    path_template TEXT NOT NULL,
+    status INTEGER,
+    duration_ms INTEGER,
+    bytes INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_mcp_gateway_requests_audit_id ON mcp_gateway_requests(audit_id);";
+
+const V1_POSTGRES: &str = "
+CREATE TABLE IF NOT EXISTS mcp_tool_audit (
+    id BIGSERIAL PRIMARY KEY,
+    tool_name TEXT NOT NULL,
+    input_hash TEXT,
+    output_summary TEXT,
+    duration_ms BIGINT,
+    api_key_id TEXT,
+    success BIGINT DEFAULT 1,
+    error_code TEXT,
+    created_at TEXT DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+    caller TEXT,
+    session_id TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_tool_name ON mcp_tool_audit(tool_name);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_created_at ON mcp_tool_audit(created_at);
+CREATE INDEX IF NOT EXISTS idx_mcp_tool_audit_api_key_id ON mcp_tool_audit(api_key_id);
+CREATE TABLE IF NOT EXISTS mcp_gateway_requests (
+    id BIGSERIAL PRIMARY KEY,
+    audit_id BIGINT NOT NULL REFERENCES mcp_tool_audit(id),
+    method TEXT NOT NULL,
+    path_template TEXT NOT NULL,
+    status BIGINT,
+    duration_ms BIGINT,
+    bytes BIGINT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_mcp_gateway_requests_audit_id ON mcp_gateway_requests(audit_id);";
+
+/// Version 2: the stop cause, aggregated refusals, the hash chain and its
+/// pruning anchor. Version 1 code would write unchained rows, so it may no
+/// longer write (compatible from 2; it refuses the database on its own,
+/// seeing `user_version` 2).
+const V2_SQLITE: &str = "
+ALTER TABLE mcp_tool_audit ADD COLUMN stop_cause TEXT;
+ALTER TABLE mcp_tool_audit ADD COLUMN refusal_count INTEGER;
+ALTER TABLE mcp_tool_audit ADD COLUMN prev_hash TEXT;
+ALTER TABLE mcp_tool_audit ADD COLUMN row_hash TEXT;
+CREATE TABLE mcp_audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    through_id INTEGER NOT NULL,
+    row_hash TEXT NOT NULL,
+    pruned_ms INTEGER NOT NULL
+);";
+
+const V2_POSTGRES: &str = "
+ALTER TABLE mcp_tool_audit ADD COLUMN stop_cause TEXT;
+ALTER TABLE mcp_tool_audit ADD COLUMN refusal_count BIGINT;
+ALTER TABLE mcp_tool_audit ADD COLUMN prev_hash TEXT;
+ALTER TABLE mcp_tool_audit ADD COLUMN row_hash TEXT;
+CREATE TABLE mcp_audit_anchor (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    through_id BIGINT NOT NULL,
+    row_hash TEXT NOT NULL,
+    pruned_ms BIGINT NOT NULL
+);";
+
+/// The audit schema.
+pub const SCHEMA: Schema = Schema {
+    component: "audit",
+    steps: &[
+        Migration { sqlite: V1_SQLITE, postgres: V1_POSTGRES, compatible_from: 1 },
+        Migration { sqlite: V2_SQLITE, postgres: V2_POSTGRES, compatible_from: 2 },
+    ],
+    legacy_user_version: true,
+};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// Brings `conn` to [`SCHEMA_VERSION`].
-pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let current: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if current > SCHEMA_VERSION {
-        return Err(format!(
-            "the audit database has schema version {current}, newer than this server's {SCHEMA_VERSION}; use a newer omniroute-mcp or another OMNIROUTE_MCP_AUDIT_DB"
-        ));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
+pub const SCHEMA_VERSION: i64 = SCHEMA.steps.len() as i64;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::schema::migrate_sqlite;
+    use rusqlite::Connection;
 
     #[test]
     fn migrates_once_and_refuses_the_future() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn).unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_sqlite(&mut conn, &SCHEMA, "n1").unwrap();
+        migrate_sqlite(&mut conn, &SCHEMA, "n1").unwrap();
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
-        assert!(migrate(&mut conn).unwrap_err().contains("newer"));
+        conn.execute("UPDATE omniroute_schema SET version = ?1, compatible_from = ?1", [SCHEMA_VERSION + 1]).unwrap();
+        assert!(migrate_sqlite(&mut conn, &SCHEMA, "n1").unwrap_err().to_string().contains("newer"));
     }
 }

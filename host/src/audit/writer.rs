@@ -1,98 +1,210 @@
 //! The dedicated writer thread: callers hand it a record and wait for the
 //! commit; it takes every record that is waiting and commits them in one
 //! transaction (group commit), so durability before each response does not
-//! cost one fsync per call.
+//! cost one fsync per call. The same loop serves SQLite and PostgreSQL
+//! through a [`Sink`].
+//!
+//! Refused calls (rate limit, concurrency, allow-list…) are aggregated: the
+//! first refusal of a caller with one code in an interval gets its own row,
+//! committed before the response like any call; the ones after it in that
+//! interval are counted and written as one row with `refusal_count` when the
+//! interval ends (or the server stops). A flood of refusals so costs one row
+//! per caller and code per interval; a SIGKILL loses at most one interval's
+//! count, never the first refusal.
 
 use super::record::AuditRecord;
-use rusqlite::{Connection, params};
-use tokio::sync::{mpsc, oneshot};
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Most records one transaction takes.
 const MAX_BATCH: usize = 1024;
+/// How often the loop wakes without messages (aggregates, pruning, heartbeat).
+const TICK: Duration = Duration::from_secs(1);
+/// How often old rows are pruned when a retention is set.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A caller's reply channel: the row is committed (or why not).
+pub(super) type Done = oneshot::Sender<Result<(), String>>;
 
 pub(super) enum Message {
-    Write(AuditRecord, oneshot::Sender<Result<i64, String>>),
+    Write(AuditRecord, Done),
+    /// A refused call: aggregated per caller and code (see the module doc).
+    Refusal(AuditRecord, Done),
     /// Commit what is queued and stop (graceful shutdown).
     Close(oneshot::Sender<()>),
 }
 
-/// Runs until every sender is gone or a `Close` arrives.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>) {
-    let mut batch: Vec<(AuditRecord, oneshot::Sender<Result<i64, String>>)> = Vec::new();
-    let mut closing = None;
-    while let Some(first) = rx.blocking_recv() {
-        match first {
-            Message::Write(r, tx) => batch.push((r, tx)),
-            Message::Close(done) => closing = Some(done),
-        }
-        while closing.is_none() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Message::Write(r, tx)) => batch.push((r, tx)),
-                Ok(Message::Close(done)) => closing = Some(done),
-                Err(_) => break,
+/// One row as it is written.
+#[derive(Debug, Clone)]
+pub(super) struct Row {
+    pub record: AuditRecord,
+    /// `YYYY-MM-DD HH:MM:SS` UTC (SQLite's `datetime('now')` format).
+    pub created_at: String,
+    /// How many refused calls the row stands for; `None` for one call.
+    pub refusal_count: Option<i64>,
+}
+
+/// A database the writer commits to.
+pub(super) trait Sink: Send + 'static {
+    /// Commits the rows in one transaction, each chained to the one before.
+    fn write(&mut self, rows: &[Row]) -> Result<(), String>;
+    /// Deletes the rows created before `cutoff` (a `created_at` value),
+    /// recording the anchor the chain continues from; returns how many.
+    fn prune(&mut self, cutoff: &str) -> Result<u64, String>;
+    /// Refreshes this node's heartbeat in the schema registry.
+    fn heartbeat(&mut self);
+    /// Deregisters this node (it stops).
+    fn leave(&mut self);
+}
+
+/// How the loop behaves.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriterConfig {
+    /// Delete rows older than this (`--audit-retention-days`).
+    pub retention: Option<Duration>,
+    /// The aggregation interval of refused calls.
+    pub refusal_window: Duration,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC at `t`.
+pub(super) fn timestamp(t: std::time::SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    dt.format(&format).unwrap_or_else(|_| "1970-01-01 00:00:00".to_owned())
+}
+
+/// Refusals of one caller with one code in the current interval.
+struct Aggregate {
+    opened: Instant,
+    /// Refusals after the first one, not yet written.
+    pending: i64,
+    /// The newest of them: its row carries the count.
+    last: Option<AuditRecord>,
+}
+
+#[derive(Default)]
+struct Aggregates(HashMap<(String, String), Aggregate>);
+
+impl Aggregates {
+    /// Whether this refusal opens an interval (and so gets its own row).
+    fn admit(&mut self, record: &AuditRecord, window: Duration, due: &mut Vec<Row>) -> bool {
+        let key = (record.caller.clone(), record.error_code.clone().unwrap_or_default());
+        match self.0.get_mut(&key) {
+            Some(agg) if agg.opened.elapsed() < window => {
+                agg.pending += 1;
+                agg.last = Some(record.clone());
+                false
+            }
+            existing => {
+                if let Some(agg) = existing {
+                    due.extend(agg.flush());
+                }
+                self.0.insert(key, Aggregate { opened: Instant::now(), pending: 0, last: None });
+                true
             }
         }
-        if !batch.is_empty() {
-            match write_batch(&mut conn, &batch) {
-                Ok(ids) => {
-                    for ((_, tx), id) in batch.drain(..).zip(ids) {
-                        let _ = tx.send(Ok(id));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "audit write failed");
-                    for (_, tx) in batch.drain(..) {
-                        let _ = tx.send(Err(e.clone()));
-                    }
-                }
+    }
+
+    /// Rows for the intervals that have ended (all of them when `all`).
+    fn due(&mut self, window: Duration, all: bool) -> Vec<Row> {
+        let mut rows = Vec::new();
+        self.0.retain(|_, agg| {
+            if all || agg.opened.elapsed() >= window {
+                rows.extend(agg.flush());
+                false
+            } else {
+                true
             }
-        }
-        if let Some(done) = closing.take() {
-            let _ = done.send(());
-            return;
-        }
+        });
+        rows
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[(AuditRecord, oneshot::Sender<Result<i64, String>>)]) -> Result<Vec<i64>, String> {
-    let tx = conn.transaction().map_err(|e| e.to_string())?;
-    let mut ids = Vec::with_capacity(batch.len());
-    {
-        let mut audit = tx
-            .prepare_cached(
-                "INSERT INTO mcp_tool_audit (tool_name, input_hash, output_summary, duration_ms, api_key_id, success, error_code, caller, session_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .map_err(|e| e.to_string())?;
-        let mut gateway = tx
-            .prepare_cached(
-                "INSERT INTO mcp_gateway_requests (audit_id, method, path_template, status, duration_ms, bytes, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(|e| e.to_string())?;
-        for (r, _) in batch {
-            audit
-                .execute(params![
-                    r.tool_name,
-                    r.input_hash,
-                    r.output_summary,
-                    r.duration_ms as i64,
-                    r.api_key_id,
-                    r.success as i64,
-                    r.error_code,
-                    r.caller,
-                    r.session_id,
-                ])
-                .map_err(|e| e.to_string())?;
-            let id = tx.last_insert_rowid();
-            for g in &r.gateway_calls {
-                gateway
-                    .execute(params![id, g.method, g.path_template, g.status.map(i64::from), g.duration_ms as i64, g.bytes as i64, g.error])
-                    .map_err(|e| e.to_string())?;
+impl Aggregate {
+    fn flush(&mut self) -> Option<Row> {
+        let mut record = self.last.take()?;
+        let count = std::mem::take(&mut self.pending);
+        record.output_summary = format!("(aggregated: {count} refused calls in this interval)");
+        record.duration_ms = 0;
+        record.gateway_calls.clear();
+        Some(Row { record, created_at: timestamp(std::time::SystemTime::now()), refusal_count: Some(count) })
+    }
+}
+
+/// Runs until every sender is gone or a `Close` arrives.
+pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: WriterConfig) {
+    let mut aggregates = Aggregates::default();
+    let mut last_prune: Option<Instant> = None;
+    let mut last_heartbeat = Instant::now();
+    let mut batch: Vec<(Row, Option<Done>)> = Vec::new();
+    loop {
+        let mut closing = None;
+        let mut disconnected = false;
+        let mut take = |m: Message, batch: &mut Vec<(Row, Option<Done>)>, closing: &mut Option<oneshot::Sender<()>>| match m {
+            Message::Write(record, done) => {
+                batch.push((Row { record, created_at: timestamp(std::time::SystemTime::now()), refusal_count: None }, Some(done)))
             }
-            ids.push(id);
+            Message::Refusal(record, done) => {
+                let mut due = Vec::new();
+                if aggregates.admit(&record, config.refusal_window, &mut due) {
+                    batch.push((Row { record, created_at: timestamp(std::time::SystemTime::now()), refusal_count: None }, Some(done)));
+                } else {
+                    // Counted: answered now, written when the interval ends.
+                    let _ = done.send(Ok(()));
+                }
+                batch.extend(due.into_iter().map(|r| (r, None)));
+            }
+            Message::Close(done) => *closing = Some(done),
+        };
+        match rx.recv_timeout(TICK) {
+            Ok(m) => take(m, &mut batch, &mut closing),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => disconnected = true,
+        }
+        while closing.is_none() && !disconnected && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut batch, &mut closing),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => disconnected = true,
+            }
+        }
+        let stopping = closing.is_some() || disconnected;
+        batch.extend(aggregates.due(config.refusal_window, stopping).into_iter().map(|r| (r, None)));
+        if !batch.is_empty() {
+            let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
+            let result = sink.write(&rows);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, rows = rows.len(), "audit write failed");
+            }
+            for (_, done) in batch.drain(..) {
+                if let Some(done) = done {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+        if let Some(retention) = config.retention {
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(Instant::now());
+                let cutoff = timestamp(std::time::SystemTime::now() - retention);
+                match sink.prune(&cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, before = %cutoff, "pruned old audit rows (the chain continues from the recorded anchor)"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+                }
+            }
+        }
+        if last_heartbeat.elapsed() >= crate::db::schema::HEARTBEAT {
+            last_heartbeat = Instant::now();
+            sink.heartbeat();
+        }
+        if stopping {
+            sink.leave();
+            if let Some(done) = closing {
+                let _ = done.send(());
+            }
+            return;
         }
     }
-    tx.commit().map_err(|e| e.to_string())?;
-    Ok(ids)
 }

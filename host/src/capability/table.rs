@@ -5,7 +5,7 @@
 //! so `write:combos` can switch a combo on or off but not rewrite it.
 //!
 //! The rows follow what the 16 tools of the OmniRoute MCP surface need
-//! (spec part C), grouped by the data a scope is about. `write:budget` grants
+//! (docs/README.md#the-built-in-tools), grouped by the data a scope is about. `write:budget` grants
 //! no gateway route: the budget guard lives in the host.
 
 use super::Scope;

@@ -1,4 +1,4 @@
-//! How a gateway body appears inside an error message (spec C.0.4): compact
+//! How a gateway body appears inside an error message (docs/contract.md#error-texts): compact
 //! JSON when it is JSON, else `<non-JSON body, n bytes>` (the gateway's 404
 //! pages are 250 KB of HTML), cut at 1,000 characters with `…`.
 

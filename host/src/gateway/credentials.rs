@@ -1,4 +1,4 @@
-//! Which credential goes on which route (spec A.2/A.3). Components never see these.
+//! Which credential goes on which route (docs/gateway.md#route-classes-and-authentication, docs/architecture.md#gateway-credentials). Components never see these.
 
 use crate::capability::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};

@@ -1,4 +1,4 @@
-//! Dashboard login (spec A.3): with `OMNIROUTE_DASHBOARD_PASSWORD` set, the
+//! Dashboard login (docs/architecture.md#gateway-credentials): with `OMNIROUTE_DASHBOARD_PASSWORD` set, the
 //! broker logs in lazily on the first management request, holds the
 //! `auth_token` cookie in memory, and logs in again once when the gateway
 //! answers 401 to a held cookie (expired JWT, restarted gateway). It never

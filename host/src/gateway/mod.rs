@@ -2,7 +2,7 @@
 //!
 //! Components hand it (method, path, query, body). It checks the pair against
 //! the call's [`CapabilitySet`], adds the credentials that fit the route class
-//! (spec A.3), sends with one shared keep-alive client to the one configured
+//! (docs/architecture.md#gateway-credentials), sends with one shared keep-alive client to the one configured
 //! base URL, and caps time and size. Redirects and proxies are disabled so a
 //! request can never end up anywhere else.
 
@@ -10,6 +10,7 @@ mod body_text;
 mod credentials;
 mod error;
 mod login;
+pub mod probe;
 
 pub use credentials::{Credentials, InvalidCredential, RouteClass, route_class};
 pub use body_text::body_text;
@@ -48,16 +49,16 @@ pub struct BrokerConfig {
     pub dashboard_password: Option<String>,
     /// Connect timeout for every request.
     pub connect_timeout: Duration,
-    /// Whole-request timeout for everything but completions (spec C.0.3: 15 s).
+    /// Whole-request timeout for everything but completions (docs/architecture.md#timeouts: 15 s).
     pub request_timeout: Duration,
-    /// Whole-request timeout for `POST /v1/chat/completions` (spec C.0.3: 120 s).
+    /// Whole-request timeout for `POST /v1/chat/completions` (docs/architecture.md#timeouts: 120 s).
     pub completion_timeout: Duration,
-    /// Largest response body read (spec C.0.4: 1 MiB).
+    /// Largest response body read (docs/architecture.md#limits-of-a-call: 1 MiB).
     pub max_response_bytes: usize,
 }
 
 impl BrokerConfig {
-    /// Defaults from the spec for a given base URL.
+    /// Defaults (docs/architecture.md#timeouts) for a given base URL.
     pub fn new(base_url: Url) -> Self {
         Self {
             base_url,

@@ -25,8 +25,8 @@ pub struct Caller<'a> {
     pub enforce: bool,
 }
 
-/// Refuses a call before it runs (tenant limits, tool allow-list), with one
-/// audit row like every other exit.
+/// Refuses a call before it runs (tenant limits, tool allow-list), audited
+/// through the aggregating refusal path of the audit log.
 pub async fn refuse(
     app: &App,
     caller: Caller<'_>,
@@ -46,9 +46,15 @@ pub async fn refuse(
         error_code: Some(code.to_owned()),
         caller: caller.id.to_owned(),
         session_id: Some(caller.session.id().to_owned()),
+        stop_cause: None,
         gateway_calls: vec![],
     };
-    finish(app, record, error_result(message)).await
+    // Refusals are aggregated per caller and code, so a flood of them costs
+    // one row per interval (the first is committed before this answer).
+    match app.audit.refused(record).await {
+        Ok(()) => Ok(error_result(message)),
+        Err(e) => Ok(error_result(e.to_string())),
+    }
 }
 
 /// The request's `_meta` scopes (`scopes`, else `auth.scopes`, else
@@ -85,6 +91,7 @@ pub async fn run(
         error_code: None,
         caller: caller.id.to_owned(),
         session_id: Some(caller.session.id().to_owned()),
+        stop_cause: None,
         gateway_calls: vec![],
     };
 
@@ -168,6 +175,7 @@ pub async fn run(
         })
         .await;
     let stop_cause = report.stop_cause();
+    record.stop_cause = stop_cause.map(|c| c.as_str().to_owned());
     let outcome = report.outcome;
     record.duration_ms = started.elapsed().as_millis() as u64;
     record.gateway_calls = std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()));

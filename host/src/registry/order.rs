@@ -1,5 +1,5 @@
 //! Presentation order of tools: the original server's order for the 16
-//! OmniRoute tools (spec B.3), then everything else by name.
+//! OmniRoute tools (docs/contract.md#tool-list), then everything else by name.
 
 use std::cmp::Ordering;
 

@@ -1,42 +1,16 @@
-//! The completion ledger (spec C.0.7): one entry per `POST /v1/chat/completions`
+//! The completion ledger (docs/architecture.md#ledger): one entry per `POST /v1/chat/completions`
 //! the host brokered in a session, success or failure. The host fills every
 //! field it can see on the wire (request id, provider, model, cost, tokens,
 //! latency, cache, status), so no tool can under-report what was spent; tools
 //! may only add the facts only they know (combo, role, fallbacks, degrade).
 
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
-use serde::Serialize;
+use omniroute_tool_contract::completion::{COMPLETIONS, Routing};
+pub use omniroute_tool_contract::ledger::{Annotation, LedgerEntry};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-
-/// One brokered completion. Serialises with the spec's keys, in its order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LedgerEntry {
-    pub request_id: Option<String>,
-    pub sent_at: String,
-    pub received_at: String,
-    /// The tool that sent it (`omniroute_route_request`, `omniroute_test_combo`, a plugin).
-    pub origin: String,
-    pub requested_model: Option<String>,
-    pub combo: Option<String>,
-    pub role: Option<String>,
-    /// HTTP status, or null when no response came back.
-    pub status: Option<u16>,
-    pub success: bool,
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    pub cost: Option<f64>,
-    pub tokens_in: Option<u64>,
-    pub tokens_out: Option<u64>,
-    pub latency_ms: Option<f64>,
-    pub cache: Option<String>,
-    pub fallbacks_triggered: Option<u64>,
-    pub degraded_from: Option<String>,
-    pub error: Option<String>,
-}
 
 /// A shared, annotatable ledger entry (the session ledger and the routing
 /// index hold the same entry).
@@ -44,12 +18,26 @@ pub type SharedEntry = Arc<Mutex<LedgerEntry>>;
 
 /// Whether a request is a chat completion (the requests the ledger records).
 pub fn is_completion(req: &GatewayRequest) -> bool {
-    req.method == crate::capability::Method::Post && req.path == "/v1/chat/completions"
+    req.method == crate::capability::Method::Post && req.path == COMPLETIONS
 }
 
-impl LedgerEntry {
-    /// Builds the entry from what crossed the wire.
-    pub fn from_exchange(
+/// Building a ledger entry from what crossed the wire (the entry's type is
+/// the contract's, shared with the tools that read it).
+pub trait FromExchange {
+    /// The entry of one brokered completion: the gateway's routing headers,
+    /// the status, the body's `usage` when a success lacks token headers,
+    /// and why it failed.
+    fn from_exchange(
+        origin: &str,
+        req: &GatewayRequest,
+        result: &Result<GatewayResponse, GatewayError>,
+        sent_at: SystemTime,
+        received_at: SystemTime,
+    ) -> Self;
+}
+
+impl FromExchange for LedgerEntry {
+    fn from_exchange(
         origin: &str,
         req: &GatewayRequest,
         result: &Result<GatewayResponse, GatewayError>,
@@ -61,91 +49,42 @@ impl LedgerEntry {
             .as_deref()
             .and_then(|b| serde_json::from_str::<Value>(b).ok())
             .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned));
-        let mut entry = LedgerEntry {
-            request_id: None,
+        let (routing, status, error) = match result {
+            Err(e) => (Routing::default(), None, Some(transport_error(e))),
+            Ok(resp) => {
+                let success = (200..300).contains(&resp.status);
+                let body: Option<Value> = serde_json::from_str(&resp.body).ok();
+                let mut routing = Routing::from_headers(&resp.headers);
+                // Headers are the gateway's accounting; body usage only when they are absent.
+                if let (true, Some(body)) = (success, &body) {
+                    routing.fill_tokens_from_usage(body);
+                }
+                let error = (!success).then(|| response_error(resp.status, body.as_ref(), &resp.body));
+                (routing, Some(resp.status), error)
+            }
+        };
+        LedgerEntry {
+            request_id: routing.request_id,
             sent_at: super::iso8601(sent_at),
             received_at: super::iso8601(received_at),
             origin: origin.to_owned(),
             requested_model,
             combo: None,
             role: None,
-            status: None,
-            success: false,
-            provider: None,
-            model: None,
-            cost: None,
-            tokens_in: None,
-            tokens_out: None,
-            latency_ms: None,
-            cache: None,
+            status,
+            success: status.is_some_and(|s| (200..300).contains(&s)),
+            provider: routing.provider,
+            model: routing.model,
+            cost: routing.cost,
+            tokens_in: routing.tokens_in,
+            tokens_out: routing.tokens_out,
+            latency_ms: routing.latency_ms,
+            cache: routing.cache,
             fallbacks_triggered: None,
             degraded_from: None,
-            error: None,
-        };
-        match result {
-            Err(e) => entry.error = Some(transport_error(e)),
-            Ok(resp) => {
-                let header = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v.trim().to_owned())
-                        .filter(|v| !v.is_empty())
-                };
-                let number = |name: &str| header(name).and_then(|v| v.parse::<f64>().ok()).filter(|n| n.is_finite());
-                let count = |name: &str| header(name).and_then(|v| v.parse::<u64>().ok());
-                let body: Option<Value> = serde_json::from_str(&resp.body).ok();
-                let usage = |key: &str| {
-                    body.as_ref()
-                        .and_then(|b| b.get("usage"))
-                        .and_then(|u| u.get(key))
-                        .and_then(Value::as_u64)
-                };
-                entry.status = Some(resp.status);
-                entry.success = (200..300).contains(&resp.status);
-                entry.request_id = header("x-request-id");
-                entry.provider = header("x-omniroute-provider");
-                entry.model = header("x-omniroute-model");
-                entry.cost = number("x-omniroute-response-cost");
-                entry.latency_ms = number("x-omniroute-latency-ms");
-                entry.cache = header("x-omniroute-cache");
-                // Headers are the gateway's accounting; body usage only when they are absent.
-                entry.tokens_in = count("x-omniroute-tokens-in").or_else(|| if entry.success { usage("prompt_tokens") } else { None });
-                entry.tokens_out = count("x-omniroute-tokens-out").or_else(|| if entry.success { usage("completion_tokens") } else { None });
-                if !entry.success {
-                    entry.error = Some(response_error(resp.status, body.as_ref(), &resp.body));
-                }
-            }
-        }
-        entry
-    }
-
-    /// Applies a tool's annotation; only the fields a tool may know.
-    pub fn annotate(&mut self, note: &Annotation) {
-        if let Some(combo) = &note.combo {
-            self.combo = Some(combo.clone());
-        }
-        if let Some(role) = &note.role {
-            self.role = Some(role.clone());
-        }
-        if let Some(n) = note.fallbacks_triggered {
-            self.fallbacks_triggered = Some(n);
-        }
-        if let Some(from) = &note.degraded_from {
-            self.degraded_from = Some(from.clone());
+            error,
         }
     }
-}
-
-/// What a tool may add to its own ledger entry (`session.set("ledger-annotation", …)`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Annotation {
-    pub request_id: Option<String>,
-    pub combo: Option<String>,
-    pub role: Option<String>,
-    pub fallbacks_triggered: Option<u64>,
-    pub degraded_from: Option<String>,
 }
 
 fn transport_error(e: &GatewayError) -> String {
@@ -174,7 +113,7 @@ fn response_error(status: u16, body: Option<&Value>, raw: &str) -> String {
 }
 
 /// The process-wide index from `x-request-id` to ledger entry, across
-/// sessions, bounded (spec C.0.7: at least the last 10,000).
+/// sessions, bounded (docs/architecture.md#routing-index: at least the last 10,000).
 #[derive(Debug)]
 pub struct RoutingIndex {
     capacity: usize,
@@ -248,7 +187,7 @@ mod tests {
     use crate::capability::Method;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/../tests/fixtures/gateway/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../tool-components/testing/fixtures/gateway/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -1,4 +1,4 @@
-//! Per-MCP-session state the host owns (spec C.0.7): when the session
+//! Per-MCP-session state the host owns (docs/architecture.md#state-model): when the session
 //! started, and small values tools keep between calls. Stdio has one session
 //! for the process; Streamable HTTP one per `Mcp-Session-Id`.
 //!
@@ -16,16 +16,11 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// Key under which the session start (ISO 8601) is readable.
-pub const KEY_SESSION_START: &str = "session-start";
-/// Key of the budget guard (JSON), writable with `write:budget`.
-pub const KEY_BUDGET_GUARD: &str = "budget-guard";
-/// Key of the completion ledger (JSON array), read-only.
-pub const KEY_LEDGER: &str = "ledger";
-/// Prefix of the read-only keys `request:<x-request-id>` (routing index).
-pub const KEY_REQUEST_PREFIX: &str = "request:";
-/// Key a tool sets to annotate a ledger entry its own call created.
-pub const KEY_LEDGER_ANNOTATION: &str = "ledger-annotation";
+// The host-owned keys, named as the tools name them (the contract's).
+pub use omniroute_tool_contract::session_keys::{
+    BUDGET_GUARD as KEY_BUDGET_GUARD, LEDGER as KEY_LEDGER, LEDGER_ANNOTATION as KEY_LEDGER_ANNOTATION,
+    REQUEST_PREFIX as KEY_REQUEST_PREFIX, SESSION_START as KEY_SESSION_START,
+};
 
 /// Largest value a tool may store, and most keys per tool: session state is
 /// for small facts, not a database.
@@ -141,7 +136,7 @@ impl Session {
         serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned())
     }
 
-    /// Σ of the known costs of the session's completions (spec C.0.7 `spent`).
+    /// Σ of the known costs of the session's completions (`spent`, docs/architecture.md#ledger).
     pub fn spent(&self) -> f64 {
         self.lock().ledger.iter().filter_map(|e| ledger::lock(e).cost).sum()
     }

@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo xtask bench [--quick] [--fake-only] [--calls N] [--real-calls N]   # builds, starts the gateway, runs this
+//! cargo xtask bench --compare OLD_BINARY [--compare-tools DIR] [--rounds N] [--calls N]   # A/B of two builds
 //! ```
 //! Run by hand (after `cargo xtask build --release`):
 //! ```sh
@@ -11,9 +12,11 @@
 //!     [--quick] [--calls N] [--real-calls N] [--out target/bench] \
 //!     [--node PATH --original PATH/app/open-sse/mcp-server/server.js] [--real-url URL --real-api-key KEY]
 //! ```
-//! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown.
+//! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown; with
+//! `--compare OLD_BINARY`, only the A/B of `compare.rs`, into `compare.json` and `compare.md`.
 //! A measurement, not a test: it asserts nothing about the numbers.
 
+mod compare;
 mod direct;
 mod http;
 mod report;
@@ -54,6 +57,10 @@ struct Config {
     real_url: Option<String>,
     real_api_key: Option<String>,
     quick: bool,
+    /// A/B mode: the old binary, its tools folder (else its own default) and the rounds.
+    compare: Option<PathBuf>,
+    compare_tools: Option<PathBuf>,
+    rounds: usize,
 }
 
 impl Config {
@@ -69,6 +76,9 @@ impl Config {
             real_url: None,
             real_api_key: None,
             quick: false,
+            compare: None,
+            compare_tools: None,
+            rounds: 2,
         };
         let (mut calls, mut real_calls) = (None, None);
         let mut args = std::env::args().skip(1);
@@ -83,6 +93,9 @@ impl Config {
                 "--original" => cfg.original = Some(PathBuf::from(value()?)),
                 "--real-url" => cfg.real_url = Some(value()?),
                 "--real-api-key" => cfg.real_api_key = Some(value()?),
+                "--compare" => cfg.compare = Some(PathBuf::from(value()?)),
+                "--compare-tools" => cfg.compare_tools = Some(PathBuf::from(value()?)),
+                "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -307,7 +320,7 @@ async fn run(cfg: Config) -> Result<Results, String> {
     let mut target = Target { url: fake.url(), api_key: None, fake: Some(&fake), shapes: HashMap::new() };
     let ours_make = |url: String, key: Option<String>, extra: Vec<&'static str>| {
         let (bin, tools_dir) = (bin.clone(), tools_dir.clone());
-        move |data: &Path, cache: &Path| stdio::ours(&bin, &tools_dir, data, cache, &url, key.as_deref(), &extra)
+        move |data: &Path, cache: &Path| stdio::ours(&bin, Some(&tools_dir), data, cache, &url, key.as_deref(), &extra)
     };
     let original_make = |url: String, key: Option<String>| {
         let paths = original_paths.clone();
@@ -322,7 +335,7 @@ async fn run(cfg: Config) -> Result<Results, String> {
     let audit = audit_off(&ours_make(fake.url(), None, vec!["--audit", "off"]), fake_plan).await;
     let http_data = TempDir::new("bench-http-data");
     let http_cache = TempDir::new("bench-http-cache");
-    let http_make = |extra: &[&str]| stdio::ours(&bin, &tools_dir, http_data.path(), http_cache.path(), &fake.url(), None, extra);
+    let http_make = |extra: &[&str]| stdio::ours(&bin, Some(&tools_dir), http_data.path(), http_cache.path(), &fake.url(), None, extra);
     let http = measure_http(&http_make, fake_plan, &ours).await;
     let original = match &original_paths {
         Some(_) => measure_stdio("original", &original_make(fake.url(), None), fake_plan, &mut target).await,
@@ -367,6 +380,9 @@ async fn main() -> ExitCode {
         }
     };
     let out = cfg.out.clone();
+    if let Some(old) = cfg.compare.clone() {
+        return ab(cfg, old).await;
+    }
     let results = match run(cfg).await {
         Ok(results) => results,
         Err(e) => {
@@ -387,4 +403,33 @@ async fn main() -> ExitCode {
     println!("{markdown}");
     progress(&format!("wrote results.json, results.md and latency.svg to {}", out.display()));
     if results.sections.first().is_some_and(|s| s.ours.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `--compare OLD_BINARY`: the A/B of the binary under test against `OLD_BINARY`.
+async fn ab(cfg: Config, old: PathBuf) -> ExitCode {
+    if !old.is_file() {
+        eprintln!("bench: --compare {}: no such binary", old.display());
+        return ExitCode::FAILURE;
+    }
+    let old = compare::Build { label: "old", bin: old, tools: cfg.compare_tools.clone() };
+    let new = compare::Build { label: "new", bin: paths::server_binary(), tools: Some(paths::builtin_tools_dir()) };
+    let comparison = match compare::run(old, new, cfg.rounds, cfg.calls, cfg.startup_repeats).await {
+        Ok(comparison) => comparison,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let markdown = comparison.markdown();
+    let written = std::fs::create_dir_all(&cfg.out).and_then(|()| {
+        std::fs::write(cfg.out.join("compare.json"), serde_json::to_string_pretty(&comparison.json()).expect("JSON") + "\n")?;
+        std::fs::write(cfg.out.join("compare.md"), &markdown)
+    });
+    if let Err(e) = written {
+        eprintln!("bench: cannot write to {}: {e}", cfg.out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{markdown}");
+    progress(&format!("wrote compare.json and compare.md to {}", cfg.out.display()));
+    ExitCode::SUCCESS
 }

@@ -258,7 +258,7 @@ impl Results {
                 }
             }
         }
-        let mut md = String::from("| design target (design.md) | measured | met |\n| --- | --- | --- |\n");
+        let mut md = String::from("| target (`docs/architecture.md`) | measured | met |\n| --- | --- | --- |\n");
         for (target, measured, met) in rows {
             let met = match met { Some(true) => "yes", Some(false) => "**no**", None => "–" };
             md.push_str(&format!("| {target} | {measured} | {met} |\n"));

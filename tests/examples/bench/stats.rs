@@ -1,4 +1,4 @@
-//! Latency samples and their summary (median, p99), and peak RSS from /proc.
+//! Latency samples and their summary (median, p99), and peak RSS and CPU time from /proc.
 
 use std::time::Duration;
 
@@ -49,4 +49,17 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One clock tick of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux), in microseconds.
+pub const TICK_US: f64 = 10_000.0;
+
+/// CPU time of a live process, all threads, user + system (`utime` + `stime`), in ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }

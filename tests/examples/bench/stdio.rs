@@ -1,6 +1,6 @@
 //! A newline-delimited JSON-RPC client over a child's stdio, for both servers: ours and the
 //! original TypeScript one, whose stdout also carries non-JSON `[DB] …` / `[Migration] …` lines
-//! (spec B.3); those are skipped and counted. Requests are sequential and the answer is read
+//! before its first answer; those are skipped and counted. Requests are sequential and the answer is read
 //! inline (no reader task), so a measured latency is write + server + read, nothing else.
 
 use std::path::Path;
@@ -26,10 +26,14 @@ pub struct StdioServer {
     pub junk_lines: usize,
 }
 
-/// Our server on stdio: scrubbed `OMNIROUTE_*` environment, then the given gateway.
-pub fn ours(bin: &Path, tools: &Path, data: &Path, cache: &Path, gateway: &str, api_key: Option<&str>, extra: &[&str]) -> Command {
+/// Our server on stdio: scrubbed `OMNIROUTE_*` environment, then the given gateway. Without
+/// `tools`, the binary finds its own (`tools` beside it or one level up).
+pub fn ours(bin: &Path, tools: Option<&Path>, data: &Path, cache: &Path, gateway: &str, api_key: Option<&str>, extra: &[&str]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.arg("--tools-dir").arg(tools).arg("--data-dir").arg(data).arg("--cache-dir").arg(cache).args(extra);
+    if let Some(tools) = tools {
+        cmd.arg("--tools-dir").arg(tools);
+    }
+    cmd.arg("--data-dir").arg(data).arg("--cache-dir").arg(cache).args(extra);
     scrub(&mut cmd);
     cmd.env("OMNIROUTE_BASE_URL", gateway).env("OMNIROUTE_MCP_LOG", "warn");
     if let Some(key) = api_key {

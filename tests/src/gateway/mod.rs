@@ -1,7 +1,8 @@
 //! `FakeGateway`: an in-process stand-in for an OmniRoute 3.7.9 gateway.
 //!
-//! It serves the real 3.7.9 response shapes from `tests/fixtures/gateway`, records every request
-//! (method, path, query, headers, body) and lets a test override any route: another status and
+//! It serves the real 3.7.9 response shapes from `tool-components/testing/fixtures/gateway`, records every request
+//! (method, path, query, headers, body; the server's startup probes apart from the tools'
+//! traffic) and lets a test override any route: another status and
 //! body (JSON or HTML), a delay, or a dropped connection. It runs on its own thread with its own
 //! single-threaded Tokio runtime, so it works from sync tests, async tests and benchmarks alike,
 //! and a test that blocks its own runtime cannot stall it.
@@ -20,7 +21,6 @@
 //!
 //! Every response carries `x-request-id` and `x-omniroute-route-class`, as the real gateway does.
 
-pub mod http;
 mod routes;
 mod server;
 
@@ -62,9 +62,15 @@ impl FakeGateway {
         self.addr
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order, except the server's startup probes.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).clone()
+    }
+
+    /// The server's startup probes received so far (`User-Agent` ending in ` startup-probe`),
+    /// kept apart so that the tools' traffic can be counted exactly.
+    pub fn startup_probes(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.probes).clone()
     }
 
     /// The requests with this method and path (path without query).
@@ -105,7 +111,7 @@ impl FakeGateway {
         lock(&self.shared.combos).clone()
     }
 
-    /// A fixture from `tests/fixtures/gateway`, parsed; e.g. `fixture("combos-populated.json")`.
+    /// A fixture from `tool-components/testing/fixtures/gateway`, parsed; e.g. `fixture("combos-populated.json")`.
     pub fn fixture(name: &str) -> Value {
         routes::load_fixture(name)
     }
@@ -231,7 +237,7 @@ impl Override {
 }
 
 /// The first value of `name` (case-insensitive) in a header list.
-pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -101,7 +101,10 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// Reads and parses `tests/fixtures/gateway/<name>`.
+/// How the server's startup probe ends its `User-Agent` (`host/src/gateway/probe.rs`).
+const STARTUP_PROBE_AGENT_SUFFIX: &str = " startup-probe";
+
+/// Reads and parses `tool-components/testing/fixtures/gateway/<name>`.
 pub(crate) fn load_fixture(name: &str) -> Value {
     let path = crate::paths::gateway_fixtures_dir().join(name);
     let text = std::fs::read_to_string(&path)
@@ -118,6 +121,8 @@ pub(crate) struct Shared {
     resilience: Mutex<Value>,
     pub(crate) overrides: Mutex<Overrides>,
     pub(crate) log: Mutex<Vec<RecordedRequest>>,
+    /// The server's startup probes, apart from the tools' traffic in `log`.
+    pub(crate) probes: Mutex<Vec<RecordedRequest>>,
     pub(crate) api_key: Mutex<Option<String>>,
 }
 
@@ -131,6 +136,7 @@ impl Shared {
             resilience: Mutex::new(f.resilience.clone()),
             overrides: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            probes: Mutex::new(Vec::new()),
             api_key: Mutex::new(None),
         }
     }
@@ -162,7 +168,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .await
         .unwrap_or_default();
     let path = parts.uri.path().to_owned();
-    lock(&shared.log).push(RecordedRequest {
+    let startup_probe = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|agent| agent.ends_with(STARTUP_PROBE_AGENT_SUFFIX));
+    let log = if startup_probe { &shared.probes } else { &shared.log };
+    lock(log).push(RecordedRequest {
         method: parts.method.as_str().to_owned(),
         path: path.clone(),
         query: parts.uri.query().map(str::to_owned),
@@ -241,7 +253,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     response
 }
 
-/// The real gateway's route class for a request (A.2).
+/// The real gateway's route class for a request (`docs/gateway.md`, route classes).
 fn route_class(method: &Method, path: &str) -> &'static str {
     if path.starts_with("/v1/") || path.starts_with("/api/v1/") || path.starts_with("/api/mcp/") {
         "CLIENT_API"

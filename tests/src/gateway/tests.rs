@@ -1,16 +1,85 @@
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::http::{self, HttpResponse};
 use super::*;
 
+/// One answer, read whole.
+struct HttpResponse {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON; panics with the body text if it is not JSON.
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// A blocking client without a connection pool: one connection per request, so every
+/// request reaches the gateway afresh (as the dropped-connection and shutdown tests need).
+fn client() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .no_proxy()
+            .build()
+            .expect("a blocking reqwest client builds")
+    })
+}
+
+/// Sends one request (`target` is the path with optional query) and reads the whole answer.
+fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> reqwest::Result<HttpResponse> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+    let mut request = client().request(method, format!("http://{addr}{target}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_vec());
+    }
+    let response = request.send()?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes()?.to_vec();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn get_at(addr: std::net::SocketAddr, target: &str) -> reqwest::Result<HttpResponse> {
+    request(addr, "GET", target, &[], None)
+}
+
 fn get(gw: &FakeGateway, target: &str) -> HttpResponse {
-    http::get(gw.addr(), target).unwrap_or_else(|e| panic!("GET {target}: {e}"))
+    get_at(gw.addr(), target).unwrap_or_else(|e| panic!("GET {target}: {e}"))
 }
 
 fn send(gw: &FakeGateway, method: &str, target: &str, body: &str) -> HttpResponse {
-    http::request(
+    request(
         gw.addr(),
         method,
         target,
@@ -241,7 +310,7 @@ fn chat_completion_has_routing_headers_and_fresh_ids() {
 #[test]
 fn records_method_path_query_headers_and_body() {
     let gw = FakeGateway::start();
-    http::request(
+    request(
         gw.addr(),
         "POST",
         "/v1/chat/completions?x=1&name=a%20b+c",
@@ -328,11 +397,16 @@ fn delay_override_delays_the_normal_answer() {
 fn close_connection_override_answers_nothing_and_is_recorded() {
     let gw = FakeGateway::start();
     gw.set_override("GET", "/api/cache", Override::close_connection());
-    let error = http::get(gw.addr(), "/api/cache")
-        .expect_err("the connection must close without an answer");
+    let error = get_at(gw.addr(), "/api/cache")
+        .err()
+        .expect("the connection must close without an answer");
+    let chain = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ");
     assert!(
-        error.to_string().contains("before a complete response"),
-        "{error}"
+        chain.contains("connection closed before message completed"),
+        "{chain}"
     );
     assert_eq!(gw.requests_to("GET", "/api/cache").len(), 1);
     assert_eq!(
@@ -350,7 +424,7 @@ fn required_api_key_guards_v1_only() {
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.json()["error"]["code"], "AUTH_002");
     let with_key = |auth: &str| {
-        http::request(
+        request(
             gw.addr(),
             "GET",
             "/v1/models",
@@ -373,10 +447,10 @@ fn dropping_the_gateway_closes_its_port() {
     let addr = gw.addr();
     assert_eq!(get(&gw, "/api/cache").status, 200);
     drop(gw);
-    assert!(http::get(addr, "/api/cache").is_err());
+    assert!(get_at(addr, "/api/cache").is_err());
     let down = unreachable_url();
     let down: std::net::SocketAddr = down.trim_start_matches("http://").parse().unwrap();
-    assert!(http::get(down, "/").is_err());
+    assert!(get_at(down, "/").is_err());
 }
 
 #[test]
@@ -389,7 +463,7 @@ fn works_inside_an_async_test_too() {
         let gw = FakeGateway::start();
         let addr = gw.addr();
         let status =
-            tokio::task::spawn_blocking(move || http::get(addr, "/api/cache").unwrap().status)
+            tokio::task::spawn_blocking(move || get_at(addr, "/api/cache").unwrap().status)
                 .await
                 .unwrap();
         assert_eq!(status, 200);
@@ -423,4 +497,23 @@ fn query_decoding() {
         ]
     );
     assert!(routes::parse_query(None).is_empty());
+}
+
+#[test]
+fn startup_probes_are_kept_apart_from_the_tools_traffic() {
+    let gw = FakeGateway::start();
+    let probe = request(
+        gw.addr(),
+        "GET",
+        "/api/monitoring/health",
+        &[("User-Agent", "omniroute-mcp/0.1.0 startup-probe")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(probe.status, 200);
+    get(&gw, "/api/monitoring/health");
+    assert_eq!(gw.requests_to("GET", "/api/monitoring/health").len(), 1);
+    let probes = gw.startup_probes();
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0].path, "/api/monitoring/health");
 }

@@ -1,4 +1,4 @@
-//! `omniroute_best_combo_for_task` (spec C.14, "Our contract").
+//! `omniroute_best_combo_for_task` (docs/tools/best_combo_for_task.md).
 //!
 //! Scores the enabled combos with the original's fitness table (preferred
 //! providers and name traits per task type), but only over steps whose
@@ -13,7 +13,7 @@ use omniroute_tool_sdk::combos::{
 };
 use omniroute_tool_sdk::fitness::{self, TASK_TYPES};
 use omniroute_tool_sdk::ledger::usd;
-use omniroute_tool_sdk::providers::{BreakerState, HEALTH, Providers, breaker_state};
+use omniroute_tool_sdk::providers::{self, BreakerState, HEALTH, Providers, breaker_state};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
@@ -91,7 +91,7 @@ pub fn best_combo(
     budget: Option<f64>,
     latency: Option<f64>,
 ) -> Result<Value, ToolError> {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let mut requests = vec![Request::get(COMBOS), Request::get(HEALTH), nodes, models];
     if budget.is_some() {
         requests.push(Request::get(ANALYTICS).query("range", "30d"));
@@ -106,7 +106,7 @@ pub fn best_combo(
     let mut degraded = Degraded::new();
     let health = degraded.take(next());
     let (nodes, models) = (next(), next());
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
     let analytics: Option<Value> = budget.and_then(|_| degraded.take(next()));
     let (metrics, combo_health) = match latency {
         Some(_) => (degraded.take(next()), degraded.take(next())),
@@ -127,9 +127,11 @@ pub fn best_combo(
             let steps = combos::combo_models(combo)
                 .into_iter()
                 .map(|m| {
-                    let state = health.as_ref().map_or(BreakerState::Closed, |h| {
-                        breaker_state(h, &providers.alias_set(&m.provider))
-                    });
+                    // No breaker is known for a step that names no provider.
+                    let state = match (health.as_ref(), m.provider.as_deref()) {
+                        (Some(h), Some(p)) => breaker_state(h, &providers.alias_set(p)),
+                        _ => BreakerState::Closed,
+                    };
                     (m, state)
                 })
                 .collect();
@@ -152,14 +154,14 @@ pub fn best_combo(
             .steps
             .iter()
             .filter(|(_, s)| *s == BreakerState::Open)
-            .map(|(m, _)| m.provider.as_str())
+            .filter_map(|(m, _)| m.provider.as_deref())
             .collect();
         if !c.steps.is_empty() && open.len() == c.steps.len() {
             c.excluded = Some(format!(
                 "all providers' breakers OPEN ({})",
                 dedup(&open).join(", ")
             ));
-            skipped.push(combo_name(c.combo).to_string());
+            skipped.push(label(c.combo));
         } else {
             for p in open {
                 if !open_ignored.iter().any(|o| o == p) {
@@ -254,15 +256,9 @@ pub fn best_combo(
         })
         .collect();
     if remaining.is_empty() {
-        let why: Vec<String> = excluded
+        let why: Vec<String> = candidates
             .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    coerce::str(&e["name"], ""),
-                    coerce::str(&e["reason"], "")
-                )
-            })
+            .filter_map(|c| Some(format!("{}: {}", label(c.combo), c.excluded.as_ref()?)))
             .collect();
         return Err(ToolError::new(format!(
             "No enabled combo satisfies the constraints: {}",
@@ -317,6 +313,15 @@ pub fn best_combo(
     }))
 }
 
+/// How reasons name a combo: its name, else its id.
+fn label(combo: &Value) -> String {
+    match (combo_name(combo), combo_id(combo)) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(id)) => format!("id {id}"),
+        (None, None) => "a combo without name or id".to_string(),
+    }
+}
+
 fn dedup<'a>(names: &[&'a str]) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     for n in names {
@@ -330,29 +335,31 @@ fn dedup<'a>(names: &[&'a str]) -> Vec<&'a str> {
 /// The original's fitness score: `(len(preferred) − k) × 10` for each step
 /// whose provider equals the preferred entry at index k, plus 5 for each
 /// task trait the lower-cased combo name contains.
-pub fn fitness_score(task: &str, name: &str, steps: &[&ComboModel]) -> f64 {
+pub fn fitness_score(task: &str, name: Option<&str>, steps: &[&ComboModel]) -> f64 {
     let preferred = fitness::preferred(task);
     let provider_points: usize = steps
         .iter()
-        .filter_map(|m| preferred.iter().position(|p| *p == m.provider))
+        .filter_map(|m| preferred.iter().position(|p| m.provider.as_deref() == Some(*p)))
         .map(|k| (preferred.len() - k) * 10)
         .sum();
-    let lower = name.to_lowercase();
+    let lower = name.map(str::to_lowercase);
     let trait_points = fitness::traits(task)
         .iter()
-        .filter(|t| lower.contains(*t))
+        .filter(|t| lower.as_deref().is_some_and(|n| n.contains(*t)))
         .count()
         * 5;
     (provider_points + trait_points) as f64
 }
 
 /// Free: the name contains `free`, or every step provider does (a combo
-/// without steps counts as free).
-pub fn is_free(name: &str, steps: &[&ComboModel]) -> bool {
-    name.to_lowercase().contains("free")
-        || steps
-            .iter()
-            .all(|m| m.provider.to_lowercase().contains("free"))
+/// without steps counts as free; a step without provider is not free).
+pub fn is_free(name: Option<&str>, steps: &[&ComboModel]) -> bool {
+    name.is_some_and(|n| n.to_lowercase().contains("free"))
+        || steps.iter().all(|m| {
+            m.provider
+                .as_deref()
+                .is_some_and(|p| p.to_lowercase().contains("free"))
+        })
 }
 
 /// `cost / requests` of the analytics `byModel` entry of a step: `rawModel`
@@ -365,19 +372,17 @@ fn expected_cost(
     providers: &Providers,
 ) -> Option<f64> {
     let analytics = analytics?;
-    let set = providers.alias_set(&step.provider);
-    let model = step
-        .model
-        .split_once('/')
-        .map_or(step.model.as_str(), |(_, m)| m);
+    let set = providers.alias_set(step.provider.as_deref()?);
+    let step_model = step.model.as_deref()?;
+    let model = step_model.split_once('/').map_or(step_model, |(_, m)| m);
     let entry = coerce::arr(&analytics["byModel"]).iter().find(|e| {
         e["rawModel"].as_str() == Some(model)
             && e["provider"]
                 .as_str()
                 .is_some_and(|p| set.contains_ignore_case(p))
     })?;
-    let requests = coerce::num(&entry["requests"], 0.0);
-    let cost = entry["cost"].as_f64().filter(|x| x.is_finite())?;
+    let requests = coerce::finite(&entry["requests"])?;
+    let cost = coerce::finite(&entry["cost"])?;
     (requests > 0.0).then(|| cost / requests)
 }
 
@@ -385,8 +390,8 @@ fn output_schema() -> Value {
     let id_name = |extra: &str, d: &str| {
         schema::object(
             json!({
-                "id": schema::typed("string", "Combo id"),
-                "name": schema::typed("string", "Combo name"),
+                "id": schema::nullable("string", "Combo id; null when the gateway sent none"),
+                "name": schema::nullable("string", "Combo name; null when the gateway sent none"),
                 extra: schema::typed("string", d),
             }),
             &["id", "name", extra],
@@ -399,7 +404,7 @@ fn output_schema() -> Value {
             "freeAlternative": {
                 "type": ["object", "null"],
                 "description": "The first free remaining combo other than the recommended one, or null",
-                "properties": { "id": { "type": "string" }, "name": { "type": "string" } },
+                "properties": { "id": { "type": ["string", "null"] }, "name": { "type": ["string", "null"] } },
                 "required": ["id", "name"],
             },
             "excluded": { "type": "array", "description": "Enabled combos skipped (all breakers OPEN) or excluded by a constraint", "items": id_name("reason", "Why") },

@@ -1,5 +1,5 @@
 use omniroute_tool_sdk::Method;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use serde_json::{Value, json};
 
 use super::*;
@@ -254,23 +254,25 @@ fn no_enabled_combos_and_combo_failures() {
 #[test]
 fn scoring_rules() {
     let step = |p: &str| ComboModel {
-        provider: p.into(),
-        model: format!("{p}/m"),
-        input_cost_per_1m: 3.0,
+        provider: Some(p.into()),
+        model: Some(format!("{p}/m")),
     };
     let (claude, codex, free) = (step("claude"), step("codex"), step("free-x"));
     assert_eq!(
-        fitness_score("coding", "Coding-FAST", &[&claude, &codex]),
+        fitness_score("coding", Some("Coding-FAST"), &[&claude, &codex]),
         45.0
     );
     assert_eq!(
-        fitness_score("analysis", "deep-reasoning large-context", &[]),
+        fitness_score("analysis", Some("deep-reasoning large-context"), &[]),
         10.0
     );
-    assert!(is_free("x", &[]));
-    assert!(is_free("x", &[&free]));
-    assert!(!is_free("x", &[&free, &claude]));
-    assert!(is_free("Free-Tier", &[&claude]));
+    assert!(is_free(Some("x"), &[]));
+    assert!(is_free(Some("x"), &[&free]));
+    assert!(!is_free(Some("x"), &[&free, &claude]));
+    assert!(is_free(Some("Free-Tier"), &[&claude]));
+    let unknown = ComboModel { provider: None, model: Some("m".into()) };
+    assert!(!is_free(None, &[&unknown]), "a step without provider is not known to be free");
+    assert_eq!(fitness_score("coding", None, &[&unknown]), 0.0);
 }
 
 #[test]

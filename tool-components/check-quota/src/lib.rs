@@ -1,15 +1,17 @@
-//! `omniroute_check_quota` (spec C.5).
+//! `omniroute_check_quota` (docs/tools/check_quota.md).
 //!
 //! `GET /api/usage/quota` keys providers by the node id or built-in provider
 //! id, while agents say `mock` or `cc`. A `provider` argument is therefore
-//! first mapped through its alias set (spec A.4) to the id the gateway uses.
-//! The answer is then normalised exactly as the original server did: the
-//! 3.7.9 response already has this shape, the rules only guard the edges.
+//! first mapped through its alias set (docs/gateway.md#provider-identity) to the id the gateway uses.
+//! The answer keeps the original server's shape (3.7.9 already answers in
+//! it); what the gateway did not say is `null`, never a default: an unknown
+//! limit is not 100 % left, a missing use is not 0, an unrecognised token
+//! status is reported as it is.
 
 use omniroute_tool_sdk::coerce;
-use omniroute_tool_sdk::providers::Providers;
+use omniroute_tool_sdk::providers;
 use omniroute_tool_sdk::quota;
-use omniroute_tool_sdk::{Ctx, Degraded, Gateway, Tool, ToolDescription, ToolError, clock, schema};
+use omniroute_tool_sdk::{Ctx, Degraded, Gateway, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
 /// The tool, exported as the component's `describe` and `call`.
@@ -80,22 +82,17 @@ pub fn check_quota(
         (None, Some(provider)) => {
             // The mapping sources are optional: when they fail, the provider
             // is sent as given (and nothing in the output changes shape).
-            let providers = Providers::fetch(gw, &mut Degraded::new());
+            let providers = providers::fetch(gw, &mut Degraded::new());
             gw.get_json(QUOTA, &[("provider", providers.gateway_id(provider))])?
         }
         (None, None) => gw.get_json(QUOTA, &[])?,
     };
-    Ok(normalise(&raw, provider, connection_id, &clock::now_iso()))
+    Ok(normalise(&raw, provider, connection_id))
 }
 
-/// The original's normalisation (spec C.5): `{providers:[…], meta:{…}}`.
-/// `now` is used when the gateway sends no `generatedAt`.
-pub fn normalise(
-    raw: &Value,
-    provider: Option<&str>,
-    connection_id: Option<&str>,
-    now: &str,
-) -> Value {
+/// `{providers:[…], meta:{…}}` in the original's shape, each entry by
+/// [`quota::entry`].
+pub fn normalise(raw: &Value, provider: Option<&str>, connection_id: Option<&str>) -> Value {
     let providers: Vec<Value> = quota::raw_entries(raw).iter().map(quota::entry).collect();
     let meta = &raw["meta"];
     let filter = |arg: Option<&str>, key: &str| match arg {
@@ -105,7 +102,7 @@ pub fn normalise(
     json!({
         "providers": providers,
         "meta": {
-            "generatedAt": coerce::str(&meta["generatedAt"], now),
+            "generatedAt": coerce::string_or_null(&meta["generatedAt"]),
             "filters": {
                 "provider": filter(provider, "provider"),
                 "connectionId": filter(connection_id, "connectionId"),
@@ -118,18 +115,17 @@ pub fn normalise(
 fn output_schema() -> Value {
     let entry = schema::object(
         json!({
-            "name": schema::typed("string", "Connection name"),
-            "provider": schema::typed("string", "The gateway's provider id (node id or built-in provider id)"),
-            "connectionId": schema::typed("string", "Connection id, or \"unknown\""),
-            "quotaUsed": schema::typed("number", "Quota used, clamped to [0, quotaTotal]"),
+            "name": schema::nullable("string", "Connection name; null when the gateway sent none"),
+            "provider": schema::nullable("string", "The gateway's provider id (node id or built-in provider id); null when the gateway sent none"),
+            "connectionId": schema::nullable("string", "Connection id; null when the gateway sent none"),
+            "quotaUsed": schema::nullable("number", "Quota used, clamped to [0, quotaTotal] when the limit is known; null when the gateway did not say"),
             "quotaTotal": schema::nullable("number", "Quota limit; null when the gateway does not know it"),
-            "percentRemaining": schema::typed("number", "Remaining quota in percent (0-100); 100 when the limit is unknown"),
+            "percentRemaining": schema::nullable("number", "Remaining quota in percent (0-100): the gateway's own value (3.7.9 reports 100 when it does not know the limit), else computed from quotaTotal and quotaUsed; null when neither is possible"),
             "resetAt": schema::nullable("string", "When the quota resets (ISO), if known"),
-            "tokenStatus": {
-                "type": "string",
-                "description": "Credential state",
-                "enum": TOKEN_STATUSES,
-            },
+            "tokenStatus": schema::nullable(
+                "string",
+                "Credential state exactly as the gateway reports it (3.7.9: valid, expiring, expired or refreshing; any other value is passed on unchanged); null when the gateway sent none",
+            ),
         }),
         ENTRY_KEYS,
     );
@@ -139,7 +135,7 @@ fn output_schema() -> Value {
             "providers": { "type": "array", "description": "One entry per provider connection", "items": entry },
             "meta": schema::object(
                 json!({
-                    "generatedAt": schema::typed("string", "When the gateway computed the quota (ISO)"),
+                    "generatedAt": schema::nullable("string", "When the gateway computed the quota (ISO); null when it did not say"),
                     "filters": schema::object(
                         json!({
                             "provider": filter("The provider argument as given (not the mapped id), else the gateway's filter, else null"),

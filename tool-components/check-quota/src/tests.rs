@@ -1,5 +1,5 @@
 use omniroute_tool_sdk::Method;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use serde_json::{Value, json};
 
 use super::*;
@@ -127,15 +127,15 @@ fn connection_id_wins_and_skips_the_mapping() {
 #[test]
 fn gateway_filters_fill_in_when_no_argument() {
     let raw = json!({ "providers": [], "meta": { "generatedAt": "t", "filters": { "provider": "p", "connectionId": "c" } } });
-    let out = normalise(&raw, None, None, "now");
+    let out = normalise(&raw, None, None);
     assert_eq!(
         out["meta"]["filters"],
         json!({ "provider": "p", "connectionId": "c" })
     );
-    let out = normalise(&json!({}), None, None, "2026-01-01T00:00:00.000Z");
+    let out = normalise(&json!({}), None, None);
     assert_eq!(
         out,
-        json!({ "providers": [], "meta": { "generatedAt": "2026-01-01T00:00:00.000Z", "filters": { "provider": null, "connectionId": null }, "totalProviders": 0 } })
+        json!({ "providers": [], "meta": { "generatedAt": null, "filters": { "provider": null, "connectionId": null }, "totalProviders": 0 } })
     );
 }
 
@@ -152,12 +152,8 @@ fn empty_gateway_and_bare_array() {
     let out = run(&h, json!({})).unwrap();
     assert_eq!(out["providers"], json!([]));
     assert_eq!(out["meta"]["totalProviders"], 0);
-    // No generatedAt from the gateway: now, as an ISO timestamp.
-    let generated = out["meta"]["generatedAt"].as_str().unwrap();
-    assert!(
-        generated.ends_with('Z') && generated.len() == 24,
-        "{generated}"
-    );
+    // No generatedAt from the gateway: null, not the time of this call.
+    assert_eq!(out["meta"]["generatedAt"], Value::Null);
 
     let bare =
         json!([{ "provider": "claude", "connectionId": "c1", "quotaUsed": 5, "quotaTotal": 10 }]);
@@ -180,15 +176,16 @@ fn normalisation_rules() {
         { "quotaUsed": "5", "quotaTotal": 0, "percentRemaining": -2 },
         "junk"
     ], "meta": { "generatedAt": "g" } });
-    let out = normalise(&raw, None, None, "now");
+    let out = normalise(&raw, None, None);
     let p = &out["providers"];
     assert_eq!(
         p[0],
-        json!({ "name": "unknown", "provider": "unknown", "connectionId": "unknown", "quotaUsed": 100, "quotaTotal": 100, "percentRemaining": 0, "resetAt": null, "tokenStatus": "valid" })
+        json!({ "name": null, "provider": null, "connectionId": null, "quotaUsed": 100, "quotaTotal": 100, "percentRemaining": 0, "resetAt": null, "tokenStatus": "weird" })
     );
     assert_eq!(
         p[1],
-        json!({ "name": "a", "provider": "p", "connectionId": "c", "quotaUsed": 0, "quotaTotal": null, "percentRemaining": 100, "resetAt": null, "tokenStatus": "expiring" })
+        json!({ "name": "a", "provider": "p", "connectionId": "c", "quotaUsed": 0, "quotaTotal": null, "percentRemaining": 100, "resetAt": null, "tokenStatus": "expiring" }),
+        "the gateway's own percentRemaining, clamped"
     );
     assert_eq!(
         p[2]["percentRemaining"].as_f64().unwrap(),
@@ -197,14 +194,42 @@ fn normalisation_rules() {
     );
     assert_eq!(p[2]["resetAt"], "2026-12-01T00:00:00Z");
     assert_eq!(p[2]["tokenStatus"], "refreshing");
-    // A numeric string is not a used count; a zero total gives 100 % unless given.
-    assert_eq!(p[3]["quotaUsed"], 0);
+    // A numeric string is not a used count: unknown, not 0.
+    assert_eq!(p[3]["quotaUsed"], Value::Null);
     assert_eq!(p[3]["quotaTotal"], 0);
-    assert_eq!(p[3]["percentRemaining"], 0);
-    assert_eq!(p[4]["provider"], "unknown");
+    assert_eq!(p[3]["percentRemaining"], 0, "given by the gateway, clamped");
+    assert_eq!(p[3]["tokenStatus"], Value::Null);
+    assert_eq!(p[4]["provider"], Value::Null);
     assert_eq!(out["meta"]["totalProviders"], 5);
     assert_eq!(out["meta"]["generatedAt"], "g");
     assert_eq!(testing::keys(&p[0]), ENTRY_KEYS);
+}
+
+/// Unknown statuses, missing limits and missing fields (a recorded answer
+/// with its entries edited): each is reported as the gateway gave it, or
+/// null, never as a default.
+#[test]
+fn odd_entries_say_only_what_the_gateway_says() {
+    let h = host(
+        Reply::json(200, fixtures::derived::USAGE_QUOTA_ODD_ENTRIES),
+        Reply::json(200, fixtures::PROVIDER_NODES),
+        Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
+    );
+    let out = run(&h, json!({})).unwrap();
+    let p = &out["providers"];
+    assert_eq!(p[0]["tokenStatus"], "revoked", "never read as valid");
+    assert_eq!(p[0]["percentRemaining"], 100, "the gateway's own value for an unknown limit");
+    assert_eq!(
+        p[1],
+        json!({ "name": "second", "provider": NODE_ID, "connectionId": null, "quotaUsed": null, "quotaTotal": null,
+                "percentRemaining": null, "resetAt": null, "tokenStatus": "valid" }),
+        "no use, no limit, no percentage: nothing to report"
+    );
+    assert_eq!(p[2]["name"], Value::Null);
+    assert_eq!(p[2]["provider"], Value::Null);
+    assert_eq!(p[2]["percentRemaining"], 80, "(200 - 40) / 200 from a known limit");
+    assert_eq!(out["meta"]["generatedAt"], Value::Null);
+    assert_eq!(out["meta"]["totalProviders"], 3);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `omniroute_cost_report` (spec C.7, "Our contract").
+//! `omniroute_cost_report` (docs/tools/cost_report.md).
 //!
 //! Two sources, chosen by `period`:
 //!
@@ -12,8 +12,8 @@
 //! against the session's spend.
 
 use omniroute_tool_sdk::args;
-use omniroute_tool_sdk::coerce::{self, arr, number_or_null, round_cost};
-use omniroute_tool_sdk::ledger::{self, BudgetGuard};
+use omniroute_tool_sdk::coerce::{self, array_or_null, number_or_null, round_cost};
+use omniroute_tool_sdk::ledger::{self, BudgetGuard, LedgerEntry};
 use omniroute_tool_sdk::{Ctx, Gateway, Session, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
@@ -88,9 +88,9 @@ pub fn cost_report(
 ) -> Result<Value, ToolError> {
     let ledger = &ledger::entries(session)[..];
     let totals = Totals::of(ledger);
-    // spent: the sum of the numeric ledger costs (spec C.0.7).
+    // spent: the sum of the known ledger costs, as the budget guard counts it.
     let spent = ledger::spent(ledger);
-    let budget = budget(BudgetGuard::read(session).as_ref(), spent);
+    let budget = budget(ledger::budget_guard(session).as_ref(), spent);
 
     let Some(range) = range_of(period) else {
         return Ok(json!({
@@ -100,8 +100,8 @@ pub fn cost_report(
             "totalCost": coerce::number(round_cost(spent)),
             "requestCount": ledger.len(),
             "tokenCount": {
-                "prompt": coerce::number(totals.prompt),
-                "completion": coerce::number(totals.completion),
+                "prompt": totals.prompt,
+                "completion": totals.completion,
             },
             "byProvider": by_provider(ledger),
             "byModel": by_model(ledger),
@@ -121,8 +121,8 @@ pub fn cost_report(
             "prompt": number_or_null(&summary["promptTokens"]),
             "completion": number_or_null(&summary["completionTokens"]),
         },
-        "byProvider": arr(&analytics["byProvider"]),
-        "byModel": arr(&analytics["byModel"]),
+        "byProvider": array_or_null(&analytics["byProvider"]),
+        "byModel": array_or_null(&analytics["byModel"]),
         "budget": budget,
     }))
 }
@@ -132,55 +132,57 @@ pub fn cost_report(
 fn budget(guard: Option<&BudgetGuard>, spent: f64) -> Value {
     match guard {
         Some(guard) => json!({
-            "limit": guard.max_cost,
+            "limit": coerce::number(guard.max_cost),
             "remaining": coerce::number(guard.remaining_shown(spent)),
         }),
         None => json!({ "limit": null, "remaining": null }),
     }
 }
 
-/// Token and cost sums over ledger entries (numeric values only).
+/// Token and cost sums over ledger entries (the values the gateway
+/// reported; a failed request reports none).
 #[derive(Default)]
 struct Totals {
     requests: usize,
-    prompt: f64,
-    completion: f64,
+    prompt: u64,
+    completion: u64,
     cost: f64,
 }
 
 impl Totals {
-    fn of<'a>(entries: impl IntoIterator<Item = &'a Value>) -> Totals {
-        let mut t = Totals::default();
-        for e in entries {
-            t.requests += 1;
-            t.prompt += coerce::num(&e["tokensIn"], 0.0);
-            t.completion += coerce::num(&e["tokensOut"], 0.0);
-            t.cost += coerce::num(&e["cost"], 0.0);
+    fn of<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Totals {
+        let entries: Vec<&LedgerEntry> = entries.into_iter().collect();
+        Totals {
+            requests: entries.len(),
+            prompt: entries.iter().filter_map(|e| e.tokens_in).sum(),
+            completion: entries.iter().filter_map(|e| e.tokens_out).sum(),
+            cost: ledger::spent(entries.iter().copied()),
         }
-        t
     }
 
     /// `requests, promptTokens, completionTokens, totalTokens, cost` after
     /// the grouping keys already in `head`.
     fn row(&self, mut head: serde_json::Map<String, Value>) -> Value {
         head.insert("requests".into(), json!(self.requests));
-        head.insert("promptTokens".into(), coerce::number(self.prompt));
-        head.insert("completionTokens".into(), coerce::number(self.completion));
-        head.insert(
-            "totalTokens".into(),
-            coerce::number(self.prompt + self.completion),
-        );
+        head.insert("promptTokens".into(), json!(self.prompt));
+        head.insert("completionTokens".into(), json!(self.completion));
+        head.insert("totalTokens".into(), json!(self.prompt + self.completion));
         head.insert("cost".into(), coerce::number(round_cost(self.cost)));
         Value::Object(head)
     }
 }
 
-/// Groups entries by `keys` (first-seen order), then sorts the groups by
-/// request count, descending; ties keep first-seen order.
-fn grouped(ledger: &[Value], keys: &[&str]) -> Vec<Value> {
-    let mut groups: Vec<(Vec<&Value>, Vec<&Value>)> = Vec::new();
+/// Groups entries by the values `key_of` gives for `keys` (first-seen
+/// order), then sorts the groups by request count, descending; ties keep
+/// first-seen order.
+fn grouped<'a>(
+    ledger: &'a [LedgerEntry],
+    keys: &[&str],
+    key_of: impl Fn(&'a LedgerEntry) -> Vec<Option<&'a str>>,
+) -> Vec<Value> {
+    let mut groups: Vec<(Vec<Option<&str>>, Vec<&LedgerEntry>)> = Vec::new();
     for entry in ledger {
-        let key: Vec<&Value> = keys.iter().map(|k| &entry[*k]).collect();
+        let key = key_of(entry);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(entry),
             None => groups.push((key, vec![entry])),
@@ -193,7 +195,7 @@ fn grouped(ledger: &[Value], keys: &[&str]) -> Vec<Value> {
             let head = keys
                 .iter()
                 .zip(key)
-                .map(|(k, v)| (k.to_string(), v.clone()))
+                .map(|(k, v)| (k.to_string(), json!(v)))
                 .collect();
             Totals::of(members).row(head)
         })
@@ -202,19 +204,19 @@ fn grouped(ledger: &[Value], keys: &[&str]) -> Vec<Value> {
 
 /// `[{provider, requests, promptTokens, completionTokens, totalTokens, cost}]`;
 /// failed requests, which have no provider, group under `null`.
-fn by_provider(ledger: &[Value]) -> Vec<Value> {
-    grouped(ledger, &["provider"])
+fn by_provider(ledger: &[LedgerEntry]) -> Vec<Value> {
+    grouped(ledger, &["provider"], |e| vec![e.provider.as_deref()])
 }
 
 /// `[{model, provider, requests, …}]` by served model and provider.
-fn by_model(ledger: &[Value]) -> Vec<Value> {
-    grouped(ledger, &["model", "provider"])
+fn by_model(ledger: &[LedgerEntry]) -> Vec<Value> {
+    grouped(ledger, &["model", "provider"], |e| vec![e.model.as_deref(), e.provider.as_deref()])
 }
 
 fn output_schema() -> Value {
     let num = |d: &str| schema::nullable("number", d);
     let rows =
-        |d: &str| json!({ "type": "array", "description": d, "items": { "type": "object" } });
+        |d: &str| json!({ "type": ["array", "null"], "description": d, "items": { "type": "object" } });
     schema::object(
         json!({
             "period": { "type": "string", "description": "The period reported", "enum": PERIODS },
@@ -233,8 +235,8 @@ fn output_schema() -> Value {
                 }),
                 &["prompt", "completion"],
             ),
-            "byProvider": rows("Per provider, by requests descending (session: {provider, requests, promptTokens, completionTokens, totalTokens, cost}, provider null for failed requests; analytics: the gateway's rows)"),
-            "byModel": rows("Per served model (session: {model, provider, requests, promptTokens, completionTokens, totalTokens, cost}; analytics: the gateway's rows, at most 50, successRatePct as a string)"),
+            "byProvider": rows("Per provider, by requests descending (session: {provider, requests, promptTokens, completionTokens, totalTokens, cost}, provider null for failed requests; analytics: the gateway's rows, null when its answer has none)"),
+            "byModel": rows("Per served model (session: {model, provider, requests, promptTokens, completionTokens, totalTokens, cost}; analytics: the gateway's rows, at most 50, successRatePct as a string; null when its answer has none)"),
             "budget": schema::object(
                 json!({
                     "limit": num("The session budget guard's maxCost, USD; null without a guard"),

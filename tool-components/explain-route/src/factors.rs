@@ -1,4 +1,4 @@
-//! The five scoring factors of spec C.15, computed now from real data:
+//! The five scoring factors of docs/tools/explain_route.md, computed now from real data:
 //! each `{name, value, weight, contribution, source}`, `value` in 0..1 or
 //! null when the data is missing, and a score over the non-null ones.
 

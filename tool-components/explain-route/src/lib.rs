@@ -1,7 +1,7 @@
-//! `omniroute_explain_route` (spec C.15, "Our contract").
+//! `omniroute_explain_route` (docs/tools/explain_route.md).
 //!
 //! OmniRoute 3.7.9 neither exposes its routing decisions nor stores the
-//! `x-request-id` anywhere (spec D.1), so a request is explained from the
+//! `x-request-id` anywhere (docs/gateway.md#request-ids), so a request is explained from the
 //! first of these sources that knows it:
 //!
 //! 1. the gateway's decision route, `GET /api/routing/decisions/<id>`,
@@ -21,12 +21,13 @@ pub mod factors;
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::coerce::{self, number_or_null, string_or_null};
 use omniroute_tool_sdk::combos::{COMBOS, combo_steps, combos_of};
-use omniroute_tool_sdk::ledger::request_key;
-use omniroute_tool_sdk::providers::{HEALTH, PRICING, Providers};
+use omniroute_tool_sdk::completion::COMPLETIONS;
+use omniroute_tool_sdk::ledger::{self, LedgerEntry};
+use omniroute_tool_sdk::providers::{self, HEALTH, PRICING, Providers};
 use omniroute_tool_sdk::quota::QUOTA;
 use omniroute_tool_sdk::{
-    Ctx, Degraded, GatewayError, GatewayFailure, Request, Tool, ToolDescription, ToolError, clock,
-    schema,
+    Ctx, Degraded, GatewayError, GatewayFailure, Method, Request, Tool, ToolDescription, ToolError,
+    clock, schema,
 };
 use serde_json::{Map, Value, json};
 
@@ -128,14 +129,14 @@ impl Common {
 /// The whole call; never fails.
 pub fn explain(cx: &Ctx<'_>, id: &str) -> Value {
     let mut degraded = Degraded::new();
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let first = [Request::get(HEALTH), Request::get(QUOTA), nodes, models];
     let [health, quota, nodes, models] = <[_; 4]>::try_from(cx.gateway.send_all_json(&first))
         .expect("send_all_json answers every request");
     let common = Common {
         health: degraded.take(health),
         quota: degraded.take(quota),
-        providers: Providers::from_results(nodes, models, &mut degraded),
+        providers: providers::from_results(nodes, models, &mut degraded),
     };
 
     if path_safe(id)
@@ -143,11 +144,7 @@ pub fn explain(cx: &Ctx<'_>, id: &str) -> Value {
     {
         return output(id, Some("gateway_decisions"), decision, &degraded);
     }
-    if let Some(entry) = cx
-        .session
-        .get_json(&request_key(id))
-        .filter(Value::is_object)
-    {
+    if let Some(entry) = ledger::request_entry(cx.session, id) {
         let (source, decision) = from_ledger(cx, &entry, &common, &mut degraded);
         return output(id, Some(source), decision, &degraded);
     }
@@ -160,7 +157,7 @@ pub fn explain(cx: &Ctx<'_>, id: &str) -> Value {
                     degraded.take(omniroute_tool_sdk::gateway::json_result(&req, answer))
                     && row.is_object()
                 {
-                    let decision = from_call_log(cx, &row, &common, &mut degraded);
+                    let decision = from_call_log(cx, &req.source(), &row, &common, &mut degraded);
                     return output(id, Some("call_log"), decision, &degraded);
                 }
             }
@@ -185,10 +182,12 @@ fn output(id: &str, source: Option<&str>, decision: Value, degraded: &Degraded) 
     Value::Object(out)
 }
 
+/// Nothing found: every value unknown (the `note` says why), no factors
+/// assessed, no attempts known.
 fn not_found_decision() -> Value {
     json!({
-        "comboUsed": null, "providerSelected": "unknown", "modelUsed": "unknown", "score": null,
-        "factors": [], "fallbacksTriggered": [], "costActual": null, "latencyActual": null,
+        "comboUsed": null, "providerSelected": null, "modelUsed": null, "score": null,
+        "factors": [], "fallbacksTriggered": null, "costActual": null, "latencyActual": null,
     })
 }
 
@@ -220,7 +219,7 @@ fn gateway_decision(
     match cx.gateway.send(&req) {
         Ok(resp) if resp.status == 404 => missing(cx),
         Ok(resp) if resp.is_success() => match serde_json::from_str::<Value>(&resp.body) {
-            Ok(d) if d.is_object() => Some(map_gateway_decision(&d)),
+            Ok(d) if d.is_object() => Some(map_gateway_decision(&d, &req.source(), degraded)),
             _ => missing(cx),
         },
         Ok(resp) => {
@@ -236,23 +235,32 @@ fn gateway_decision(
     }
 }
 
-/// The original's mapping without invented defaults.
-pub fn map_gateway_decision(d: &Value) -> Value {
-    let text = |k: &str| d[k].as_str().filter(|s| !s.is_empty()).unwrap_or("unknown");
-    let list = |k: &str| {
-        if d[k].is_array() {
-            d[k].clone()
-        } else {
-            json!([])
+/// The original's mapping without invented defaults: what the gateway's
+/// decision (answered by `source`) does not say is `null`, and a missing
+/// provider, model or list is named in `degraded`.
+pub fn map_gateway_decision(d: &Value, source: &str, degraded: &mut Degraded) -> Value {
+    let mut text = |k: &str| {
+        let value = d[k].as_str().filter(|s| !s.is_empty());
+        if value.is_none() {
+            degraded.missing(source, &format!("`{k}`"), &format!("decision.{k}"));
         }
+        json!(value)
     };
+    let (provider, model) = (text("providerSelected"), text("modelUsed"));
+    let mut list = |k: &str| {
+        if !d[k].is_array() {
+            degraded.missing(source, &format!("`{k}` list"), &format!("decision.{k}"));
+        }
+        d[k].as_array().map_or(Value::Null, |items| Value::Array(items.clone()))
+    };
+    let (factors, fallbacks) = (list("factors"), list("fallbacksTriggered"));
     json!({
         "comboUsed": string_or_null(&d["comboUsed"]),
-        "providerSelected": text("providerSelected"),
-        "modelUsed": text("modelUsed"),
+        "providerSelected": provider,
+        "modelUsed": model,
         "score": number_or_null(&d["score"]),
-        "factors": list("factors"),
-        "fallbacksTriggered": list("fallbacksTriggered"),
+        "factors": factors,
+        "fallbacksTriggered": fallbacks,
         "costActual": number_or_null(&d["costActual"]),
         "latencyActual": number_or_null(&d["latencyActual"]),
     })
@@ -292,12 +300,12 @@ fn combo_data(
             let combos = next();
             let pricing = next();
             let metrics = next();
-            let steps = combos.map(|c| {
+            // `None` also when the combo is no longer listed: its steps are unknown.
+            let steps = combos.and_then(|c| {
                 combos_of(&c)
                     .iter()
                     .find(|c| c["name"].as_str() == Some(name))
                     .map(|c| combo_steps(c).to_vec())
-                    .unwrap_or_default()
             });
             ComboData {
                 steps,
@@ -316,14 +324,14 @@ fn combo_data(
 /// Source 2: a ledger entry, enriched from the call logs.
 fn from_ledger(
     cx: &Ctx<'_>,
-    entry: &Value,
+    entry: &LedgerEntry,
     common: &Common,
     degraded: &mut Degraded,
 ) -> (&'static str, Value) {
-    let combo = entry["combo"].as_str().filter(|c| !c.is_empty());
-    let provider = entry["provider"].as_str();
-    let model = entry["model"].as_str();
-    let log_model = model.or(entry["requestedModel"].as_str());
+    let combo = entry.combo.as_deref().filter(|c| !c.is_empty());
+    let provider = entry.provider.as_deref();
+    let model = entry.model.as_deref();
+    let log_model = model.or(entry.requested_model.as_deref());
     let logs_request = match (combo, log_model) {
         (Some(name), _) => Some(
             Request::get(CALL_LOGS)
@@ -344,35 +352,48 @@ fn from_ledger(
     let rows = logs_request
         .as_ref()
         .and_then(|_| degraded.take(answers.next().expect("logs")));
+    if logs_request.is_none() {
+        degraded.note(
+            &Request::get(CALL_LOGS).source(),
+            "not read: the ledger entry names no combo or model to look the call logs up by; decision.fallbacksTriggered is null",
+        );
+    }
     let data = combo_data(combo, &mut answers, degraded, false);
 
     let matched = rows
         .as_ref()
         .map(|rows| match_rows(entry, coerce::arr(rows)));
     let served_row = matched.as_ref().and_then(|m| m.served.clone());
-    let fallbacks: Vec<Value> = matched
+    // `null` when the call logs could not be read (named in `degraded`).
+    let fallbacks: Option<Vec<Value>> = matched
         .as_ref()
-        .map(|m| m.fallbacks.iter().map(fallback_item).collect())
-        .unwrap_or_default();
+        .map(|m| m.fallbacks.iter().map(fallback_item).collect());
     let enriched = matched
         .as_ref()
         .is_some_and(|m| m.served.is_some() || !m.fallbacks.is_empty());
 
-    let factors = common.assess(provider, model, entry["role"].as_str(), &data);
-    let latency = match &entry["latencyMs"] {
-        Value::Number(_) => entry["latencyMs"].clone(),
-        _ => served_row
+    let completion = Request::new(Method::Post, COMPLETIONS).source();
+    if provider.is_none() {
+        degraded.missing(&completion, "`x-omniroute-provider` (host ledger)", "decision.providerSelected");
+    }
+    if model.is_none() {
+        degraded.missing(&completion, "`x-omniroute-model` (host ledger)", "decision.modelUsed");
+    }
+    let factors = common.assess(provider, model, entry.role.as_deref(), &data);
+    let latency = match entry.latency_ms {
+        Some(ms) => coerce::number(ms),
+        None => served_row
             .as_ref()
             .map_or(Value::Null, |r| number_or_null(&r["duration"])),
     };
     let decision = json!({
         "comboUsed": combo,
-        "providerSelected": provider.unwrap_or("unknown"),
-        "modelUsed": model.unwrap_or("unknown"),
+        "providerSelected": provider,
+        "modelUsed": model,
         "score": factors.score_value(),
         "factors": factors.to_value(),
         "fallbacksTriggered": fallbacks,
-        "costActual": number_or_null(&entry["cost"]),
+        "costActual": entry.cost.map_or(Value::Null, coerce::number),
         "latencyActual": latency,
     });
     let source = if enriched {
@@ -395,9 +416,12 @@ struct Matched {
 /// row is the newest 2xx row with the ledger's model and provider; the
 /// fallback rows are the ≥ 400 rows of the same combo (without a combo, the
 /// same requested model) at or before it.
-fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
+fn match_rows(entry: &LedgerEntry, rows: &[Value]) -> Matched {
     let at = |v: &Value| v.as_str().and_then(clock::parse_iso8601);
-    let (Some(sent), Some(received)) = (at(&entry["sentAt"]), at(&entry["receivedAt"])) else {
+    let (Some(sent), Some(received)) = (
+        clock::parse_iso8601(&entry.sent_at),
+        clock::parse_iso8601(&entry.received_at),
+    ) else {
         return Matched {
             served: None,
             fallbacks: Vec::new(),
@@ -407,21 +431,21 @@ fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
         sent.saturating_sub(WINDOW_SLACK_MS),
         received + WINDOW_SLACK_MS,
     );
-    let combo = entry["combo"].as_str().filter(|c| !c.is_empty());
+    let combo = entry.combo.as_deref().filter(|c| !c.is_empty());
     let in_window: Vec<(&Value, u64)> = rows
         .iter()
         .filter_map(|r| at(&r["timestamp"]).map(|t| (r, t)))
         .filter(|(_, t)| (from..=to).contains(t))
         .filter(|(r, _)| combo.is_none_or(|c| r["comboName"].as_str() == Some(c)))
         .collect();
-    let status = |r: &Value| r["status"].as_u64().unwrap_or(0);
+    let status = |r: &Value| r["status"].as_u64();
     let served = in_window
         .iter()
         .filter(|(r, _)| {
-            (200..300).contains(&status(r))
-                && r["model"] == entry["model"]
-                && r["provider"] == entry["provider"]
-                && entry["provider"].is_string()
+            status(r).is_some_and(|s| (200..300).contains(&s))
+                && r["model"].as_str() == entry.model.as_deref()
+                && entry.provider.is_some()
+                && r["provider"].as_str() == entry.provider.as_deref()
         })
         .max_by_key(|(_, t)| *t)
         .copied();
@@ -429,11 +453,11 @@ fn match_rows(entry: &Value, rows: &[Value]) -> Matched {
     let mut fallbacks: Vec<(&Value, u64)> = in_window
         .iter()
         .filter(|(r, t)| {
-            status(r) >= 400
+            status(r).is_some_and(|s| s >= 400)
                 && *t <= until
                 && match combo {
                     Some(_) => true,
-                    None => r["requestedModel"] == entry["requestedModel"],
+                    None => r["requestedModel"].as_str() == entry.requested_model.as_deref(),
                 }
         })
         .copied()
@@ -462,10 +486,22 @@ fn fallback_item(row: &Value) -> Value {
 
 /// Source 3: one gateway call-log row. The decision's eight keys are
 /// followed by what else the row says: `status`, `step`, `tokens`.
-fn from_call_log(cx: &Ctx<'_>, row: &Value, common: &Common, degraded: &mut Degraded) -> Value {
+fn from_call_log(
+    cx: &Ctx<'_>,
+    source: &str,
+    row: &Value,
+    common: &Common,
+    degraded: &mut Degraded,
+) -> Value {
     let combo = row["comboName"].as_str().filter(|c| !c.is_empty());
     let provider = row["provider"].as_str();
     let model = row["model"].as_str();
+    if provider.is_none() {
+        degraded.missing(source, "`provider`", "decision.providerSelected");
+    }
+    if model.is_none() {
+        degraded.missing(source, "`model`", "decision.modelUsed");
+    }
     let requests = combo_requests(combo, true);
     let mut answers = cx.gateway.send_all_json(&requests).into_iter();
     let data = combo_data(combo, &mut answers, degraded, true);
@@ -490,10 +526,11 @@ fn from_call_log(cx: &Ctx<'_>, row: &Value, common: &Common, degraded: &mut Degr
     };
     json!({
         "comboUsed": combo,
-        "providerSelected": provider.unwrap_or("unknown"),
-        "modelUsed": model.unwrap_or("unknown"),
+        "providerSelected": provider,
+        "modelUsed": model,
         "score": factors.score_value(),
         "factors": factors.to_value(),
+        // One call-log row is one attempt: it records no earlier ones.
         "fallbacksTriggered": [],
         "costActual": cost.map(coerce::number),
         "latencyActual": number_or_null(&row["duration"]),
@@ -536,16 +573,16 @@ fn output_schema() -> Value {
     let decision = schema::object(
         json!({
             "comboUsed": schema::nullable("string", "Combo the request went through, or null"),
-            "providerSelected": schema::typed("string", "Serving provider (x-omniroute-provider), or \"unknown\""),
-            "modelUsed": schema::typed("string", "Served model (x-omniroute-model), or \"unknown\""),
+            "providerSelected": schema::nullable("string", "Serving provider (x-omniroute-provider); null when not known (named in degraded, or nothing was found)"),
+            "modelUsed": schema::nullable("string", "Served model (x-omniroute-model); null when not known (named in degraded, or nothing was found)"),
             "score": num("Weighted mean of the non-null factors, 4 decimals; null when all are null"),
             "factors": {
-                "type": "array",
-                "description": "Five factors {name, value, weight, contribution, source}: health, quota, cost, latency, task_fit; as the gateway sent them for gateway_decisions; empty when nothing was found",
+                "type": ["array", "null"],
+                "description": "Five factors {name, value, weight, contribution, source}: health, quota, cost, latency, task_fit; as the gateway sent them for gateway_decisions (null when it sent none); empty when nothing was found",
             },
             "fallbacksTriggered": {
-                "type": "array",
-                "description": "Failed attempts {provider, model, reason, status, at} before the served one, from the call logs (as the gateway sent them for gateway_decisions); empty when the logs were not available",
+                "type": ["array", "null"],
+                "description": "Failed attempts {provider, model, reason, status, at} before the served one, from the call logs (as the gateway sent them for gateway_decisions); null when they could not be read (named in degraded) or nothing was found",
             },
             "costActual": num("USD: the ledger's cost; for a call-log row, computed from its tokens and current prices"),
             "latencyActual": num("ms: the ledger's latency, else the call log's duration"),

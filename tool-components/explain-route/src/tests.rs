@@ -1,7 +1,7 @@
 use omniroute_tool_sdk::ledger::request_key;
-use omniroute_tool_sdk::testing::fixtures::NODE_9BF;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, keys,
+use omniroute_tool_testing::fixtures::NODE_9BF;
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, keys,
 };
 use omniroute_tool_sdk::{GatewayError, Session};
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ fn host_with(gw: FakeGateway, entry: Option<Value>) -> FakeHost {
     let mut session = MemorySession::new();
     if let Some(e) = entry {
         session = session.with(
-            &request_key(coerce::str(&e["requestId"], "")),
+            &request_key(e["requestId"].as_str().expect("the entry has a requestId")),
             &e.to_string(),
         );
     }
@@ -98,7 +98,7 @@ fn nothing_found_on_3_7_9() {
     let expected = json!({
         "requestId": "0a95b984-132a-4f78-a212-d46c7fff82ad",
         "source": null,
-        "decision": { "comboUsed": null, "providerSelected": "unknown", "modelUsed": "unknown", "score": null, "factors": [], "fallbacksTriggered": [], "costActual": null, "latencyActual": null },
+        "decision": { "comboUsed": null, "providerSelected": null, "modelUsed": null, "score": null, "factors": [], "fallbacksTriggered": null, "costActual": null, "latencyActual": null },
         "degraded": [
             { "source": "GET /api/routing/decisions/0a95b984-132a-4f78-a212-d46c7fff82ad", "error": "Invalid gateway request: FakeGateway has no reply for GET /api/routing/decisions/0a95b984-132a-4f78-a212-d46c7fff82ad" },
             { "source": "GET /api/usage/call-logs/0a95b984-132a-4f78-a212-d46c7fff82ad", "error": "Invalid gateway request: FakeGateway has no reply for GET /api/usage/call-logs/0a95b984-132a-4f78-a212-d46c7fff82ad" }
@@ -176,15 +176,21 @@ fn gateway_decisions_are_mapped_without_invented_defaults() {
         out,
         json!({
             "requestId": REQ_ID, "source": "gateway_decisions",
-            "decision": { "comboUsed": "coding-fast", "providerSelected": "mock", "modelUsed": "unknown", "score": 0.9,
-                          "factors": [{ "name": "health" }], "fallbacksTriggered": [], "costActual": null, "latencyActual": null },
-            "degraded": []
+            "decision": { "comboUsed": "coding-fast", "providerSelected": "mock", "modelUsed": null, "score": 0.9,
+                          "factors": [{ "name": "health" }], "fallbacksTriggered": null, "costActual": null, "latencyActual": null },
+            "degraded": [
+                { "source": format!("GET {DECISIONS}/{REQ_ID}"), "error": "the answer has no `modelUsed`; decision.modelUsed is null" },
+                { "source": format!("GET {DECISIONS}/{REQ_ID}"), "error": "the answer has no `fallbacksTriggered` list; decision.fallbacksTriggered is null" }
+            ]
         })
     );
+    let mut degraded = Degraded::new();
     assert_eq!(
-        map_gateway_decision(&json!({ "factors": "x" }))["factors"],
-        json!([])
+        map_gateway_decision(&json!({ "factors": "x" }), "GET /d", &mut degraded)["factors"],
+        Value::Null,
+        "a list the gateway did not send is unknown, not empty"
     );
+    assert_eq!(degraded.len(), 4, "provider, model and both lists named");
 }
 
 #[test]
@@ -310,7 +316,7 @@ fn ledger_hit_without_combo_or_logs() {
     );
     let out = run(&h, REQ_ID);
     assert_eq!(out["source"], "host_ledger");
-    assert_eq!(out["decision"]["fallbacksTriggered"], json!([]));
+    assert_eq!(out["decision"]["fallbacksTriggered"], Value::Null, "could not read, not none");
     assert_eq!(out["decision"]["latencyActual"], Value::Null);
     assert_eq!(out["degraded"][0]["source"], "GET /api/usage/call-logs");
 }
@@ -337,7 +343,13 @@ fn failed_ledger_entry_lists_its_failed_attempts() {
     let h = host_with(gw, Some(entry));
     let out = run(&h, REQ_ID);
     let d = &out["decision"];
-    assert_eq!(d["providerSelected"], "unknown");
+    assert_eq!(d["providerSelected"], Value::Null);
+    assert_eq!(d["modelUsed"], Value::Null);
+    assert_eq!(
+        testing::degraded_sources(&out),
+        ["POST /v1/chat/completions", "POST /v1/chat/completions"],
+        "the failed completion carried no routing headers: named"
+    );
     assert_eq!(d["fallbacksTriggered"].as_array().unwrap().len(), 1);
     assert_eq!(
         d["score"],

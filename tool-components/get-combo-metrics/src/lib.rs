@@ -1,4 +1,4 @@
-//! `omniroute_get_combo_metrics` (spec C.3, "Our contract").
+//! `omniroute_get_combo_metrics` (docs/tools/get_combo_metrics.md).
 //!
 //! The gateway's combo metrics are keyed by combo **name** and answer an id
 //! or an unknown name exactly like a combo without traffic. So the tool first
@@ -46,7 +46,11 @@ impl Tool for GetComboMetrics {
 /// failure of either is the tool's error.
 pub fn get_combo_metrics(gw: &dyn Gateway, id_or_name: &str) -> Result<Value, ToolError> {
     let combo = resolve_combo(gw, id_or_name)?;
-    let name = combo_name(&combo);
+    let name = combo_name(&combo).ok_or_else(|| {
+        ToolError::new(format!(
+            "Combo \"{id_or_name}\" has no name in GET /api/combos, and the gateway keeps combo metrics by name; check the combo in the OmniRoute dashboard"
+        ))
+    })?;
     let response = gw.get_json(COMBO_METRICS, &[("combo", name)])?;
 
     let mut out = Map::new();
@@ -71,7 +75,7 @@ pub fn get_combo_metrics(gw: &dyn Gateway, id_or_name: &str) -> Result<Value, To
 fn output_schema() -> Value {
     schema::object(
         json!({
-            "id": schema::typed("string", "Combo id"),
+            "id": schema::nullable("string", "Combo id; null when the gateway sent none"),
             "name": schema::typed("string", "Combo name (the gateway keys metrics by name)"),
             "metrics": schema::nullable(
                 "object",

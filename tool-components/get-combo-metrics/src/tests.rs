@@ -1,6 +1,6 @@
 use omniroute_tool_sdk::Method;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
 };
 use serde_json::{Value, json};
 

@@ -1,11 +1,12 @@
-//! `omniroute_get_health` (spec C.1, "Our contract").
+//! `omniroute_get_health` (docs/tools/get_health.md).
 //!
 //! Three gateway reads run concurrently: health (breakers, memory, uptime),
 //! rate limits (per-connection queues) and the response cache. Any of them
-//! may fail; the tool still answers, with `null`/`[]` in place of what it
-//! could not read and each failure named in `degraded`.
+//! may fail; the tool still answers, with `null` in place of what it could
+//! not read (a list it could not read is `null`, not empty) and each
+//! failure, or each value an answer left out, named in `degraded`.
 
-use omniroute_tool_sdk::coerce::{self, arr, number_or_null, pick, string_or_null};
+use omniroute_tool_sdk::coerce::{self, number_or_null, pick, string_or_null};
 use omniroute_tool_sdk::{
     Ctx, Degraded, Gateway, Request, Tool, ToolDescription, ToolError, schema,
 };
@@ -83,33 +84,43 @@ pub fn get_health(gw: &dyn Gateway) -> Value {
         .expect("send_all_json answers every request")
         .map(|result| degraded.take(result));
 
+    let source = |path: &str| Request::get(path).source();
     let mut out = Map::new();
     match &health {
         Some(h) => {
-            out.insert("status".into(), json!(coerce::str(&h["status"], "unknown")));
+            let status = string_or_null(&h["status"]);
+            if status.is_null() {
+                degraded.missing(&source(HEALTH), "`status`", "status");
+            }
+            out.insert("status".into(), status);
             out.insert("uptime".into(), number_or_null(&h["uptime"]));
             out.insert("version".into(), string_or_null(&h["version"]));
             out.insert("memoryUsage".into(), memory_usage(&h["memoryUsage"]));
-            out.insert(
-                "circuitBreakers".into(),
-                pick_each(&h["providerBreakers"], BREAKER_KEYS),
-            );
+            let breakers = pick_each(&h["providerBreakers"], BREAKER_KEYS);
+            if breakers.is_null() {
+                degraded.missing(&source(HEALTH), "`providerBreakers` list", "circuitBreakers");
+            }
+            out.insert("circuitBreakers".into(), breakers);
         }
         None => {
             out.insert("status".into(), json!("unreachable"));
             out.insert("uptime".into(), Value::Null);
             out.insert("version".into(), Value::Null);
             out.insert("memoryUsage".into(), Value::Null);
-            out.insert("circuitBreakers".into(), json!([]));
+            out.insert("circuitBreakers".into(), Value::Null);
         }
     }
-    let connections = rate_limits
-        .as_ref()
-        .map_or(Value::Null, |r| r["connections"].clone());
-    out.insert(
-        "rateLimits".into(),
-        pick_each(&connections, CONNECTION_KEYS),
-    );
+    let connections = match &rate_limits {
+        Some(r) => {
+            let connections = pick_each(&r["connections"], CONNECTION_KEYS);
+            if connections.is_null() {
+                degraded.missing(&source(RATE_LIMITS), "`connections` list", "rateLimits");
+            }
+            connections
+        }
+        None => Value::Null,
+    };
+    out.insert("rateLimits".into(), connections);
     if let Some(cache) = &cache {
         out.insert("cacheStats".into(), cache_stats(&cache["semanticCache"]));
     }
@@ -132,9 +143,13 @@ fn memory_usage(mem: &Value) -> Value {
     json!({ "heapUsed": number_or_null(&mem["heapUsed"]), "heapTotal": number_or_null(&mem["heapTotal"]) })
 }
 
-/// Each entry of a gateway list reduced to `keys`, in gateway order.
+/// Each entry of a gateway list reduced to `keys`, in gateway order; `null`
+/// when `list` is not a list (the gateway did not send it).
 fn pick_each(list: &Value, keys: &[&str]) -> Value {
-    Value::Array(arr(list).iter().map(|entry| pick(entry, keys)).collect())
+    match list {
+        Value::Array(items) => Value::Array(items.iter().map(|entry| pick(entry, keys)).collect()),
+        _ => Value::Null,
+    }
 }
 
 /// `{hits, misses, hitRate}` from `/api/cache` `semanticCache`; the gateway
@@ -156,7 +171,7 @@ fn output_schema() -> Value {
     let number_or_null = |d: &str| schema::nullable("number", d);
     schema::object(
         json!({
-            "status": schema::typed("string", "The gateway's health status (\"healthy\"), or \"unreachable\" when the health endpoint failed"),
+            "status": schema::nullable("string", "The gateway's health status (\"healthy\"), or \"unreachable\" when the health endpoint failed; null (named in degraded) when the gateway answered without one"),
             "uptime": number_or_null("Gateway uptime in seconds"),
             "version": schema::nullable("string", "Gateway version"),
             "memoryUsage": {
@@ -169,13 +184,13 @@ fn output_schema() -> Value {
                 "required": ["heapUsed", "heapTotal"],
             },
             "circuitBreakers": {
-                "type": "array",
-                "description": "Per-provider circuit breakers in gateway order: {provider, state (CLOSED|OPEN|HALF_OPEN), failureCount, lastFailure, retryAfterMs}",
+                "type": ["array", "null"],
+                "description": "Per-provider circuit breakers in gateway order: {provider, state (CLOSED|OPEN|HALF_OPEN), failureCount, lastFailure, retryAfterMs}; null (not empty) when health could not be read or sent no breaker list, named in degraded",
                 "items": loose_object("One provider's breaker, as the gateway reports it"),
             },
             "rateLimits": {
-                "type": "array",
-                "description": "Per-connection rate-limit queues: {connectionId, provider, name, rateLimitProtection, enabled, active, queued, running, executing, done}",
+                "type": ["array", "null"],
+                "description": "Per-connection rate-limit queues: {connectionId, provider, name, rateLimitProtection, enabled, active, queued, running, executing, done}; null (not empty) when rate limits could not be read or sent no connection list, named in degraded",
                 "items": loose_object("One connection, as the gateway reports it"),
             },
             "cacheStats": {

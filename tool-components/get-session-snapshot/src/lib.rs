@@ -1,11 +1,11 @@
-//! `omniroute_get_session_snapshot` (spec C.16, "Our contract").
+//! `omniroute_get_session_snapshot` (docs/tools/get_session_snapshot.md).
 //!
 //! This MCP session at a glance, entirely from the host's session state:
 //! when it started, what its completions cost and used, which models and
 //! providers served them, how many failed, and the budget guard. No gateway
 //! call, so it never fails.
 
-use omniroute_tool_sdk::ledger::{self, BudgetGuard, SESSION_START};
+use omniroute_tool_sdk::ledger::{self, LedgerEntry, SESSION_START};
 use omniroute_tool_sdk::{Ctx, Session, Tool, ToolDescription, ToolError, clock, coerce, schema};
 use serde_json::{Value, json};
 
@@ -57,18 +57,14 @@ pub fn snapshot(session: &dyn Session, now_ms: u64) -> Value {
     let elapsed_s = start_text
         .and_then(clock::parse_iso8601)
         .map(|start_ms| now_ms.saturating_sub(start_ms) / 1000);
-    let sum = |key: &str| {
-        entries
-            .iter()
-            .map(|e| coerce::num(&e[key], 0.0))
-            .sum::<f64>()
-    };
-    let budget = BudgetGuard::read(session).map_or(Value::Null, |guard| {
+    // Sums of the values the gateway reported (failed requests report none).
+    let sum = |count: fn(&LedgerEntry) -> Option<u64>| entries.iter().filter_map(count).sum::<u64>();
+    let budget = ledger::budget_guard(session).map_or(Value::Null, |guard| {
         json!({
             "active": true,
             "remaining": coerce::number(guard.remaining_shown(spent)),
-            "action": guard.action,
-            "limit": guard.max_cost,
+            "action": guard.action.as_str(),
+            "limit": coerce::number(guard.max_cost),
             "spent": coerce::number(coerce::round_cost(spent)),
         })
     });
@@ -79,23 +75,23 @@ pub fn snapshot(session: &dyn Session, now_ms: u64) -> Value {
         "requestCount": entries.len(),
         "costTotal": coerce::number(coerce::round_cost(spent)),
         "tokenCount": {
-            "prompt": coerce::number(sum("tokensIn")),
-            "completion": coerce::number(sum("tokensOut")),
+            "prompt": sum(|e| e.tokens_in),
+            "completion": sum(|e| e.tokens_out),
         },
-        "topModels": top(&entries, "model"),
-        "topProviders": top(&entries, "provider"),
-        "errors": entries.iter().filter(|e| e["success"] == Value::Bool(false)).count(),
-        "fallbacks": coerce::number(sum("fallbacksTriggered")),
+        "topModels": top(&entries, "model", |e| e.model.as_deref()),
+        "topProviders": top(&entries, "provider", |e| e.provider.as_deref()),
+        "errors": entries.iter().filter(|e| !e.success).count(),
+        "fallbacks": sum(|e| e.fallbacks_triggered),
         "budgetGuard": budget,
     })
 }
 
-/// Up to [`TOP`] `{<key>, count}` over the entries' string `key` values,
-/// by count descending; ties keep the order of first use (entries without
-/// the value, i.e. failed requests, are not counted).
-fn top(entries: &[Value], key: &str) -> Vec<Value> {
+/// Up to [`TOP`] `{<key>, count}` over the entries' `name_of` values, by
+/// count descending; ties keep the order of first use (entries without the
+/// value, i.e. failed requests, are not counted).
+fn top<'a>(entries: &'a [LedgerEntry], key: &str, name_of: fn(&'a LedgerEntry) -> Option<&'a str>) -> Vec<Value> {
     let mut counts: Vec<(&str, usize)> = Vec::new();
-    for name in entries.iter().filter_map(|e| e[key].as_str()) {
+    for name in entries.iter().filter_map(name_of) {
         match counts.iter_mut().find(|(n, _)| *n == name) {
             Some((_, count)) => *count += 1,
             None => counts.push((name, 1)),

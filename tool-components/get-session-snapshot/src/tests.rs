@@ -1,6 +1,6 @@
 use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER, SESSION_START};
-use omniroute_tool_sdk::testing::fixtures::NODE_1F2;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, MemorySession, keys};
+use omniroute_tool_testing::fixtures::NODE_1F2;
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, MemorySession, keys, ledger_entry};
 use serde_json::{Value, json};
 
 use super::*;
@@ -10,14 +10,14 @@ const START: &str = "\"2026-11-25T23:14:00.000Z\"";
 const NOW: u64 = 1_795_648_563_000;
 
 fn entry(model: Option<&str>, provider: Option<&str>, cost: Value, success: bool) -> Value {
-    json!({
+    ledger_entry(json!({
         "requestId": "r", "origin": "route_request", "requestedModel": "coding-fast",
         "status": if success { 200 } else { 503 }, "success": success,
         "provider": provider, "model": model, "cost": cost,
         "tokensIn": if success { json!(7) } else { Value::Null },
         "tokensOut": if success { json!(3) } else { Value::Null },
         "fallbacksTriggered": if success { json!(0) } else { Value::Null },
-    })
+    }))
 }
 
 #[test]

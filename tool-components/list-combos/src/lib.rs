@@ -1,6 +1,6 @@
-//! `omniroute_list_combos` (spec C.2, "Our contract").
+//! `omniroute_list_combos` (docs/tools/list_combos.md).
 //!
-//! Lists the gateway's combos with their steps normalised (spec B.6). With
+//! Lists the gateway's combos with their steps normalised (docs/contract.md#combo-steps). With
 //! `includeMetrics`, the in-memory metrics of `GET /api/combos/metrics` are
 //! attached per combo. The gateway keys them by combo **name**, not id, which
 //! is why the original server always showed `null`.
@@ -95,16 +95,16 @@ fn combo_entry(combo: &Value, metrics_by_name: Option<&Value>) -> Value {
 fn output_schema() -> Value {
     let step = schema::object(
         json!({
-            "provider": schema::typed("string", "Provider prefix or alias of the step; \"combo\" for a reference to another combo"),
-            "model": schema::typed("string", "provider/model string, or the referenced combo's name"),
+            "provider": schema::nullable("string", "Provider prefix or alias of the step; \"combo\" for a reference to another combo; null when the step names no provider (a bare model)"),
+            "model": schema::nullable("string", "provider/model string, or the referenced combo's name; null when the step names neither"),
             "priority": schema::typed("number", "Step order (1-based) unless the step sets its own"),
         }),
         &["provider", "model", "priority"],
     );
     let combo = schema::object(
         json!({
-            "id": schema::typed("string", "Combo id (use it with switch_combo)"),
-            "name": schema::typed("string", "Combo name (what clients send as the model)"),
+            "id": schema::nullable("string", "Combo id (use it with switch_combo); null when the gateway sent none"),
+            "name": schema::nullable("string", "Combo name (what clients send as the model); null when the gateway sent none"),
             "models": { "type": "array", "description": "The combo's steps, in order", "items": step },
             "strategy": schema::typed("string", "Routing strategy, e.g. priority, weighted, round-robin"),
             "enabled": schema::typed("boolean", "False only when the combo was switched off"),

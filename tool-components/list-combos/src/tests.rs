@@ -1,5 +1,5 @@
 use omniroute_tool_sdk::GatewayError;
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures};
 use serde_json::{Value, json};
 
 use super::*;
@@ -200,7 +200,7 @@ fn string_steps_combo_refs_and_switched_off_combos() {
                 "name": "mixed",
                 "models": [
                     { "provider": "cc", "model": "cc/claude-sonnet", "priority": 1 },
-                    { "provider": "unknown", "model": "gpt-4o", "priority": 2 },
+                    { "provider": null, "model": "gpt-4o", "priority": 2 },
                     { "provider": "combo", "model": "free-tier", "priority": 3 },
                     { "provider": "mock", "model": "mock/small", "priority": 9 }
                 ],
@@ -209,7 +209,7 @@ fn string_steps_combo_refs_and_switched_off_combos() {
             },
             {
                 "id": "x2",
-                "name": "x2",
+                "name": null,
                 "models": [{ "provider": "a", "model": "a/b", "priority": 1 }],
                 "strategy": "weighted",
                 "enabled": true
@@ -225,7 +225,8 @@ fn unnamed_combo_gets_null_metrics() {
         Reply::json(200, fixtures::COMBO_METRICS_ALL),
     );
     let out = run(&h, json!({ "includeMetrics": true })).unwrap();
-    assert_eq!(out["combos"][0]["name"], "unnamed");
+    assert_eq!(out["combos"][0]["name"], Value::Null, "no name, not \"unnamed\"");
+    assert_eq!(out["combos"][0]["id"], "");
     assert_eq!(out["combos"][0]["metrics"], Value::Null);
 }
 

@@ -1,4 +1,4 @@
-//! `omniroute_list_models_catalog` (spec C.8, "Our contract").
+//! `omniroute_list_models_catalog` (docs/tools/list_models_catalog.md).
 //!
 //! `GET /v1/models` lists what the gateway serves (connected providers'
 //! models and active combos) but ignores every filter, reports capabilities
@@ -105,6 +105,14 @@ pub fn list_models_catalog(
         })
         .collect();
 
+    let without_status = entries.iter().filter(|e| e["status"].is_null()).count();
+    if without_status > 0 {
+        degraded.missing(
+            &Request::get(MODELS).source(),
+            &format!("`status` for {without_status} of {} listed models", entries.len()),
+            "their status",
+        );
+    }
     Ok(json!({
         "models": entries,
         "source": "local_catalog",
@@ -114,7 +122,7 @@ pub fn list_models_catalog(
 
 /// The names a `/v1/models` entry goes by.
 struct Model<'a> {
-    id: &'a str,
+    id: Option<&'a str>,
     owned_by: Option<&'a str>,
     /// The id's text before the first `/` (node prefix or provider alias).
     prefix: Option<&'a str>,
@@ -122,11 +130,14 @@ struct Model<'a> {
 
 impl<'a> Model<'a> {
     fn of(m: &'a Value) -> Self {
-        let id = coerce::str(&m["id"], "");
+        let id = m["id"].as_str();
         Model {
             id,
             owned_by: m["owned_by"].as_str(),
-            prefix: id.split_once('/').map(|(p, _)| p).filter(|p| !p.is_empty()),
+            prefix: id
+                .and_then(|id| id.split_once('/'))
+                .map(|(p, _)| p)
+                .filter(|p| !p.is_empty()),
         }
     }
 
@@ -152,15 +163,12 @@ impl<'a> Model<'a> {
         out.insert("id".into(), json!(self.id));
         out.insert("provider".into(), json!(self.owned_by));
         out.insert("capabilities".into(), json!(capabilities));
-        out.insert(
-            "status".into(),
-            json!(coerce::str(&m["status"], "available")),
-        );
-        let priced_model = m["root"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            .unwrap_or(self.id);
-        if let Some(price) = pricing.and_then(|p| providers.price(p, &self.names(), priced_model)) {
+        out.insert("status".into(), coerce::string_or_null(&m["status"]));
+        let priced_model = m["root"].as_str().filter(|r| !r.is_empty()).or(self.id);
+        let price = pricing
+            .zip(priced_model)
+            .and_then(|(p, model)| providers.price(p, &self.names(), model));
+        if let Some(price) = price {
             out.insert("pricing".into(), price.to_value());
         }
         if m["context_length"].is_number() {
@@ -203,14 +211,14 @@ fn output_schema() -> Value {
     );
     let model = schema::object(
         json!({
-            "id": schema::typed("string", "Model id as clients send it: <prefix>/<model>, or a combo name"),
+            "id": schema::nullable("string", "Model id as clients send it: <prefix>/<model>, or a combo name; null when the gateway sent none"),
             "provider": schema::nullable("string", "owned_by: the node id or provider id, or \"combo\""),
             "capabilities": {
                 "type": "array",
                 "description": "The model type (chat, embedding, image, audio, video, rerank, moderation, …) first, then its true capability flags (tool_calling, reasoning, vision, …)",
                 "items": { "type": "string" },
             },
-            "status": schema::typed("string", "The gateway's model status, or \"available\""),
+            "status": schema::nullable("string", "The gateway's model status; null (named in degraded) when it sends none, as 3.7.9 does"),
             "pricing": pricing,
             "contextLength": schema::typed("number", "Context window in tokens, when the gateway knows it"),
             "maxOutputTokens": schema::typed("number", "Output token limit, when the gateway knows it"),

@@ -1,4 +1,4 @@
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};
 
@@ -81,12 +81,13 @@ fn populated_catalog_contract_example() {
         Reply::json(200, fixtures::PRICING_MODELS_EXCERPT),
     );
     let out = run(&h, json!({})).unwrap();
-    let combo = |id: &str| json!({ "id": id, "provider": "combo", "capabilities": ["chat", "tool_calling", "reasoning"], "status": "available", "maxOutputTokens": 8192 });
-    let mock = |id: &str| json!({ "id": id, "provider": NODE_ID, "capabilities": ["chat", "tool_calling", "reasoning"], "status": "available", "maxOutputTokens": 8192 });
+    // 3.7.9 sends no model status: null, and said once in degraded.
+    let combo = |id: &str| json!({ "id": id, "provider": "combo", "capabilities": ["chat", "tool_calling", "reasoning"], "status": null, "maxOutputTokens": 8192 });
+    let mock = |id: &str| json!({ "id": id, "provider": NODE_ID, "capabilities": ["chat", "tool_calling", "reasoning"], "status": null, "maxOutputTokens": 8192 });
     let expected = json!({
         "models": [combo("coding-fast"), combo("free-tier"), mock("mock/mock-small"), mock("mock/mock-large")],
         "source": "local_catalog",
-        "degraded": []
+        "degraded": [{ "source": "GET /v1/models", "error": "the answer has no `status` for 4 of 4 listed models; their status is null" }]
     });
     assert_eq!(
         out.to_string(),
@@ -115,7 +116,7 @@ fn builtin_models_get_prices_and_details() {
         model(&out, "cc/claude-sonnet-4-6"),
         &json!({
             "id": "cc/claude-sonnet-4-6", "provider": "claude",
-            "capabilities": ["chat", "tool_calling", "reasoning", "thinking"], "status": "available",
+            "capabilities": ["chat", "tool_calling", "reasoning", "thinking"], "status": null,
             "pricing": { "inputPerMillion": 3, "outputPerMillion": 15 }
         }),
         "a non-numeric max_output_tokens is omitted"
@@ -144,7 +145,7 @@ fn user_price_for_the_node_appears_after_status() {
     let out = run(&h, json!({})).unwrap();
     assert_eq!(
         model(&out, "mock/mock-small").to_string(),
-        json!({ "id": "mock/mock-small", "provider": NODE_ID, "capabilities": ["chat", "tool_calling", "reasoning"], "status": "available", "pricing": { "inputPerMillion": 1.5, "outputPerMillion": 6 }, "maxOutputTokens": 8192 }).to_string()
+        json!({ "id": "mock/mock-small", "provider": NODE_ID, "capabilities": ["chat", "tool_calling", "reasoning"], "status": null, "pricing": { "inputPerMillion": 1.5, "outputPerMillion": 6 }, "maxOutputTokens": 8192 }).to_string()
     );
     assert!(model(&out, "mock/mock-large").get("pricing").is_none());
 }
@@ -205,7 +206,8 @@ fn prefix_match_still_works_without_the_node_map() {
         out["degraded"],
         json!([
             { "source": "GET /api/provider-nodes", "error": "OmniRoute API unreachable: GET /api/provider-nodes: refused" },
-            { "source": "GET /api/pricing/models", "error": r#"OmniRoute API error [403]: {"error":"forbidden"}"# }
+            { "source": "GET /api/pricing/models", "error": r#"OmniRoute API error [403]: {"error":"forbidden"}"# },
+            { "source": "GET /v1/models", "error": "the answer has no `status` for 1 of 1 listed models; their status is null" }
         ])
     );
 }
@@ -267,7 +269,10 @@ fn failed_pricing_omits_prices_and_degrades() {
     );
     assert_eq!(
         out["degraded"],
-        json!([{ "source": "GET /api/pricing", "error": "OmniRoute API timeout after 15 s: GET /api/pricing" }])
+        json!([
+            { "source": "GET /api/pricing", "error": "OmniRoute API timeout after 15 s: GET /api/pricing" },
+            { "source": "GET /v1/models", "error": "the answer has no `status` for 6 of 7 listed models; their status is null" }
+        ])
     );
     assert_eq!(ids(&out).len(), 7);
 }
@@ -322,9 +327,13 @@ fn odd_entries_and_bare_array() {
     assert_eq!(
         out["models"],
         json!([
-            { "id": "", "provider": null, "capabilities": ["chat"], "status": "available" },
+            { "id": null, "provider": null, "capabilities": ["chat"], "status": null },
             { "id": "x/y", "provider": null, "capabilities": ["chat"], "status": "deprecated", "contextLength": 4096 }
         ])
+    );
+    assert_eq!(
+        out["degraded"],
+        json!([{ "source": "GET /v1/models", "error": "the answer has no `status` for 1 of 2 listed models; their status is null" }])
     );
     // The prefix still matches when owned_by is unusable.
     assert_eq!(ids(&run(&h, json!({ "provider": "x" })).unwrap()), ["x/y"]);

@@ -13,7 +13,7 @@ The digest ranks providers by trouble:
 
 and says why in `reasons`. The gateway names one provider several ways (a
 custom node by id and by prefix, a built-in provider by id and by alias;
-spec A.4), so entries are grouped with `GET /api/provider-nodes` and
+docs/gateway.md#provider-identity), so entries are grouped with `GET /api/provider-nodes` and
 `GET /api/pricing/models` when they answer. Nothing is estimated: a value the
 gateway did not give is `None` (JSON `null`) and a reason says why.
 """
@@ -34,7 +34,7 @@ SOURCES = [HEALTH, PROVIDER_METRICS, PROVIDER_NODES, PRICING_MODELS]
 BREAKER_POINTS = {"OPEN": 100, "HALF_OPEN": 50, "CLOSED": 0}
 STATE_ORDER = ["CLOSED", "HALF_OPEN", "OPEN"]
 
-# Cut for gateway error bodies in messages (spec C.0.4).
+# Cut for gateway error bodies in messages (docs/contract.md#error-texts).
 MAX_BODY_CHARS = 1000
 
 
@@ -102,7 +102,7 @@ class ToolError(Exception):
     """A failed call; the message tells the agent what to do next."""
 
 
-# ---- gateway answers -> JSON or the contract's error text (spec C.0.4) ----
+# ---- gateway answers -> JSON or the contract's error text (docs/contract.md#error-texts) ----
 
 def _truncate(text, limit=MAX_BODY_CHARS):
     return text if len(text) <= limit else text[:limit] + "\u2026"
@@ -143,7 +143,7 @@ def json_answer(status, body):
         return None, "OmniRoute API error [%d]: <non-JSON body, %d bytes>" % (status, len(body.encode("utf-8")))
 
 
-# ---- provider identity (spec A.4) ----
+# ---- provider identity (docs/gateway.md#provider-identity) ----
 
 def _text(v):
     return v.strip() if isinstance(v, str) and v.strip() else None

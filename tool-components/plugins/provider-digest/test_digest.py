@@ -1,4 +1,4 @@
-"""Unit tests of digest.py on the real gateway answers in tests/fixtures/gateway.
+"""Unit tests of digest.py on the real gateway answers in tool-components/testing/fixtures/gateway.
 
 Run with plain CPython, no packages needed: `python3 -m unittest` in this folder
 (`cargo xtask test` does).
@@ -10,7 +10,7 @@ import unittest
 
 import digest
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests", "fixtures", "gateway")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testing", "fixtures", "gateway")
 NODE_9BF = "openai-compatible-chat-9bf192e7-8141-485a-88a1-3f5e6e4f84be"
 NODE_1F2 = "openai-compatible-chat-1f2e00b9-0860-4f8f-93e7-2cf565feb2f4"
 

@@ -1,4 +1,4 @@
-//! `omniroute_route_request` (spec C.6, "Our contract").
+//! `omniroute_route_request` (docs/tools/route_request.md).
 //!
 //! Sends one non-streaming chat completion and reports what the gateway
 //! says about its routing. The gateway puts routing facts only in response
@@ -7,7 +7,7 @@
 //! argument, or the model when that names a combo) and, for priority
 //! combos, which step served.
 //!
-//! The host owns the budget guard (spec C.0.8) and enforces it for every
+//! The host owns the budget guard (docs/architecture.md#budget-guard) and enforces it for every
 //! completion it brokers: a blocked request comes back as
 //! [`GatewayError::Refused`] (nothing was sent) and is this tool's error
 //! verbatim; a degraded one carries `x-omniroute-mcp-degraded-from`; budget
@@ -22,9 +22,9 @@ pub mod combos_cache;
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::combos::{combo_steps, combo_strategy, served_step};
-use omniroute_tool_sdk::completion::{self, Degrade, Served, degrade_of, host_warnings};
+use omniroute_tool_sdk::completion::{self, Degrade, Routing, degrade_of, host_warnings, routing};
 use omniroute_tool_sdk::gateway::json_and_response;
-use omniroute_tool_sdk::providers::Providers;
+use omniroute_tool_sdk::providers;
 use omniroute_tool_sdk::{
     Annotations, Ctx, Degraded, GatewayError, Tool, ToolDescription, ToolError, coerce, schema,
 };
@@ -38,6 +38,7 @@ omniroute_tool_sdk::export_tool!(RouteRequest);
 pub use omniroute_tool_sdk::combos::COMBOS;
 pub use omniroute_tool_sdk::completion::{COMPLETIONS, headers};
 pub use omniroute_tool_sdk::ledger::LEDGER_ANNOTATION;
+use omniroute_tool_sdk::ledger::Annotation;
 pub use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
 
 /// Task roles accepted by `role` (a hint recorded in the ledger; not sent).
@@ -132,7 +133,7 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
         Err((failure, response)) => {
             let degrade = response.as_ref().and_then(degrade_of);
             let combo_name = routed_combo(args, degrade.as_ref(), combos.as_deref());
-            let served = response.as_ref().map(Served::from_headers);
+            let served = response.as_ref().map(routing);
             let request_id = served.as_ref().and_then(|s| s.request_id.as_deref());
             annotate_ledger(
                 cx,
@@ -145,7 +146,7 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
             return Err(failure.into());
         }
     };
-    let served = Served::from_headers(&response);
+    let served = routing(&response);
     let degrade = degrade_of(&response);
     let combo_name = routed_combo(args, degrade.as_ref(), combos.as_deref());
 
@@ -175,12 +176,8 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
         ));
     }
 
-    let sent = degrade
-        .as_ref()
-        .and_then(|d| d.to.as_deref())
-        .unwrap_or(args.target());
     let mut out = Map::new();
-    out.insert("response".into(), response_part(&body, &served, sent));
+    out.insert("response".into(), response_part(&body, &served));
     out.insert(
         "routing".into(),
         routing_part(&served, combo_name.as_deref(), fallbacks, degrade.as_ref()),
@@ -192,7 +189,7 @@ pub fn route_request(args: &Args, cx: &Ctx<'_>) -> Result<Value, ToolError> {
 }
 
 /// The combo used for routing. When the host's guard degraded the request,
-/// its target (always a combo, spec C.0.8) if known; otherwise `combo` when
+/// its target (always a combo, docs/architecture.md#budget-guard) if known; otherwise `combo` when
 /// given, else the model when it names a known combo, else none.
 fn routed_combo(
     args: &Args,
@@ -210,18 +207,18 @@ fn routed_combo(
     }
 }
 
-/// `fallbacksTriggered` (spec C.6 item 4): for a priority combo, the
+/// `fallbacksTriggered` (docs/tools/route_request.md#output): for a priority combo, the
 /// zero-based index of the first step whose model after `/` is the served
 /// model and whose provider's alias set holds the serving provider. `None`
 /// for other strategies, without the headers, or when no step matches.
-fn fallbacks_triggered(cx: &Ctx<'_>, combo: &Value, served: &Served) -> Option<usize> {
+fn fallbacks_triggered(cx: &Ctx<'_>, combo: &Value, served: &Routing) -> Option<usize> {
     if combo_strategy(combo) != "priority" {
         return None;
     }
     let (provider, model) = (served.provider.as_deref()?, served.model.as_deref()?);
     // Optional sources: without them an alias set is just the step's own
     // name. Kept 30 s per session, like the combo list.
-    let providers = Providers::fetch_cached(cx.gateway, cx.session, PROVIDERS_CACHE_KEY, &mut Degraded::new());
+    let providers = providers::fetch_cached(cx.gateway, cx.session, PROVIDERS_CACHE_KEY, &mut Degraded::new());
     served_step(combo_steps(combo), provider, model, &providers)
 }
 
@@ -238,25 +235,25 @@ fn annotate_ledger(
     fallbacks: Option<usize>,
     degrade: Option<&Degrade>,
 ) {
-    let annotation = json!({
-        "requestId": request_id,
-        "combo": combo,
-        "role": args.role,
-        "fallbacksTriggered": fallbacks,
-        "degradedFrom": degrade.map(|d| &d.from),
-    });
-    let _ = cx.session.set_json(LEDGER_ANNOTATION, &annotation);
+    let annotation = Annotation {
+        request_id: request_id.map(str::to_string),
+        combo: combo.map(str::to_string),
+        role: args.role.clone(),
+        fallbacks_triggered: fallbacks.map(|n| n as u64),
+        degraded_from: degrade.map(|d| d.from.clone()),
+    };
+    if let Ok(annotation) = serde_json::to_value(&annotation) {
+        let _ = cx.session.set_json(LEDGER_ANNOTATION, &annotation);
+    }
 }
 
-/// `response{content, model, tokens{prompt, completion}}` from the body.
-fn response_part(body: &Value, served: &Served, requested: &str) -> Value {
-    let content = coerce::str(&body["choices"][0]["message"]["content"], "");
-    let model = body["model"]
-        .as_str()
-        .or(served.model.as_deref())
-        .unwrap_or(requested);
+/// `response{content, model, tokens{prompt, completion}}` from the body:
+/// `content` when the first choice's content is text, `model` from the body
+/// else from `x-omniroute-model`; `null` where neither says.
+fn response_part(body: &Value, served: &Routing) -> Value {
+    let model = body["model"].as_str().or(served.model.as_deref());
     json!({
-        "content": content,
+        "content": coerce::string_or_null(&body["choices"][0]["message"]["content"]),
         "model": model,
         "tokens": {
             "prompt": coerce::number_or_null(&body["usage"]["prompt_tokens"]),
@@ -267,7 +264,7 @@ fn response_part(body: &Value, served: &Served, requested: &str) -> Value {
 
 /// `routing{…}` in the contract's key order.
 fn routing_part(
-    served: &Served,
+    served: &Routing,
     combo: Option<&str>,
     fallbacks: Option<usize>,
     degrade: Option<&Degrade>,
@@ -282,8 +279,8 @@ fn routing_part(
     routing.insert("cost".into(), number(served.cost));
     routing.insert("latencyMs".into(), number(served.latency_ms));
     routing.insert("cache".into(), json!(served.cache));
-    routing.insert("tokensIn".into(), number(served.tokens_in));
-    routing.insert("tokensOut".into(), number(served.tokens_out));
+    routing.insert("tokensIn".into(), json!(served.tokens_in));
+    routing.insert("tokensOut".into(), json!(served.tokens_out));
     routing.insert(
         "routingExplanation".into(),
         json!(explanation(served, combo, fallbacks)),
@@ -296,13 +293,18 @@ fn routing_part(
 
 /// `Routed via combo "<combo>" to <model> on <provider>` (or `Routed to …`
 /// without a combo), `+ " (served from cache)"` on HIT, `+ "; fallback steps
-/// before it: <n>"` when n > 0. Missing headers read `unknown`.
-pub fn explanation(served: &Served, combo: Option<&str>, fallbacks: Option<usize>) -> String {
-    let model = served.model.as_deref().unwrap_or("unknown");
-    let provider = served.provider.as_deref().unwrap_or("unknown");
+/// before it: <n>"` when n > 0. What the headers did not say is said so,
+/// never filled in.
+pub fn explanation(served: &Routing, combo: Option<&str>, fallbacks: Option<usize>) -> String {
+    let target = match (served.model.as_deref(), served.provider.as_deref()) {
+        (Some(model), Some(provider)) => format!("to {model} on {provider}"),
+        (Some(model), None) => format!("to {model} (the gateway did not report the provider)"),
+        (None, Some(provider)) => format!("on {provider} (the gateway did not report the model)"),
+        (None, None) => "(the gateway did not report the serving model or provider)".to_string(),
+    };
     let mut text = match combo {
-        Some(combo) => format!("Routed via combo \"{combo}\" to {model} on {provider}"),
-        None => format!("Routed to {model} on {provider}"),
+        Some(combo) => format!("Routed via combo \"{combo}\" {target}"),
+        None => format!("Routed {target}"),
     };
     if served.cache.as_deref() == Some("HIT") {
         text.push_str(" (served from cache)");
@@ -344,8 +346,8 @@ fn output_schema() -> Value {
     let text = |d: &str| schema::nullable("string", d);
     let response = schema::object(
         json!({
-            "content": schema::typed("string", "The first choice's message content (\"\" when not text)"),
-            "model": schema::typed("string", "Model named in the response body"),
+            "content": schema::nullable("string", "The first choice's message content; null when it is not text"),
+            "model": schema::nullable("string", "Model named in the response body, else x-omniroute-model; null when neither says"),
             "tokens": schema::object(
                 json!({
                     "prompt": num("usage.prompt_tokens from the body (may differ from the gateway's accounting, see routing.tokensIn)"),

@@ -1,7 +1,8 @@
-use omniroute_tool_sdk::testing::fixtures::{NODE_1F2, NODE_9BF};
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::fixtures::{NODE_1F2, NODE_9BF};
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
 };
+use omniroute_tool_sdk::providers::Providers;
 use omniroute_tool_sdk::{GatewayError, Method, Session};
 use serde_json::{Value, json};
 
@@ -320,19 +321,24 @@ fn missing_headers_are_null() {
     assert_eq!(
         out,
         json!({
-            "response": { "content": "", "model": "coding-fast", "tokens": { "prompt": null, "completion": null } },
+            "response": { "content": null, "model": null, "tokens": { "prompt": null, "completion": null } },
             "routing": {
                 "provider": null, "model": null, "combo": "coding-fast", "requestId": null,
                 "fallbacksTriggered": null, "cost": null, "latencyMs": null, "cache": null,
                 "tokensIn": null, "tokensOut": null,
-                "routingExplanation": "Routed via combo \"coding-fast\" to unknown on unknown"
+                "routingExplanation": "Routed via combo \"coding-fast\" (the gateway did not report the serving model or provider)"
             }
         })
     );
     // Body without a model: the served model from the header.
     let no_model = Reply::json(200, r#"{"choices":[]}"#).header(headers::MODEL, "mock-small");
     let h = FakeHost::new(gateway(no_model));
-    assert_eq!(run(&h, hi("x")).unwrap()["response"]["model"], "mock-small");
+    let out = run(&h, hi("x")).unwrap();
+    assert_eq!(out["response"]["model"], "mock-small");
+    assert_eq!(
+        out["routing"]["routingExplanation"],
+        "Routed to mock-small (the gateway did not report the provider)"
+    );
 }
 
 #[test]

@@ -1,15 +1,19 @@
-//! The `degraded` list of spec C.0.5: tools that combine several gateway
-//! sources keep going when one fails, and say exactly which one and why.
+//! The `degraded` list: tools that combine several gateway sources keep
+//! going when one fails, and say exactly which one and why. It also names
+//! the values a source that did answer left out, so every `null` a tool
+//! returns for something it could not learn has its reason beside it.
 
 use serde_json::{Value, json};
 
 use crate::failure::GatewayFailure;
 
-/// Collects the sources that failed during one call, in the order they were
-/// looked at, and renders them as `[{source, error}]`.
+/// Collects the sources that failed (and the values an answering source
+/// left out) during one call, in the order they were looked at, and renders
+/// them as `[{source, error}]`.
 ///
 /// ```
-/// use omniroute_tool_sdk::{Degraded, Gateway, testing::FakeGateway};
+/// use omniroute_tool_sdk::{Degraded, Gateway};
+/// use omniroute_tool_testing::FakeGateway;
 /// let gw = FakeGateway::new(); // answers nothing: every request fails
 /// let mut degraded = Degraded::new();
 /// let health = degraded.take(gw.get_json("/api/monitoring/health", &[]));
@@ -18,7 +22,7 @@ use crate::failure::GatewayFailure;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Degraded {
-    failures: Vec<GatewayFailure>,
+    entries: Vec<(String, String)>,
 }
 
 impl Degraded {
@@ -40,25 +44,39 @@ impl Degraded {
 
     /// Records one failure.
     pub fn push(&mut self, failure: GatewayFailure) {
-        self.failures.push(failure);
+        self.entries.push((failure.source, failure.message));
+    }
+
+    /// Records that `source` (`"<METHOD> <path>"`) answered without `what`
+    /// (e.g. `` `status` ``), so `output` (the output key) is `null`.
+    pub fn missing(&mut self, source: &str, what: &str, output: &str) {
+        self.entries.push((
+            source.to_string(),
+            format!("the answer has no {what}; {output} is null"),
+        ));
+    }
+
+    /// Records why `source` was not read, or what it left unknown, in words.
+    pub fn note(&mut self, source: &str, error: impl Into<String>) {
+        self.entries.push((source.to_string(), error.into()));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.failures.is_empty()
+        self.entries.is_empty()
     }
 
-    /// The recorded failures, in order.
-    pub fn failures(&self) -> &[GatewayFailure] {
-        &self.failures
+    /// How many sources failed or left something out so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// `[{"source": "<METHOD> <path>", "error": "<text>"}]`, always an array
     /// (empty when everything succeeded).
     pub fn to_value(&self) -> Value {
         Value::Array(
-            self.failures
+            self.entries
                 .iter()
-                .map(|f| json!({ "source": f.source, "error": f.message }))
+                .map(|(source, error)| json!({ "source": source, "error": error }))
                 .collect(),
         )
     }
@@ -67,7 +85,7 @@ impl Degraded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::{GatewayError, Request};
+    use crate::wire::{GatewayError, Request};
 
     #[test]
     fn empty_is_an_empty_array() {
@@ -91,6 +109,17 @@ mod tests {
         assert_eq!(
             d.to_value().to_string(),
             r#"[{"source":"GET /api/rate-limits","error":"OmniRoute API timeout after 15 s: GET /api/rate-limits"},{"source":"GET /api/cache","error":"OmniRoute API error [503]: <non-JSON body, 4 bytes>"}]"#
+        );
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn names_what_an_answer_left_out() {
+        let mut d = Degraded::new();
+        d.missing("GET /api/monitoring/health", "`status`", "status");
+        assert_eq!(
+            d.to_value(),
+            json!([{"source": "GET /api/monitoring/health", "error": "the answer has no `status`; status is null"}])
         );
     }
 }

@@ -1,13 +1,13 @@
-//! The gateway error texts of spec C.0.4, in one place, so every tool words
+//! The gateway error texts, in one place, so every tool words
 //! the same failure the same way and agents can rely on the prefixes.
 
 use std::fmt;
 
 use serde_json::Value;
 
-use crate::gateway::{GatewayError, Request};
+use crate::wire::{GatewayError, Request};
 
-/// Body text longer than this many characters is cut (spec C.0.4).
+/// Body text longer than this many characters is cut.
 pub const MAX_BODY_CHARS: usize = 1000;
 
 /// `OmniRoute API error [<status>]: <body>`.
@@ -85,7 +85,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 /// agent-facing text already rendered.
 ///
 /// `source` is `"<METHOD> <path>"` (no query) so multi-source tools can list
-/// it in `degraded` (spec C.0.5); single-source tools return `message` as
+/// it in `degraded`; single-source tools return `message` as
 /// their error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayFailure {
@@ -135,7 +135,7 @@ impl std::error::Error for GatewayFailure {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::Method;
+    use crate::wire::Method;
 
     fn req() -> Request {
         Request::get("/api/combos").query("combo", "x")
@@ -152,8 +152,7 @@ mod tests {
 
     #[test]
     fn fixture_400_body() {
-        let body =
-            include_str!("../../../tests/fixtures/gateway/usage-budget-missing-param-400.json");
+        let body = omniroute_tool_testing::fixtures::USAGE_BUDGET_MISSING_PARAM_400;
         assert_eq!(
             api_error_text(400, body),
             r#"OmniRoute API error [400]: {"error":"apiKeyId query param is required"}"#

@@ -12,12 +12,12 @@
 //! This crate hides the WIT world behind a [`Tool`] trait, so a tool crate
 //! is its logic, a `Tool` impl and one line of glue. Everything but the glue
 //! compiles natively, so tools are unit-tested on the build machine with
-//! [`testing::FakeGateway`] and real gateway answers:
+//! the testing crate's `FakeGateway` and real gateway answers:
 //!
 //! ```
 //! use omniroute_tool_sdk::providers::HEALTH;
-//! use omniroute_tool_sdk::testing::{FakeGateway, FakeHost, Reply, fixtures};
 //! use omniroute_tool_sdk::{Ctx, Tool, ToolDescription, ToolError, schema};
+//! use omniroute_tool_testing::{FakeGateway, FakeHost, Reply, fixtures};
 //! use serde_json::{Value, json};
 //!
 //! pub struct GatewayVersion;
@@ -39,8 +39,8 @@
 //!     }
 //! }
 //!
-//! // A native test: scripted gateway, real 3.7.9 answer, output checked
-//! // against the output schema.
+//! // A native test (the `omniroute-tool-testing` dev-dependency): scripted
+//! // gateway, real 3.7.9 answer, output checked against the output schema.
 //! let gw = FakeGateway::new().on_get(HEALTH, Reply::json(200, fixtures::HEALTH_POPULATED));
 //! let out = FakeHost::new(gw).call::<GatewayVersion>(json!({})).unwrap();
 //! assert_eq!(out["version"], "3.7.9");
@@ -57,40 +57,43 @@
 //! `cargo xtask new-tool NAME` generates a working plugin crate;
 //! `tool-components/sdk/README.md` is the guide for outside authors.
 //!
-//! * [`Tool`], [`ToolDescription`], [`ToolError`], [`Ctx`]: the contract.
-//!   Errors are messages for the agent: say what failed and what to do next.
+//! * [`Tool`], [`ToolDescription`], [`ToolError`], [`Ctx`]: the trait a tool
+//!   implements. Errors are messages for the agent: say what failed and what
+//!   to do next.
 //! * [`Gateway`]: requests through the host's broker; `send_all_json` runs
 //!   several concurrently; the JSON helpers produce the contract's error
-//!   texts ([`failure`]).
+//!   texts ([`failure`]). [`Session`], [`Progress`]: the other two imports.
 //! * [`Degraded`]: the `degraded` list of multi-source tools: one failed
-//!   source is reported, not fatal, and never replaced by a made-up value.
-//! * [`testing`]: `FakeGateway`, `FakeHost`, real fixtures, schema checks.
-//! * [`args`]: reading validated tool arguments with uniform error texts.
-//! * [`coerce`], [`combos`]: the shared reading rules for gateway JSON,
-//!   combo steps and measured combo latency.
-//! * [`providers`]: provider alias sets, breaker states and prices (spec A.4, C.0.6).
-//! * [`completion`]: completion requests, routing headers, host guard headers.
-//! * [`ledger`]: the host-owned session state (ledger, budget guard, start).
-//! * [`quota`]: quota entry normalisation; [`fitness`]: the task fitness table.
-//! * [`clock`]: wall-clock time and JS-style ISO timestamps and durations.
-//! * [`schema`]: builders for the published input and output schemas.
+//!   source or unknown value is reported, not fatal, and never replaced by a
+//!   made-up value.
+//! * [`args`]: reading validated tool arguments with uniform error texts;
+//!   [`schema`]: builders for the published input and output schemas.
+//! * The contract shared with the host (crate `omniroute-tool-contract`,
+//!   re-exported under the same module names): [`coerce`] (JSON reading
+//!   rules, JavaScript numbers), [`combos`], [`providers`] (alias sets,
+//!   breaker states, prices), [`quota`], [`fitness`], [`clock`],
+//!   [`budget`], [`session_keys`]; [`combos`], [`providers`], [`completion`]
+//!   and [`ledger`] add the reads through the imports.
+//! * [`session_cache`]: short-lived copies of slow-changing gateway data.
+//!
+//! Test tools natively with the `omniroute-tool-testing` crate (a
+//! dev-dependency): `FakeGateway`, `FakeHost`, real fixtures, schema checks.
+
+pub use omniroute_tool_contract as contract;
+pub use omniroute_tool_contract::{budget, clock, coerce, fitness, quota, session_keys};
 
 pub mod args;
-pub mod clock;
-pub mod coerce;
 pub mod combos;
 pub mod completion;
 pub mod degraded;
 pub mod failure;
-pub mod fitness;
 pub mod gateway;
 pub mod ledger;
 pub mod providers;
-pub mod quota;
 pub mod schema;
 pub mod session_cache;
-pub mod testing;
 pub mod tool;
+mod wire;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

@@ -1,6 +1,6 @@
 //! JSON Schema builders for tool descriptions.
 //!
-//! Input schemas are published exactly as the original server did (spec B.3):
+//! Input schemas are published exactly as the original server did:
 //! draft-07 `$schema`, `type: object`, `properties`, and `required` only when
 //! non-empty. Output schemas are validated by real MCP clients (the Python
 //! SDK checks `structuredContent` against them), so they must stay truthful:
@@ -43,7 +43,7 @@ pub fn object(properties: Value, required: &[&str]) -> Value {
 }
 
 /// `{"type": [ty, "null"], "description": …}`: a value that is `null` when
-/// the gateway did not supply it (spec C.0.9).
+/// the gateway did not supply it.
 pub fn nullable(ty: &str, description: &str) -> Value {
     json!({ "type": [ty, "null"], "description": description })
 }
@@ -53,7 +53,7 @@ pub fn typed(ty: &str, description: &str) -> Value {
     json!({ "type": ty, "description": description })
 }
 
-/// The `degraded` list every multi-source tool ends with (spec C.0.5).
+/// The `degraded` list every multi-source tool ends with.
 pub fn degraded() -> Value {
     json!({
         "type": "array",

@@ -46,33 +46,3 @@ pub fn get_or_read_at(
     store(session, key, now_ms, value.clone());
     Some(value)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::MemorySession;
-    use std::cell::Cell;
-
-    #[test]
-    fn serves_fresh_copies_and_rereads_stale_future_or_garbled_ones() {
-        let session = MemorySession::new();
-        let reads = Cell::new(0);
-        let read = || {
-            reads.set(reads.get() + 1);
-            Some(json!({ "n": reads.get() }))
-        };
-        assert_eq!(get_or_read_at(&session, "k", 1_000_000, read), Some(json!({"n": 1})));
-        assert_eq!(get_or_read_at(&session, "k", 1_029_999, read), Some(json!({"n": 1})));
-        assert_eq!(get_or_read_at(&session, "k", 1_030_000, read), Some(json!({"n": 2})), "30 s old");
-        assert_eq!(get_or_read_at(&session, "k", 1_000_000, read), Some(json!({"n": 3})), "from the future");
-        session.set("k", "not json").unwrap();
-        assert_eq!(get_or_read_at(&session, "k", 1_000_001, read), Some(json!({"n": 4})), "garbled");
-    }
-
-    #[test]
-    fn a_failed_read_is_not_stored() {
-        let session = MemorySession::new();
-        assert_eq!(get_or_read_at(&session, "k", 5, || None), None);
-        assert_eq!(session.get("k"), None);
-    }
-}

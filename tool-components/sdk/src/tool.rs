@@ -124,7 +124,7 @@ pub struct ToolDescription {
     pub audit: Option<AuditHint>,
 }
 
-/// Audit hints for the host (spec Part C, per-tool audit output).
+/// Audit hints for the host: what its audit log records of the output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditHint {
     /// JSON pointer into the output (`/routing`): the part recorded in the
@@ -222,7 +222,7 @@ impl fmt::Display for ToolError {
 impl std::error::Error for ToolError {}
 
 /// A gateway failure that ends the call carries its contract text unchanged
-/// (spec C.0.4), so `?` on [`Gateway::get_json`] is all a tool needs.
+/// ([`crate::failure`]), so `?` on [`Gateway::get_json`] is all a tool needs.
 impl From<GatewayFailure> for ToolError {
     fn from(failure: GatewayFailure) -> Self {
         ToolError::new(failure.message)
@@ -236,7 +236,7 @@ pub fn describe_json<T: Tool>() -> String {
 
 /// The WIT `call` export for `T`: parses the input (an empty string counts as
 /// `{}`), runs the tool, serialises the output compactly with key order kept.
-/// Native tests go through this same function (see [`crate::testing::FakeHost`]).
+/// Native tests go through this same function (the testing crate's `FakeHost`).
 pub fn call_json<T: Tool>(input: &str, cx: &Ctx<'_>) -> Result<String, String> {
     let input: Value = if input.trim().is_empty() {
         Value::Object(Default::default())
@@ -245,108 +245,4 @@ pub fn call_json<T: Tool>(input: &str, cx: &Ctx<'_>) -> Result<String, String> {
     };
     let output = T::call(input, cx).map_err(|e| e.message)?;
     serde_json::to_string(&output).map_err(|e| format!("Tool output could not be serialised: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gateway::{GatewayResult, Request};
-    use crate::testing::{FakeGateway, FakeHost, Reply};
-    use serde_json::json;
-
-    /// Echoes its input, or fails with the gateway's text when asked to fetch.
-    struct Echo;
-
-    impl Tool for Echo {
-        fn describe() -> ToolDescription {
-            ToolDescription::read_only("echo", "Echo", "Echoes", &["read:health"]).output_schema(
-                crate::schema::object(json!({ "n": { "type": "number" } }), &[]),
-            )
-        }
-        fn call(input: Value, cx: &Ctx<'_>) -> Result<Value, ToolError> {
-            if input["fetch"] == true {
-                cx.gateway.get_json("/api/x", &[])?;
-            }
-            if input["progress"] == true {
-                cx.progress.report(1.0, None, Some("one"));
-                cx.session.set("seen", "true").map_err(ToolError::new)?;
-            }
-            Ok(input)
-        }
-    }
-
-    #[test]
-    fn call_json_round_trip_keeps_key_order() {
-        let host = FakeHost::default();
-        let out = call_json::<Echo>(r#"{"b":1,"a":2}"#, &host.ctx()).unwrap();
-        assert_eq!(out, r#"{"b":1,"a":2}"#);
-        assert_eq!(call_json::<Echo>("  ", &host.ctx()).unwrap(), "{}");
-        assert!(
-            call_json::<Echo>("{nope", &host.ctx())
-                .unwrap_err()
-                .starts_with("Invalid input: not JSON")
-        );
-    }
-
-    #[test]
-    fn gateway_failure_becomes_the_error_text() {
-        let host = FakeHost::new(
-            FakeGateway::new().on_get("/api/x", Reply::json(404, r#"{"error":"nope"}"#)),
-        );
-        assert_eq!(
-            host.call::<Echo>(json!({"fetch": true})),
-            Err(r#"OmniRoute API error [404]: {"error":"nope"}"#.into())
-        );
-    }
-
-    #[test]
-    fn session_and_progress_reach_the_fakes() {
-        let host = FakeHost::default();
-        host.call::<Echo>(json!({"progress": true})).unwrap();
-        assert_eq!(
-            host.progress.reports(),
-            vec![(1.0, None, Some("one".to_string()))]
-        );
-        assert_eq!(host.session.get("seen").as_deref(), Some("true"));
-    }
-
-    #[test]
-    #[should_panic(expected = "output does not match the outputSchema")]
-    fn fake_host_rejects_outputs_outside_the_schema() {
-        let _ = FakeHost::default().call::<Echo>(json!({"n": "not a number"}));
-    }
-
-    #[test]
-    fn description_json_key_order() {
-        let desc = describe_json::<Echo>();
-        assert!(desc.starts_with(
-            r#"{"name":"echo","title":"Echo","description":"Echoes","inputSchema":{"#
-        ));
-        assert!(desc.ends_with(
-            r#""scopes":["read:health"],"annotations":{"readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false}}"#
-        ));
-    }
-
-    /// A host that answers fewer results than requests (a host bug).
-    struct ShortHost;
-
-    impl Gateway for ShortHost {
-        fn send(&self, _req: &Request) -> GatewayResult {
-            unreachable!()
-        }
-        fn send_all(&self, _reqs: &[Request]) -> Vec<GatewayResult> {
-            Vec::new()
-        }
-    }
-
-    #[test]
-    fn send_all_json_always_answers_every_request() {
-        let results = ShortHost.send_all_json(&[Request::get("/a"), Request::get("/b")]);
-        assert_eq!(results.len(), 2);
-        assert_eq!(
-            results[1].as_ref().unwrap_err().message,
-            "Invalid gateway request: the host answered 0 of 2 requests"
-        );
-        assert_eq!(results[1].as_ref().unwrap_err().source, "GET /b");
-    }
 }

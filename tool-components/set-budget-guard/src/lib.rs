@@ -1,12 +1,13 @@
-//! `omniroute_set_budget_guard` (spec C.10, "Our contract").
+//! `omniroute_set_budget_guard` (docs/tools/set_budget_guard.md).
 //!
 //! Replaces this MCP session's budget guard in the host (`budget-guard`
 //! session key, writable only by a call holding `write:budget`) and reports
 //! it against what the session has really spent: the sum of the costs of
 //! the completions in the host's ledger. No gateway call. The host enforces
-//! the guard on every completion it brokers (spec C.0.8).
+//! the guard on every completion it brokers (docs/architecture.md#budget-guard).
 
 use omniroute_tool_sdk::args;
+use omniroute_tool_sdk::budget::{self, GuardAction};
 use omniroute_tool_sdk::ledger::{self, BUDGET_GUARD, BudgetGuard};
 use omniroute_tool_sdk::{
     Annotations, Ctx, Session, Tool, ToolDescription, ToolError, clock, coerce, schema,
@@ -18,8 +19,8 @@ pub struct SetBudgetGuard;
 
 omniroute_tool_sdk::export_tool!(SetBudgetGuard);
 
-pub const ACTIONS: &[&str] = &["degrade", "block", "alert"];
-pub const TIERS: &[&str] = &["cheap", "free"];
+pub const ACTIONS: &[&str] = &GuardAction::NAMES;
+pub const TIERS: &[&str] = budget::TIERS;
 pub const STATUSES: &[&str] = &["active", "warning", "exceeded"];
 
 /// Changes host state only (no gateway call): not read-only, not
@@ -73,7 +74,9 @@ pub fn set_budget_guard(
     tier: Option<&str>,
     now_ms: u64,
 ) -> Result<Value, ToolError> {
-    let guard = BudgetGuard::new(max_cost, action, tier, now_ms);
+    let guard_action = GuardAction::parse(action)
+        .ok_or_else(|| ToolError::invalid_input(format!("action must be one of {}", ACTIONS.join(", "))))?;
+    let guard = BudgetGuard::new(max_cost, guard_action, tier, now_ms);
     session
         .set_json(BUDGET_GUARD, &guard.to_value())
         .map_err(|reason| {
@@ -92,7 +95,7 @@ pub fn set_budget_guard(
     };
     let mut out = Map::new();
     out.insert("sessionId".into(), json!(guard.session_id));
-    out.insert("budgetTotal".into(), guard.max_cost.clone());
+    out.insert("budgetTotal".into(), coerce::number(guard.max_cost));
     out.insert(
         "budgetSpent".into(),
         coerce::number(coerce::round_cost(spent)),

@@ -1,5 +1,5 @@
 use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
-use omniroute_tool_sdk::testing::{self, FakeHost, MemorySession, keys};
+use omniroute_tool_testing::{self as testing, FakeHost, MemorySession, keys, ledger_entry};
 use serde_json::{Value, json};
 
 use super::*;
@@ -10,7 +10,7 @@ fn priced_ledger(costs: &[Value]) -> String {
     Value::Array(
         costs
             .iter()
-            .map(|c| json!({ "requestId": "r", "cost": c, "success": true }))
+            .map(|c| ledger_entry(json!({ "requestId": "r", "cost": c, "success": true })))
             .collect(),
     )
     .to_string()

@@ -1,4 +1,4 @@
-//! `omniroute_set_resilience_profile` (spec C.11, "Our contract").
+//! `omniroute_set_resilience_profile` (docs/tools/set_resilience_profile.md).
 //!
 //! Applies one of three fixed resilience profiles with
 //! `PATCH /api/resilience` (the gateway merges it and persists it in its
@@ -55,7 +55,7 @@ impl Tool for SetResilienceProfile {
     }
 }
 
-/// The settings of a profile (spec C.11 table), keys in the contract's order.
+/// The settings of a profile (docs/tools/set_resilience_profile.md#input), keys in the contract's order.
 pub fn settings(profile: &str) -> Value {
     // (rpm, minGapMs, concurrent, oauth cooldown, oauth backoff, apikey cooldown,
     //  apikey hints, apikey backoff, oauth threshold, oauth reset, apikey threshold, apikey reset)

@@ -1,4 +1,4 @@
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use serde_json::{Value, json};
 
 use super::*;

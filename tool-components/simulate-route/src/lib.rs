@@ -1,4 +1,4 @@
-//! `omniroute_simulate_route` (spec C.9, "Our contract").
+//! `omniroute_simulate_route` (docs/tools/simulate_route.md).
 //!
 //! A dry run: which steps a request to a combo would try, in order, with an
 //! estimated prompt cost per step, the step provider's breaker state and its
@@ -8,9 +8,7 @@
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::combos::{self, combo_enabled, combos_of, find_combo, list_combos_step};
-use omniroute_tool_sdk::providers::{
-    HEALTH, PRICING, PRICING_MODELS, PROVIDER_NODES, Providers, breaker_state,
-};
+use omniroute_tool_sdk::providers::{self, HEALTH, PRICING, PRICING_MODELS, PROVIDER_NODES, Providers, breaker_state,};
 use omniroute_tool_sdk::quota::{self, QUOTA};
 use omniroute_tool_sdk::{
     Ctx, Degraded, Request, Tool, ToolDescription, ToolError, coerce, schema,
@@ -57,19 +55,17 @@ impl Tool for SimulateRoute {
     }
 
     fn call(input: Value, cx: &Ctx<'_>) -> Result<Value, ToolError> {
-        let model = args::string(&input, "model")?;
+        // `model` is part of the published input, but the combo's steps say
+        // which models a request would reach: it never stands in for a
+        // step's model.
+        args::string(&input, "model")?;
         let tokens = args::number(&input, "promptTokenEstimate")?;
-        simulate(cx, model, tokens, input["combo"].as_str())
+        simulate(cx, tokens, input["combo"].as_str())
     }
 }
 
 /// The whole call.
-pub fn simulate(
-    cx: &Ctx<'_>,
-    model: &str,
-    tokens: f64,
-    combo: Option<&str>,
-) -> Result<Value, ToolError> {
+pub fn simulate(cx: &Ctx<'_>, tokens: f64, combo: Option<&str>) -> Result<Value, ToolError> {
     let requests = [
         Request::get(COMBOS),
         Request::get(HEALTH),
@@ -86,7 +82,7 @@ pub fn simulate(
     let health = degraded.take(health);
     let quota = degraded.take(quota);
     let pricing = degraded.take(pricing);
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
 
     let list = combos_of(&combos);
     let target = match combo {
@@ -109,7 +105,7 @@ pub fn simulate(
     let path: Vec<Step> = steps
         .iter()
         .enumerate()
-        .map(|(i, step)| sources.step(step, i, n, model, tokens))
+        .map(|(i, step)| sources.step(step, i, n, tokens))
         .collect();
 
     let costs: Vec<f64> = path.iter().map(|s| s.cost).collect();
@@ -145,8 +141,8 @@ struct Sources<'a> {
 
 /// One `simulatedPath` item.
 struct Step {
-    provider: String,
-    model: String,
+    provider: Option<String>,
+    model: Option<String>,
     probability: f64,
     cost: f64,
     basis: &'static str,
@@ -155,26 +151,28 @@ struct Step {
 }
 
 impl Sources<'_> {
-    fn step(&self, step: &Value, i: usize, n: usize, model: &str, tokens: f64) -> Step {
+    fn step(&self, step: &Value, i: usize, n: usize, tokens: f64) -> Step {
         let normalised = list_combos_step(step, i);
-        let provider = coerce::str(&normalised["provider"], "unknown").to_string();
+        let provider = normalised["provider"].as_str().map(str::to_string);
         let step_model = combos::model_string(step).or_else(|| combos::step_target(step));
         let is_ref = combos::is_combo_ref(step);
-        let (per_million, basis) = self.input_price(step, &provider, step_model.as_deref());
-        let set = self.providers.alias_set(&provider);
-        let health = match (self.health, is_ref) {
-            (Some(health), false) => json!(breaker_state(health, &set).as_str()),
+        let (per_million, basis) = self.input_price(step, provider.as_deref(), step_model.as_deref());
+        // A combo reference has no breaker or quota; a step that names no
+        // provider has none known.
+        let set = provider.as_deref().filter(|_| !is_ref).map(|p| self.providers.alias_set(p));
+        let health = match (self.health, &set) {
+            (Some(health), Some(set)) => json!(breaker_state(health, set).as_str()),
             _ => Value::Null,
         };
-        let quota = match (self.quota, is_ref) {
-            (Some(raw), false) => {
-                quota::entry_for(raw, &set).map_or(Value::Null, |e| e["percentRemaining"].clone())
-            }
+        let quota = match (self.quota, &set) {
+            (Some(raw), Some(set)) => quota::entry_for(raw, set)
+                .and_then(|e| quota::known_percent_remaining(&e))
+                .map_or(Value::Null, coerce::number),
             _ => Value::Null,
         };
         Step {
             provider,
-            model: step_model.unwrap_or_else(|| model.to_string()),
+            model: step_model,
             probability: if i == 0 {
                 0.85
             } else {
@@ -193,20 +191,20 @@ impl Sources<'_> {
     fn input_price(
         &self,
         step: &Value,
-        provider: &str,
+        provider: Option<&str>,
         model: Option<&str>,
     ) -> (f64, &'static str) {
         let known = self
             .pricing
-            .zip(model)
+            .zip(provider.zip(model))
             .filter(|_| !combos::is_combo_ref(step))
-            .and_then(|(pricing, model)| self.providers.price(pricing, &[provider], model));
+            .and_then(|(pricing, (provider, model))| self.providers.price(pricing, &[provider], model));
         if let Some(price) = known {
             return (price.input_per_million, "gateway_pricing");
         }
-        match coerce::num_a(&step["inputCostPer1M"], f64::NAN) {
-            x if x.is_finite() => (x, "combo_step"),
-            _ => (DEFAULT_INPUT_PER_MILLION, "default_estimate"),
+        match coerce::finite_a(&step["inputCostPer1M"]) {
+            Some(x) => (x, "combo_step"),
+            None => (DEFAULT_INPUT_PER_MILLION, "default_estimate"),
         }
     }
 }
@@ -228,13 +226,13 @@ impl Step {
 fn output_schema() -> Value {
     let step = schema::object(
         json!({
-            "provider": schema::typed("string", "Step provider as the combo names it (node prefix or provider alias/id); \"combo\" for a combo reference"),
-            "model": schema::typed("string", "Step model (provider/model), or the referenced combo name"),
+            "provider": schema::nullable("string", "Step provider as the combo names it (node prefix or provider alias/id); \"combo\" for a combo reference; null when the step names no provider"),
+            "model": schema::nullable("string", "Step model (provider/model), or the referenced combo name; null when the step names neither"),
             "probability": schema::typed("number", "Fixed heuristic, not measured: 0.85 for the first step, the rest share 0.15"),
             "estimatedCost": schema::typed("number", "promptTokenEstimate x input price / 1e6, USD (prompt tokens only)"),
             "costBasis": { "type": "string", "enum": COST_BASES, "description": "Where the input price came from: the gateway's pricing, the step's inputCostPer1M, or the default 3.0 USD per 1M tokens" },
-            "healthStatus": { "type": ["string", "null"], "enum": ["CLOSED", "HALF_OPEN", "OPEN", null], "description": "Breaker state of the step provider; null when health failed or for a combo reference" },
-            "quotaAvailable": schema::nullable("number", "percentRemaining of the provider's quota entry; null when there is none"),
+            "healthStatus": { "type": ["string", "null"], "enum": ["CLOSED", "HALF_OPEN", "OPEN", null], "description": "Breaker state of the step provider; null when health failed, for a combo reference, or when the step names no provider" },
+            "quotaAvailable": schema::nullable("number", "percentRemaining (0-100) of the provider's quota entry when the gateway knows its limit; null when there is no entry or its limit is unknown (the gateway then reports 100 %, which says nothing about what is left)"),
         }),
         &[
             "provider",
@@ -251,8 +249,8 @@ fn output_schema() -> Value {
             "simulatedPath": { "type": "array", "description": "The combo's steps in order", "items": step },
             "fallbackTree": schema::object(
                 json!({
-                    "primary": schema::nullable("string", "Provider of the first step; null for a combo without steps"),
-                    "fallbacks": { "type": "array", "items": { "type": "string" }, "description": "Providers of the other steps, in order" },
+                    "primary": schema::nullable("string", "Provider of the first step; null for a combo without steps or a first step that names no provider"),
+                    "fallbacks": { "type": "array", "items": { "type": ["string", "null"] }, "description": "Providers of the other steps, in order (null for a step that names no provider)" },
                     "worstCaseCost": schema::nullable("number", "Highest step cost; null without steps"),
                     "bestCaseCost": schema::nullable("number", "Lowest step cost; null without steps"),
                     "costEstimated": schema::typed("boolean", "True when any step used the default price"),

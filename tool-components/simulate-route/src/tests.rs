@@ -1,7 +1,7 @@
 use omniroute_tool_sdk::Method;
-use omniroute_tool_sdk::testing::fixtures::NODE_9BF;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::fixtures::NODE_9BF;
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
 };
 use serde_json::{Value, json};
 
@@ -40,8 +40,8 @@ fn contract_example_coding_fast_2000_tokens() {
     let out = run(gateway(), input(Some("coding-fast"))).unwrap();
     let expected = json!({
         "simulatedPath": [
-            { "provider": "mock", "model": "mock/mock-small", "probability": 0.85, "estimatedCost": 0.006, "costBasis": "default_estimate", "healthStatus": "CLOSED", "quotaAvailable": 100 },
-            { "provider": "mock", "model": "mock/mock-large", "probability": 0.15, "estimatedCost": 0.006, "costBasis": "default_estimate", "healthStatus": "CLOSED", "quotaAvailable": 100 }
+            { "provider": "mock", "model": "mock/mock-small", "probability": 0.85, "estimatedCost": 0.006, "costBasis": "default_estimate", "healthStatus": "CLOSED", "quotaAvailable": null },
+            { "provider": "mock", "model": "mock/mock-large", "probability": 0.15, "estimatedCost": 0.006, "costBasis": "default_estimate", "healthStatus": "CLOSED", "quotaAvailable": null }
         ],
         "fallbackTree": { "primary": "mock", "fallbacks": ["mock"], "worstCaseCost": 0.006, "bestCaseCost": 0.006, "costEstimated": true },
         "assumptions": ASSUMPTIONS,
@@ -158,22 +158,47 @@ fn string_and_combo_ref_steps_are_included() {
     let path = out["simulatedPath"].as_array().unwrap();
     assert_eq!(path.len(), 4);
     assert_eq!(path[0]["provider"], "mock");
-    assert_eq!(path[0]["quotaAvailable"], 100);
+    assert_eq!(path[0]["quotaAvailable"], Value::Null, "the gateway's 100 % for an unknown limit");
     assert_eq!(path[1]["provider"], "combo");
     assert_eq!(path[1]["model"], "free-tier");
     assert_eq!(path[1]["healthStatus"], Value::Null);
     assert_eq!(path[1]["quotaAvailable"], Value::Null);
     assert_eq!(path[1]["costBasis"], "default_estimate");
-    // An entry without any model falls back to the requested model.
-    assert_eq!(path[2]["provider"], "unknown");
-    assert_eq!(path[2]["model"], "gpt-4o");
-    assert_eq!(path[3]["provider"], "unknown");
+    // An entry without any model names nothing: not the requested model.
+    assert_eq!(path[2]["provider"], Value::Null);
+    assert_eq!(path[2]["model"], Value::Null);
+    assert_eq!(path[2]["healthStatus"], Value::Null, "no provider, no breaker known");
+    assert_eq!(path[3]["provider"], Value::Null, "a bare model names no provider");
+    assert_eq!(path[3]["model"], "gpt-4o");
     assert_eq!(path[3]["quotaAvailable"], Value::Null, "no quota entry");
     assert!((path[1]["probability"].as_f64().unwrap() - 0.15 / 3.0).abs() < 1e-15);
     assert_eq!(
         out["fallbackTree"]["fallbacks"],
-        json!(["combo", "unknown", "unknown"])
+        json!(["combo", null, null])
     );
+}
+
+/// Quota entries with a known limit, and one whose limit the gateway does
+/// not know (it reports 100 % for it): only the known one is available.
+#[test]
+fn quota_only_from_known_limits() {
+    let quota = json!({ "providers": [
+        { "provider": NODE_9BF, "quotaUsed": 30, "quotaTotal": 120, "percentRemaining": 75, "tokenStatus": "valid" },
+        { "provider": "openai", "quotaUsed": 0, "quotaTotal": null, "percentRemaining": 100, "tokenStatus": "valid" }
+    ]});
+    let gw = gateway()
+        .on_get(QUOTA, Reply::json(200, quota.to_string()))
+        .on_get(
+            COMBOS,
+            combos_with(json!([
+                { "kind": "model", "model": "mock/mock-small", "providerId": "mock" },
+                { "kind": "model", "model": "openai/gpt-4o", "providerId": "openai" }
+            ])),
+        );
+    let out = run(gw, input(Some("mixed"))).unwrap();
+    assert_eq!(out["simulatedPath"][0]["quotaAvailable"], 75);
+    assert_eq!(out["simulatedPath"][1]["quotaAvailable"], Value::Null);
+    assert_eq!(out["degraded"], json!([]));
 }
 
 #[test]

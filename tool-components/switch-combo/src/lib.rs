@@ -1,4 +1,4 @@
-//! `omniroute_switch_combo` (spec C.4, "Our contract").
+//! `omniroute_switch_combo` (docs/tools/switch_combo.md).
 //!
 //! `PUT /api/combos/{id}` takes only the id; the tool also accepts a name by
 //! resolving it against `GET /api/combos` first (id, then name). The result
@@ -62,7 +62,11 @@ pub fn combo_path(id: &str) -> String {
 /// Resolves the combo, switches it, and shapes the gateway's answer.
 pub fn switch_combo(gw: &dyn Gateway, id_or_name: &str, active: bool) -> Result<Value, ToolError> {
     let combo = resolve_combo(gw, id_or_name)?;
-    let id = combo_id(&combo);
+    let id = combo_id(&combo).ok_or_else(|| {
+        ToolError::new(format!(
+            "Combo \"{id_or_name}\" has no id in GET {COMBOS}, and the gateway switches combos by id; check the combo in the OmniRoute dashboard"
+        ))
+    })?;
     let request =
         Request::new(Method::Put, combo_path(id)).json_body(&json!({ "isActive": active }));
     let updated = gw.send_json(&request)?;
@@ -96,7 +100,7 @@ fn output_schema() -> Value {
     schema::object(
         json!({
             "id": schema::typed("string", "Combo id"),
-            "name": schema::typed("string", "Combo name"),
+            "name": schema::nullable("string", "Combo name; null when the gateway sent none"),
             "enabled": schema::typed("boolean", "Whether the combo now routes (false only when isActive is false)"),
             // The rest is the gateway's record, copied as-is (not constrained).
             "models": { "description": "The combo's steps, as the gateway stores them" },

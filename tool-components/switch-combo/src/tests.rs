@@ -1,5 +1,5 @@
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures, keys,
 };
 use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use super::*;
 const CODING_FAST_ID: &str = "c9df3fce-0dd7-4438-a4e7-8f10fde6b078";
 const FREE_TIER_ID: &str = "60778c51-9485-4f7a-bedb-513010a8e882";
 
-/// The gateway's answer to the PUT: the full updated record (A.5), built
+/// The gateway's answer to the PUT: the full updated record (docs/gateway.md#combos), built
 /// from the fixture's record with `isActive` set and `updatedAt` moved on.
 fn updated_record(index: usize, active: bool) -> Value {
     let combos: Value = serde_json::from_str(fixtures::COMBOS_POPULATED).unwrap();

@@ -1,4 +1,4 @@
-//! `omniroute_test_combo` (spec C.12, "Our contract").
+//! `omniroute_test_combo` (docs/tools/test_combo.md).
 //!
 //! Sends one short real completion to every step of a combo, at most four
 //! at a time, and reports per step whether it answered, how long the host
@@ -13,10 +13,11 @@
 //! listed in `warnings`.
 
 use omniroute_tool_sdk::args;
+use omniroute_tool_sdk::budget::GuardAction;
 use omniroute_tool_sdk::combos::{self, is_combo_ref, list_combos_step, resolve_combo};
-use omniroute_tool_sdk::completion::{self, Served, host_warnings};
+use omniroute_tool_sdk::completion::{self, host_warnings, routing};
 use omniroute_tool_sdk::gateway::json_and_response;
-use omniroute_tool_sdk::ledger::{self, BudgetGuard, LEDGER_ANNOTATION};
+use omniroute_tool_sdk::ledger::{self, LEDGER_ANNOTATION};
 use omniroute_tool_sdk::{
     Annotations, Ctx, GatewayError, GatewayResult, Request, Tool, ToolDescription, ToolError,
     coerce, schema,
@@ -98,18 +99,16 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
         .enumerate()
         .map(|(i, step)| (list_combos_step(step, i), is_combo_ref(step)))
         .collect();
+    // A step that names no model has nothing to send; it fails without a request.
     let requests: Vec<(String, Request)> = steps
         .iter()
-        .map(|(step, _)| {
-            let (provider, model) = (
-                coerce::str(&step["provider"], ""),
-                coerce::str(&step["model"], ""),
-            );
-            let label = format!("{provider} {model}");
-            (
-                label,
-                completion::request(model, &messages, Some(MAX_TOKENS)),
-            )
+        .filter_map(|(step, _)| {
+            let model = step["model"].as_str()?;
+            let label = match step["provider"].as_str() {
+                Some(provider) => format!("{provider} {model}"),
+                None => model.to_string(),
+            };
+            Some((label, completion::request(model, &messages, Some(MAX_TOKENS))))
         })
         .collect();
     let answers = if requests.is_empty() {
@@ -122,7 +121,13 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
 
     let mut results = Vec::with_capacity(steps.len());
     let mut warnings: Vec<String> = Vec::new();
-    for ((step, is_ref), (_, request)) in steps.iter().zip(&requests) {
+    let mut sent = requests.iter();
+    for (step, is_ref) in &steps {
+        let Some(model) = step["model"].as_str() else {
+            results.push((step, Outcome::not_sent("the step names no model to send")));
+            continue;
+        };
+        let request = &sent.next().expect("one request per step with a model").1;
         let answer = answers.next().unwrap_or_else(|| {
             Err(GatewayError::Invalid(format!(
                 "the host answered {answered} of {} requests",
@@ -131,7 +136,7 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
         });
         let outcome = Outcome::of(request, answer, &mut warnings);
         if *is_ref && let Some(request_id) = &outcome.request_id {
-            annotate_combo_ref(cx, request_id, coerce::str(&step["model"], ""));
+            annotate_combo_ref(cx, request_id, model);
         }
         results.push((step, outcome));
     }
@@ -148,15 +153,15 @@ pub fn test_combo(cx: &Ctx<'_>, combo_id: &str, test_prompt: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
-/// `block` and `degrade` both refuse an exceeded session (spec C.12):
+/// `block` and `degrade` both refuse an exceeded session (docs/tools/test_combo.md):
 /// redirecting a test defeats its purpose.
 fn refuse_when_guard_exceeded(cx: &Ctx<'_>) -> Result<(), ToolError> {
-    let Some(guard) = BudgetGuard::read(cx.session) else {
+    let Some(guard) = ledger::budget_guard(cx.session) else {
         return Ok(());
     };
     let spent = ledger::spent(&ledger::entries(cx.session));
-    if guard.exceeded(spent) && matches!(guard.action.as_str(), "block" | "degrade") {
-        return Err(ToolError::new(guard.blocked_text(spent, &guard.action)));
+    if guard.exceeded(spent) && matches!(guard.action, GuardAction::Block | GuardAction::Degrade) {
+        return Err(ToolError::new(guard.block_text(spent)));
     }
     Ok(())
 }
@@ -179,12 +184,25 @@ struct Outcome {
     success: bool,
     latency_ms: Option<u32>,
     cost: Option<f64>,
-    tokens: Option<f64>,
+    tokens: Option<u64>,
     request_id: Option<String>,
     error: Option<String>,
 }
 
 impl Outcome {
+    /// A step that failed before anything was sent: nothing was measured,
+    /// charged or counted.
+    fn not_sent(reason: &str) -> Outcome {
+        Outcome {
+            success: false,
+            latency_ms: None,
+            cost: Some(0.0),
+            tokens: Some(0),
+            request_id: None,
+            error: Some(reason.to_string()),
+        }
+    }
+
     /// Reads one answer; the host's warnings on it are added to `warnings`
     /// (without repeats).
     fn of(request: &Request, answer: GatewayResult, warnings: &mut Vec<String>) -> Outcome {
@@ -197,12 +215,13 @@ impl Outcome {
         }
         match json_and_response(request, answer) {
             Ok((body, response)) => {
-                let served = Served::from_headers(&response);
+                let mut served = routing(&response);
+                served.fill_tokens_from_usage(&body);
                 Outcome {
                     success: true,
                     latency_ms: Some(response.elapsed_ms),
                     cost: served.cost,
-                    tokens: served.token_count(&body),
+                    tokens: served.total_tokens(),
                     request_id: served.request_id,
                     error: None,
                 }
@@ -211,10 +230,8 @@ impl Outcome {
                 success: false,
                 latency_ms: response.as_ref().map(|r| r.elapsed_ms),
                 cost: Some(0.0),
-                tokens: Some(0.0),
-                request_id: response
-                    .as_ref()
-                    .and_then(|r| Served::from_headers(r).request_id),
+                tokens: Some(0),
+                request_id: response.as_ref().and_then(|r| routing(r).request_id),
                 error: Some(failure.message),
             },
         }
@@ -228,7 +245,7 @@ impl Outcome {
         item.insert("success".into(), json!(self.success));
         item.insert("latencyMs".into(), json!(self.latency_ms));
         item.insert("cost".into(), number(self.cost));
-        item.insert("tokenCount".into(), number(self.tokens));
+        item.insert("tokenCount".into(), json!(self.tokens));
         item.insert("requestId".into(), json!(self.request_id));
         if let Some(error) = &self.error {
             item.insert("error".into(), json!(error));
@@ -268,12 +285,12 @@ fn output_schema() -> Value {
     let item = json!({
         "type": "object",
         "properties": {
-            "provider": { "type": "string", "description": "Step provider as the combo names it; \"combo\" for a combo reference" },
-            "model": { "type": "string", "description": "Model sent (a combo reference sends the referenced combo's name)" },
+            "provider": { "type": ["string", "null"], "description": "Step provider as the combo names it; \"combo\" for a combo reference; null when the step names none" },
+            "model": { "type": ["string", "null"], "description": "Model sent (a combo reference sends the referenced combo's name); null when the step names none (then nothing is sent and the step fails)" },
             "success": { "type": "boolean" },
             "latencyMs": schema::nullable("number", "Wall time the host measured for the request; null when nothing came back"),
             "cost": schema::nullable("number", "x-omniroute-response-cost in USD; 0 on failure (the gateway charges nothing); null when the header was absent"),
-            "tokenCount": schema::nullable("number", "Input + output tokens from the headers (else the body's usage); 0 on failure"),
+            "tokenCount": schema::nullable("number", "Input + output tokens from the headers (else the body's usage); null unless both counts are known; 0 on failure"),
             "requestId": schema::nullable("string", "x-request-id; use it with explain_route"),
             "error": schema::typed("string", "Failures only: why the step failed"),
         },
@@ -286,8 +303,8 @@ fn output_schema() -> Value {
                 json!({
                     "totalProviders": schema::typed("number", "Steps tested"),
                     "successful": schema::typed("number", "Steps that answered"),
-                    "fastestProvider": schema::typed("string", "Provider of the fastest successful step, or \"none\""),
-                    "cheapestProvider": schema::typed("string", "Provider of the cheapest successful step (ties by latency), or \"none\""),
+                    "fastestProvider": schema::nullable("string", "Provider of the fastest successful step, or \"none\" when no step succeeded; null when that step names no provider"),
+                    "cheapestProvider": schema::nullable("string", "Provider of the cheapest successful step (ties by latency), or \"none\" when no step succeeded; null when that step names no provider"),
                     "totalCost": schema::typed("number", "What the test cost, USD"),
                 }),
                 &["totalProviders", "successful", "fastestProvider", "cheapestProvider", "totalCost"],

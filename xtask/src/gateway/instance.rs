@@ -1,12 +1,13 @@
 //! One running gateway instance: the mock upstream plus OmniRoute on loopback, seeded through
-//! the REST API (shared README, steps 2–4), described by a JSON state file per instance name.
+//! the REST API, described by a JSON state file per instance name.
 
-use super::http::{Request, Response, snippet};
+use super::http::{self, expect_json, snippet, with_cookie};
 use super::install::{self, Installed};
 use super::proc::{self, Lock};
 use crate::util::{step, workspace_root};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,6 +23,10 @@ const GATEWAY_SCRIPT: &str = "server-ws.mjs";
 /// The provider key the gateway holds for the mock; clients never send it.
 pub const UPSTREAM_API_KEY: &str = "sk-mock";
 pub const PROVIDER_PREFIX: &str = "mock";
+/// The key of the second connection, which the mock refuses with 401 (`REVOKED_KEY` in
+/// `tests/gateway/mock-upstream.mjs`), and its node's prefix.
+const REVOKED_API_KEY: &str = "sk-mock-revoked";
+const REVOKED_PREFIX: &str = "revoked";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -93,6 +98,13 @@ pub struct GatewayInfo {
     pub connection_id: String,
     /// The key the gateway holds for the upstream (`sk-mock`).
     pub upstream_api_key: String,
+    /// A second provider node (prefix `revoked`, same mock) whose one connection holds a key the
+    /// mock refuses with 401; seeding sends one completion through it, so the gateway has
+    /// recorded the refusal on that connection. Empty in state files of older seedings.
+    #[serde(default)]
+    pub revoked_node_id: String,
+    #[serde(default)]
+    pub revoked_connection_id: String,
     /// Combo ids by name: `coding-fast`, `free-tier` and, if asked for, `broken`.
     pub combos: BTreeMap<String, String>,
     /// A gateway API key (`POST /api/keys`), usable as Bearer on `/v1/*`.
@@ -112,6 +124,15 @@ pub struct GatewayInfo {
 }
 
 impl GatewayInfo {
+    /// A copy for a gateway listening on `port` of 127.0.0.1.
+    fn at_port(&self, port: u16) -> GatewayInfo {
+        GatewayInfo {
+            base_url: format!("http://127.0.0.1:{port}"),
+            port,
+            ..self.clone()
+        }
+    }
+
     /// Where this instance's state file is.
     pub fn state_file(&self) -> PathBuf {
         state_file(&self.name)
@@ -221,32 +242,33 @@ fn lock(name: &str) -> anyhow::Result<Lock> {
 
 /// `GET /api/monitoring/health` status, `None` if unreachable.
 pub fn health_status(base_url: &str) -> Option<u16> {
-    Request::new("GET", "/api/monitoring/health")
-        .timeout(Duration::from_secs(5))
-        .send(base_url)
-        .ok()
-        .map(|r| r.status)
+    let request = http::client()
+        .ok()?
+        .get(format!("{base_url}/api/monitoring/health"))
+        .timeout(Duration::from_secs(5));
+    http::send(request).ok().map(|r| r.status().as_u16())
 }
 
 /// `POST /api/auth/login`; returns the `Cookie` header value `auth_token=<jwt>`.
 pub fn login(base_url: &str, password: &str) -> anyhow::Result<String> {
-    let r = Request::new("POST", "/api/auth/login")
-        .json(&json!({ "password": password }))
-        .send(base_url)?;
-    if r.status != 200 {
-        bail!(
-            "dashboard login failed [{}]: {}",
-            r.status,
-            snippet(&r.text())
-        );
-    }
-    r.headers
+    let request = http::client()?
+        .post(format!("{base_url}/api/auth/login"))
+        .json(&json!({ "password": password }));
+    let r = http::send(request)?;
+    let status = r.status().as_u16();
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
         .iter()
-        .filter(|(n, _)| n == "set-cookie")
-        .filter_map(|(_, v)| v.split(';').next())
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
         .find(|c| c.trim_start().starts_with("auth_token="))
-        .map(|c| c.trim().to_string())
-        .context("login answered 200 without an auth_token cookie")
+        .map(|c| c.trim().to_string());
+    if status != 200 {
+        let text = r.text().unwrap_or_default();
+        bail!("dashboard login failed [{status}]: {}", snippet(&text));
+    }
+    cookie.context("login answered 200 without an auth_token cookie")
 }
 
 /// Starts (or reuses) the instance described by `opts`.
@@ -291,6 +313,7 @@ pub fn start_instance(opts: &StartOptions) -> anyhow::Result<GatewayInfo> {
 /// exist (tests may have changed a reused instance).
 fn seeded_ok(info: &GatewayInfo) -> bool {
     if info.node_id.is_empty()
+        || info.revoked_connection_id.is_empty()
         || info.api_key.is_empty()
         || !info.combos.contains_key("coding-fast")
         || !info.combos.contains_key("free-tier")
@@ -299,10 +322,12 @@ fn seeded_ok(info: &GatewayInfo) -> bool {
     }
     let check = || -> anyhow::Result<bool> {
         let cookie = info.login_cookie()?;
-        let r = Request::new("GET", "/api/combos")
-            .cookie(cookie.as_deref())
-            .send(&info.base_url)?;
-        let v = r.json()?;
+        let request = http::client()?.get(format!("{}/api/combos", info.base_url));
+        let v = expect_json(
+            http::send(with_cookie(request, cookie.as_deref()))?,
+            200,
+            "GET /api/combos",
+        )?;
         let list = v
             .get("combos")
             .and_then(|c| c.as_array())
@@ -445,6 +470,7 @@ fn launch(installed: &Installed, opts: &StartOptions) -> anyhow::Result<GatewayI
         std::thread::sleep(Duration::from_millis(50));
     };
     let mock_url = format!("http://127.0.0.1:{mock_port}");
+    let unseeded = unseeded_info(opts, installed, &run_dir, &logs, mock_pid, mock_port);
 
     // 2. The gateway; a port taken between our probe and its bind is retried with another.
     let mut attempt = 0;
@@ -452,9 +478,7 @@ fn launch(installed: &Installed, opts: &StartOptions) -> anyhow::Result<GatewayI
         attempt += 1;
         let port = free_port()?;
         let base_url = format!("http://127.0.0.1:{port}");
-        let mut info = partial_info(
-            opts, installed, &run_dir, &data_dir, &logs, port, mock_pid, mock_port,
-        );
+        let mut info = unseeded.at_port(port);
         let mut cmd = Command::new(&installed.node);
         cmd.arg(GATEWAY_SCRIPT)
             .current_dir(&installed.app_dir)
@@ -543,9 +567,7 @@ fn launch(installed: &Installed, opts: &StartOptions) -> anyhow::Result<GatewayI
     ));
 
     // 3. Seed.
-    let mut info = partial_info(
-        opts, installed, &run_dir, &data_dir, &logs, port, mock_pid, mock_port,
-    );
+    let mut info = unseeded.at_port(port);
     info.pids.gateway = gateway_pid;
     info.ready_secs = ready_secs;
     let t = Instant::now();
@@ -571,28 +593,26 @@ fn launch(installed: &Installed, opts: &StartOptions) -> anyhow::Result<GatewayI
     Ok(info)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn partial_info(
+/// What is known once the mock runs: everything but the gateway's port and pid and the seeded ids.
+fn unseeded_info(
     opts: &StartOptions,
     installed: &Installed,
     run_dir: &Path,
-    data_dir: &Path,
     logs: &Logs,
-    port: u16,
     mock_pid: u32,
     mock_port: u16,
 ) -> GatewayInfo {
     let mock_url = format!("http://127.0.0.1:{mock_port}");
     GatewayInfo {
         name: opts.name.clone(),
-        base_url: format!("http://127.0.0.1:{port}"),
-        port,
+        base_url: String::new(),
+        port: 0,
         pids: Pids {
             gateway: 0,
             mock: mock_pid,
         },
         run_dir: run_dir.to_path_buf(),
-        data_dir: data_dir.to_path_buf(),
+        data_dir: run_dir.join("data"),
         mock_base_url: format!("{mock_url}/v1"),
         mock_url,
         mock_port,
@@ -600,6 +620,8 @@ fn partial_info(
         provider_prefix: PROVIDER_PREFIX.into(),
         connection_id: String::new(),
         upstream_api_key: UPSTREAM_API_KEY.into(),
+        revoked_node_id: String::new(),
+        revoked_connection_id: String::new(),
         combos: BTreeMap::new(),
         api_key: String::new(),
         password: opts.password.clone(),
@@ -613,17 +635,6 @@ fn partial_info(
     }
 }
 
-fn expect(r: Response, status: u16, what: &str) -> anyhow::Result<serde_json::Value> {
-    if r.status != status {
-        bail!(
-            "{what}: expected {status}, got {}: {}",
-            r.status,
-            snippet(&r.text())
-        );
-    }
-    r.json().with_context(|| what.to_string())
-}
-
 fn str_at(v: &serde_json::Value, pointer: &str, what: &str) -> anyhow::Result<String> {
     v.pointer(pointer)
         .and_then(|s| s.as_str())
@@ -631,56 +642,62 @@ fn str_at(v: &serde_json::Value, pointer: &str, what: &str) -> anyhow::Result<St
         .with_context(|| format!("{what}: no {pointer} in {}", snippet(&v.to_string())))
 }
 
-/// Shared README step 4 plus prices and an API key.
-fn seed(info: &mut GatewayInfo, opts: &StartOptions) -> anyhow::Result<()> {
-    let base = info.base_url.clone();
-    let cookie = match &opts.password {
-        Some(pw) => Some(login(&base, pw)?),
-        None => None,
-    };
-    let cookie = cookie.as_deref();
-    let call = |method: &'static str,
-                path: &str,
-                body: Option<serde_json::Value>|
-     -> anyhow::Result<Response> {
-        let mut r = Request::new(method, path).cookie(cookie);
-        if let Some(b) = body {
-            r = r.json(&b);
+/// Management requests of one seeding: the gateway's base URL and the login cookie, if any.
+struct Seeder<'a> {
+    base: &'a str,
+    cookie: Option<String>,
+}
+
+impl Seeder<'_> {
+    /// `method path` with an optional JSON body, which must answer `status` with JSON.
+    fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> anyhow::Result<serde_json::Value> {
+        let what = format!("{method} {path}");
+        let mut request = with_cookie(
+            http::client()?.request(method, format!("{}{path}", self.base)),
+            self.cookie.as_deref(),
+        );
+        if let Some(body) = body {
+            request = request.json(&body);
         }
-        r.send(&base)
+        expect_json(http::send(request)?, status, &what)
+    }
+
+    /// `POST path` that must answer 201; returns the string at `pointer` of the answer.
+    fn create(&self, path: &str, body: serde_json::Value, pointer: &str) -> anyhow::Result<String> {
+        let v = self.json(Method::POST, path, Some(body), 201)?;
+        str_at(&v, pointer, &format!("POST {path}"))
+    }
+}
+
+/// Shared README step 4 plus prices, an API key and a connection whose key the upstream refuses.
+fn seed(info: &mut GatewayInfo, opts: &StartOptions) -> anyhow::Result<()> {
+    let seeder = Seeder {
+        base: &info.base_url.clone(),
+        cookie: match &opts.password {
+            Some(pw) => Some(login(&info.base_url, pw)?),
+            None => None,
+        },
     };
-
-    let v = expect(
-        call(
-            "POST",
-            "/api/provider-nodes",
-            Some(
-                json!({"name": "Mock", "prefix": PROVIDER_PREFIX, "apiType": "chat",
-                         "baseUrl": info.mock_base_url, "type": "openai-compatible"}),
-            ),
-        )?,
-        201,
-        "POST /api/provider-nodes",
+    info.node_id = seeder.create(
+        "/api/provider-nodes",
+        json!({"name": "Mock", "prefix": PROVIDER_PREFIX, "apiType": "chat",
+               "baseUrl": info.mock_base_url, "type": "openai-compatible"}),
+        "/node/id",
     )?;
-    info.node_id = str_at(&v, "/node/id", "POST /api/provider-nodes")?;
-
-    let v = expect(
-        call(
-            "POST",
-            "/api/providers",
-            Some(json!({"provider": info.node_id, "apiKey": UPSTREAM_API_KEY, "name": "mockconn"})),
-        )?,
-        201,
-        "POST /api/providers",
+    info.connection_id = seeder.create(
+        "/api/providers",
+        json!({"provider": info.node_id, "apiKey": UPSTREAM_API_KEY, "name": "mockconn"}),
+        "/connection/id",
     )?;
-    info.connection_id = str_at(&v, "/connection/id", "POST /api/providers")?;
 
     let path = format!("/api/providers/{}/models", info.connection_id);
-    let v = expect(
-        call("GET", &path, None)?,
-        200,
-        &format!("GET {path} (model import)"),
-    )?;
+    let v = seeder.json(Method::GET, &path, None, 200)?;
     let imported: Vec<&str> = v["models"]
         .as_array()
         .into_iter()
@@ -702,45 +719,54 @@ fn seed(info: &mut GatewayInfo, opts: &StartOptions) -> anyhow::Result<()> {
         combos.push(("broken", vec!["mock/mock-fail"]));
     }
     for (name, models) in combos {
-        let v = expect(
-            call(
-                "POST",
-                "/api/combos",
-                Some(json!({"name": name, "models": models, "strategy": "priority"})),
-            )?,
-            201,
-            &format!("POST /api/combos ({name})"),
+        let id = seeder.create(
+            "/api/combos",
+            json!({"name": name, "models": models, "strategy": "priority"}),
+            "/id",
         )?;
-        info.combos
-            .insert(name.to_string(), str_at(&v, "/id", "POST /api/combos")?);
+        info.combos.insert(name.to_string(), id);
     }
 
-    // Prices under the node id, so x-omniroute-response-cost is non-zero (spec D).
+    // Prices under the node id, so x-omniroute-response-cost is non-zero.
     let mut prices = serde_json::Map::new();
     prices.insert(
         info.node_id.clone(),
         json!({"mock-small": {"input": 1.5, "output": 6}, "mock-large": {"input": 3, "output": 15}}),
     );
-    expect(
-        call(
-            "PATCH",
-            "/api/pricing",
-            Some(serde_json::Value::Object(prices)),
-        )?,
-        200,
-        "PATCH /api/pricing",
-    )?;
+    seeder.json(Method::PATCH, "/api/pricing", Some(prices.into()), 200)?;
 
-    let v = expect(
-        call(
-            "POST",
-            "/api/keys",
-            Some(json!({"name": "omniroute-mcp-tests"})),
-        )?,
-        201,
-        "POST /api/keys",
+    info.api_key = seeder.create("/api/keys", json!({"name": "omniroute-mcp-tests"}), "/key")?;
+    seed_revoked(info, &seeder)
+}
+
+/// The node `Revoked` on the same mock, its connection with [`REVOKED_API_KEY`], and one
+/// completion through it, which the mock refuses with 401: the gateway then records that
+/// refusal on the connection as it does for a provider key revoked in real life.
+fn seed_revoked(info: &mut GatewayInfo, seeder: &Seeder<'_>) -> anyhow::Result<()> {
+    info.revoked_node_id = seeder.create(
+        "/api/provider-nodes",
+        json!({"name": "Revoked", "prefix": REVOKED_PREFIX, "apiType": "chat",
+               "baseUrl": info.mock_base_url, "type": "openai-compatible"}),
+        "/node/id",
     )?;
-    info.api_key = str_at(&v, "/key", "POST /api/keys")?;
+    info.revoked_connection_id = seeder.create(
+        "/api/providers",
+        json!({"provider": info.revoked_node_id, "apiKey": REVOKED_API_KEY, "name": "revokedconn"}),
+        "/connection/id",
+    )?;
+    let completion = http::client()?
+        .post(format!("{}/v1/chat/completions", info.base_url))
+        .bearer_auth(&info.api_key)
+        .json(&json!({"model": format!("{REVOKED_PREFIX}/mock-small"), "stream": false,
+                      "messages": [{"role": "user", "content": "seed: a refused key"}]}));
+    let r = http::send(completion)?;
+    let status = r.status().as_u16();
+    if status != 401 {
+        bail!(
+            "a completion through the revoked connection: expected the upstream's 401, got {status}: {}",
+            snippet(&r.text().unwrap_or_default())
+        );
+    }
     Ok(())
 }
 
@@ -756,10 +782,10 @@ pub fn print_status(name: &str) -> anyhow::Result<()> {
     let gw = info.gateway_alive();
     let mock = info.mock_alive();
     let health = health_status(&info.base_url);
-    let mock_ok = Request::new("GET", "/__stats")
-        .timeout(Duration::from_secs(3))
-        .send(&info.mock_url)
-        .is_ok_and(|r| r.status == 200);
+    let mock_ok = http::client()
+        .map(|c| c.get(format!("{}/__stats", info.mock_url)).timeout(Duration::from_secs(3)))
+        .and_then(http::send)
+        .is_ok_and(|r| r.status() == 200);
     let yn = |b: bool| if b { "alive" } else { "NOT RUNNING" };
     println!("gateway '{}' ({})", info.name, info.state_file().display());
     println!("  base_url      {}", info.base_url);

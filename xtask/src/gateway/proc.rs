@@ -23,18 +23,6 @@ pub fn alive(pid: u32) -> bool {
     matches!(stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
 }
 
-/// The process's command line, arguments joined by spaces ("" when it is gone).
-pub fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 /// The environment variable through which we recognise processes we started: PIDs get
 /// reused, and the gateway rewrites its command line (to `next-server (v16.2.4)`), so neither
 /// the PID nor the command line alone proves a process is ours.

@@ -12,8 +12,12 @@ use crate::runtime::bindings::gateway;
 use crate::runtime::clock::CallClock;
 use crate::session::KEY_BUDGET_GUARD;
 use crate::session::budget::{self, BudgetGuard, Decision};
-use crate::session::ledger::{self, LedgerEntry};
+use crate::session::ledger::{self, FromExchange, LedgerEntry};
 use futures::StreamExt;
+// Headers the host adds to a response to say what it did.
+use omniroute_tool_contract::completion::headers::{
+    MCP_DEGRADED_FROM as HEADER_DEGRADED_FROM, MCP_DEGRADED_TO as HEADER_DEGRADED_TO, MCP_PREFIX, MCP_WARNING as HEADER_WARNING,
+};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -25,10 +29,7 @@ pub const MAX_LABEL_CHARS: usize = 120;
 /// Headers the host adds to a response to say what it did. A gateway
 /// response carrying headers with this prefix has them removed first, so a
 /// component only ever sees the host's.
-pub const HOST_HEADER_PREFIX: &str = "x-omniroute-mcp-";
-const HEADER_DEGRADED_FROM: &str = "x-omniroute-mcp-degraded-from";
-const HEADER_DEGRADED_TO: &str = "x-omniroute-mcp-degraded-to";
-const HEADER_WARNING: &str = "x-omniroute-mcp-warning";
+pub const HOST_HEADER_PREFIX: &str = MCP_PREFIX;
 
 /// The per-call state of the `gateway` import.
 pub(crate) struct GatewayState {
@@ -248,7 +249,7 @@ async fn degrade(ctx: &CallContext, clock: &CallClock, req: &mut GatewayRequest,
     let Some(combos) = json(combos) else {
         return Err(budget::no_target_text(tier));
     };
-    let providers = omniroute_tool_sdk::providers::Providers::from_json(json(nodes).as_ref(), json(models).as_ref());
+    let providers = omniroute_tool_contract::providers::Providers::from_json(json(nodes).as_ref(), json(models).as_ref());
     let target = budget::degrade_target(tier, &combos, json(pricing).as_ref(), &providers)
         .ok_or_else(|| budget::no_target_text(tier))?;
     let mut body: serde_json::Value = req

@@ -23,7 +23,7 @@ use omniroute_tool_sdk::combos::{
     combo_steps, combo_strategy, combos_of, is_combo_ref, model_provider, model_string,
     step_target,
 };
-use omniroute_tool_sdk::providers::{PRICING, Price, Providers};
+use omniroute_tool_sdk::providers::{self, PRICING, Price, Providers};
 use omniroute_tool_sdk::{Ctx, Degraded, Request, Tool, ToolDescription, ToolError, schema};
 use serde_json::{Value, json};
 
@@ -108,7 +108,7 @@ struct Ranked<'a> {
 
 /// The whole call: one batch of six reads, then pure ranking.
 pub fn rank(cx: &Ctx<'_>, weights: Weights, include_disabled: bool) -> Result<Value, ToolError> {
-    let [nodes, models] = Providers::requests();
+    let [nodes, models] = providers::requests();
     let requests = [
         Request::get(COMBOS),
         Request::get(COMBO_METRICS),
@@ -128,7 +128,7 @@ pub fn rank(cx: &Ctx<'_>, weights: Weights, include_disabled: bool) -> Result<Va
     let metrics = degraded.take(metrics);
     let health = degraded.take(health);
     let pricing = degraded.take(pricing);
-    let providers = Providers::from_results(nodes, models, &mut degraded);
+    let providers = providers::from_results(nodes, models, &mut degraded);
 
     let mut notes = Vec::new();
     let mut ranked: Vec<Ranked> = combos_of(&combos)
@@ -275,7 +275,7 @@ pub fn normalised(value: f64, (lo, hi): (f64, f64)) -> f64 {
 ///
 /// * `priority`: the first step's price (it serves unless it fails);
 /// * `weighted`: the mean of the step prices weighted by `weight` (plain
-///   mean when the weights sum to 0);
+///   mean when a step has no numeric weight or the weights sum to 0);
 /// * any other strategy: the plain mean of the step prices.
 ///
 /// Every step it needs must have a known price; a combo-reference step has
@@ -298,7 +298,8 @@ pub fn combo_price(
     let mut missing = Vec::new();
     let mut priced = Vec::new();
     for step in used {
-        let target = step_target(step).unwrap_or_else(|| "?".into());
+        let target = step_target(step);
+        let target = target.as_deref().unwrap_or("a step without model");
         if is_combo_ref(step) {
             missing.push(format!("{target} (a combo reference)"));
             continue;
@@ -308,8 +309,8 @@ pub fn combo_price(
             _ => None,
         };
         match price {
-            Some(p) => priced.push((p, coerce::num(&step["weight"], 0.0).max(0.0))),
-            None => missing.push(target),
+            Some(p) => priced.push((p, coerce::finite(&step["weight"]).map(|w| w.max(0.0)))),
+            None => missing.push(target.to_string()),
         }
     }
     if !missing.is_empty() {
@@ -318,21 +319,21 @@ pub fn combo_price(
             missing.join(", ")
         ));
     }
-    let weight_sum: f64 = priced.iter().map(|(_, w)| w).sum();
-    let (basis, by_weight) = match strategy {
-        "priority" => ("first step", false),
-        "weighted" if weight_sum > 0.0 => ("weighted mean of steps", true),
-        _ => ("mean of steps", false),
+    // Weighted only when every step says its weight (none is assumed).
+    let weights: Option<Vec<f64>> = priced.iter().map(|(_, w)| *w).collect();
+    let weight_sum: f64 = weights.iter().flatten().sum();
+    let (basis, weights) = match (strategy, weights) {
+        ("priority", _) => ("first step", None),
+        ("weighted", Some(weights)) if weight_sum > 0.0 => ("weighted mean of steps", Some(weights)),
+        _ => ("mean of steps", None),
     };
-    let share = |w: f64| {
-        if by_weight {
-            w / weight_sum
-        } else {
-            1.0 / priced.len() as f64
-        }
+    let share = |i: usize| match &weights {
+        Some(weights) => weights[i] / weight_sum,
+        None => 1.0 / priced.len() as f64,
     };
-    let mean =
-        |rate: fn(&Price) -> f64| -> f64 { priced.iter().map(|(p, w)| rate(p) * share(*w)).sum() };
+    let mean = |rate: fn(&Price) -> f64| -> f64 {
+        priced.iter().enumerate().map(|(i, (p, _))| rate(p) * share(i)).sum()
+    };
     Ok((
         Price {
             input_per_million: round4(mean(|p| p.input_per_million)),
@@ -347,8 +348,8 @@ fn output_schema() -> Value {
     let entry = schema::object(
         json!({
             "rank": schema::nullable("integer", "1 = best; null when the combo has no data for any weighted criterion"),
-            "id": schema::typed("string", "Combo id"),
-            "name": schema::typed("string", "Combo name"),
+            "id": schema::nullable("string", "Combo id; null when the gateway sent none"),
+            "name": schema::nullable("string", "Combo name; null when the gateway sent none"),
             "strategy": schema::typed("string", "Combo strategy"),
             "enabled": schema::typed("boolean", "False when the combo is switched off"),
             "score": nullable_number("Weighted mean of the normalised criteria in scoreBasis (1 = best), or null"),

@@ -1,6 +1,6 @@
 use omniroute_tool_sdk::Method;
 use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
-use omniroute_tool_sdk::testing::{self, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
+use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, Reply, fixtures, gateway_failures};
 use serde_json::{Value, json};
 
 use super::*;

@@ -1,0 +1,108 @@
+//! What the state store costs per tools/call, on each backend: the
+//! operations one completion call will make once the call path uses the
+//! store (rate token, resolve the handle, open the bucket, reserve, append
+//! the ledger entry, settle, annotate), and the two a plain call makes
+//! (rate token, open the bucket). Sequential, one caller: latency, not
+//! throughput.
+//!
+//! ```sh
+//! cargo xtask postgres start   # prints the URL
+//! OMNIROUTE_MCP_TEST_POSTGRES_URL=postgres://… cargo run --release -p omniroute-mcp --example store_cost -- 2000
+//! ```
+//! A measurement: it prints medians and 90th percentiles in microseconds.
+
+use omniroute_mcp::session::ledger::LedgerEntry;
+use omniroute_mcp::state::{BucketKey, Retention, SpendLimits, StateLocation, Store};
+use std::time::{Duration, Instant};
+
+fn entry(i: usize) -> LedgerEntry {
+    LedgerEntry {
+        request_id: Some(format!("req-{i}")),
+        sent_at: "2026-12-06T10:00:00.000Z".into(),
+        received_at: "2026-12-06T10:00:01.000Z".into(),
+        origin: "omniroute_route_request".into(),
+        requested_model: Some("coding-fast".into()),
+        combo: None,
+        role: None,
+        status: Some(200),
+        success: true,
+        provider: Some("mock".into()),
+        model: Some("mock-small".into()),
+        cost: Some(0.0000285),
+        tokens_in: Some(7),
+        tokens_out: Some(3),
+        latency_ms: Some(12.0),
+        cache: None,
+        fallbacks_triggered: None,
+        degraded_from: None,
+        error: None,
+    }
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    println!("  {name:<34} median {:>8.1} µs   p90 {:>8.1} µs", at(0.5), at(0.9));
+}
+
+async fn measure(label: &str, store: Store, n: usize) {
+    println!("{label}:");
+    let principal = "bench-tenant";
+    let handle = store.mint_handle(principal).await.unwrap();
+    let limits = SpendLimits { bucket_max: Some(1e9), cap: None };
+    let (mut plain, mut completion, mut ops) = (Vec::new(), Vec::new(), vec![Vec::new(); 7]);
+    for i in 0..n {
+        let t = Instant::now();
+        store.take_token(principal, "calls", 1_000_000, 1e6).await.unwrap();
+        store.open_bucket(principal, &BucketKey::session("stdio-1")).await.unwrap();
+        plain.push(t.elapsed());
+
+        let t = Instant::now();
+        let mut step = Instant::now();
+        let mut lap = |k: usize, ops: &mut Vec<Vec<Duration>>| {
+            ops[k].push(step.elapsed());
+            step = Instant::now();
+        };
+        store.take_token(principal, "calls", 1_000_000, 1e6).await.unwrap();
+        lap(0, &mut ops);
+        let bucket = store.resolve(principal, handle.as_str()).await.unwrap().unwrap();
+        lap(1, &mut ops);
+        store.open_bucket(principal, &bucket).await.unwrap();
+        lap(2, &mut ops);
+        let reservation = store.reserve(principal, &bucket, 0.001, limits).await.unwrap();
+        lap(3, &mut ops);
+        let id = store.append_ledger(principal, &bucket, &entry(i)).await.unwrap();
+        lap(4, &mut ops);
+        store.settle(principal, &reservation, Some(0.0000285)).await.unwrap();
+        lap(5, &mut ops);
+        let mut annotated = entry(i);
+        annotated.combo = Some("coding-fast".into());
+        store.update_ledger(principal, id, &annotated).await.unwrap();
+        lap(6, &mut ops);
+        completion.push(t.elapsed());
+    }
+    summary("plain call (token + bucket)", plain);
+    summary("completion call (all seven below)", completion);
+    for (name, samples) in
+        ["take_token", "resolve", "open_bucket", "reserve", "append_ledger", "settle", "update_ledger"].iter().zip(ops)
+    {
+        summary(&format!("  {name}"), samples);
+    }
+    store.close().await.unwrap();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let dir = std::env::temp_dir().join(format!("omniroute-store-cost-{}", std::process::id()));
+    let sqlite = omniroute_mcp::state::open(&StateLocation::Sqlite(dir.join("state.sqlite")), Retention::default()).await.unwrap();
+    measure(&format!("SQLite ({n} iterations, WAL, synchronous=NORMAL)"), sqlite, n).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match std::env::var("OMNIROUTE_MCP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let pg = omniroute_mcp::state::open(&StateLocation::Postgres(url), Retention::default()).await.unwrap();
+            measure(&format!("PostgreSQL ({n} iterations, loopback)"), pg, n).await;
+        }
+        None => println!("PostgreSQL: set OMNIROUTE_MCP_TEST_POSTGRES_URL (cargo xtask postgres start) to measure it too"),
+    }
+}
