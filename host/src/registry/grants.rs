@@ -95,28 +95,11 @@ fn parse(text: &str) -> Result<BTreeMap<String, Grants>, String> {
     let file: GrantsFile = toml::from_str(text).map_err(|e| format!("not a valid grants file: {e}"))?;
     let mut out = BTreeMap::new();
     for (tool, patterns) in file.tools {
-        for p in &patterns {
-            validate_pattern(p).map_err(|e| format!("[tools] {tool}: {e}"))?;
-        }
-        out.insert(tool, Grants::from_patterns(patterns.iter().map(String::as_str)));
+        let grants = Grants::from_checked_patterns(patterns.iter().map(String::as_str))
+            .map_err(|e| format!("[tools] {tool}: {e}"))?;
+        out.insert(tool, grants);
     }
     Ok(out)
-}
-
-fn validate_pattern(pattern: &str) -> Result<(), String> {
-    let known = || Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    let ok = match pattern.strip_suffix('*') {
-        Some(prefix) => Scope::ALL.iter().any(|s| s.as_str().starts_with(prefix)),
-        None => pattern.parse::<Scope>().is_ok(),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "\"{pattern}\" matches no scope; use `*`, a prefix such as `read:*`, or one of: {}",
-            known()
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! completion any tool sends: a tool cannot route around it or under-report
 //! what was spent, because the ledger is filled from the wire.
 
-use crate::mcp::json_text::js_number;
+use crate::json_text::js_number;
 use omniroute_tool_sdk::coerce::round_cost;
 use omniroute_tool_sdk::combos::{combo_enabled, combo_name, combo_steps, combos_of, model_provider, model_string};
 use omniroute_tool_sdk::providers::Providers;
