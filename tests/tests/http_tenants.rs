@@ -150,6 +150,17 @@ impl HttpServer {
         Reply { status, session_id, message, text }
     }
 
+    /// DELETE /mcp for a session (ends it); returns the response.
+    async fn delete(&self, token: &str, session: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url())
+            .header("authorization", format!("Bearer {token}"))
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("DELETE /mcp")
+    }
+
     /// initialize + notifications/initialized; returns the session id.
     async fn open_session(&self, token: &str) -> String {
         let init = self
@@ -301,26 +312,12 @@ async fn a_stolen_session_id_is_refused_for_another_tenant() {
         )
         .await;
     assert_eq!(stolen_call.status, 403, "{}", stolen_call.text);
-    let delete = server
-        .client
-        .delete(server.url())
-        .header("authorization", "Bearer token-beta")
-        .header("mcp-session-id", &a)
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete("token-beta", &a).await;
     assert_eq!(delete.status().as_u16(), 403);
 
     // The owner is unaffected, and can end its session with DELETE.
     assert!(server.list_tools("token-alpha", &a).await.contains(&HEALTH.to_owned()));
-    let delete = server
-        .client
-        .delete(server.url())
-        .header("authorization", "Bearer token-alpha")
-        .header("mcp-session-id", &a)
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete("token-alpha", &a).await;
     assert!(delete.status().is_success(), "{}", delete.status());
     let after = server
         .post(Some("token-alpha"), Some(&a), json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list"}), &[])
@@ -582,14 +579,7 @@ async fn live_sessions_are_capped_per_tenant_and_freed_when_a_session_ends() {
     server.open_session("token-other").await;
 
     // DELETE ends the session and frees the slot.
-    let delete = server
-        .client
-        .delete(server.url())
-        .header("authorization", "Bearer token-capped")
-        .header("mcp-session-id", &first)
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete("token-capped", &first).await;
     assert!(delete.status().is_success(), "{}", delete.status());
     let second = server.open_session("token-capped").await;
     assert!(server.list_tools("token-capped", &second).await.contains(&HEALTH.to_owned()));

@@ -13,7 +13,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 /// Servers started per run (each case is one server).
-const CASES: u32 = 24;
+const CASES: u32 = 64;
 
 fn method() -> impl Strategy<Value = String> {
     prop_oneof![

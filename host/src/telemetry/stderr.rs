@@ -22,7 +22,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 enum Message {
     Line(Vec<u8>),
-    Flush(mpsc::Sender<()>),
+    /// Write what is queued, then acknowledge; at exit (`last`), first say
+    /// how many lines were dropped in all.
+    Flush { ack: mpsc::Sender<()>, last: bool },
 }
 
 /// The writing end, cloned into every log call (a `MakeWriter` for
@@ -33,7 +35,8 @@ pub struct StderrLog {
     dropped: Arc<AtomicU64>,
 }
 
-/// Flushes what is queued (bounded by a second) when dropped at exit.
+/// Flushes what is queued (bounded by a second) when dropped at exit, with
+/// the total of dropped lines if any were.
 pub struct LogGuard {
     log: StderrLog,
 }
@@ -119,9 +122,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StderrLog {
 impl LogGuard {
     /// Waits (at most [`FLUSH_WAIT`]) until every queued line is written.
     pub fn flush(&self) {
+        self.flush_and(false);
+    }
+
+    fn flush_and(&self, last: bool) {
         let deadline = Instant::now() + FLUSH_WAIT;
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let mut message = Message::Flush(ack_tx);
+        let (ack, ack_rx) = mpsc::channel();
+        let mut message = Message::Flush { ack, last };
         loop {
             match self.log.tx.try_send(message) {
                 Ok(()) => break,
@@ -138,7 +145,7 @@ impl LogGuard {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        self.flush();
+        self.flush_and(true);
     }
 }
 
@@ -151,7 +158,12 @@ fn drain(rx: Receiver<Message>, mut sink: impl Write, dropped: &AtomicU64) {
             Message::Line(line) => {
                 let _ = sink.write_all(&line);
             }
-            Message::Flush(ack) => {
+            Message::Flush { ack, last } => {
+                let total = dropped.load(Ordering::Relaxed);
+                if last && total > 0 {
+                    let summary = format!("omniroute-mcp: {total} log line(s) dropped in all because stderr was not being read\n");
+                    let _ = sink.write_all(summary.as_bytes());
+                }
                 let _ = sink.flush();
                 let _ = ack.send(());
                 continue;
@@ -240,6 +252,11 @@ mod tests {
         assert!(text.contains("log line(s) dropped because stderr was not being read"), "{text}");
         assert!(text.contains("\nafter\n"), "{text}");
         assert!(text.lines().count() <= 7, "at most 5 lines, the notice and the last one: {text}");
+        let dropped = log.dropped();
+        drop(guard);
+        let text = String::from_utf8(sink.written.lock().unwrap().clone()).unwrap();
+        let summary = format!("omniroute-mcp: {dropped} log line(s) dropped in all because stderr was not being read\n");
+        assert!(text.ends_with(&summary), "{text}");
     }
 
     #[test]
