@@ -108,10 +108,10 @@ impl ModuleGraph {
         }
         let mut marks = BTreeMap::new();
         for module in &self.modules {
-            if !marks.contains_key(module) {
-                if let Some(cycle) = visit(self, module, &mut marks, &mut Vec::new()) {
-                    return Some(cycle);
-                }
+            if !marks.contains_key(module)
+                && let Some(cycle) = visit(self, module, &mut marks, &mut Vec::new())
+            {
+                return Some(cycle);
             }
         }
         None

@@ -25,10 +25,8 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// Splits `name[:port]` / `[v6][:port]` into (name, port).
 fn split_authority(authority: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        if let Some((host, tail)) = rest.split_once(']') {
-            return (host, tail.strip_prefix(':'));
-        }
+    if let Some((host, tail)) = authority.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+        return (host, tail.strip_prefix(':'));
     }
     match authority.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (h, Some(p)),
@@ -101,12 +99,11 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
     let session_id = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut pending_start = None;
     match &session_id {
-        Some(id) => {
-            if shared.sessions.owner(id).is_some_and(|owner| &owner != principal.id()) {
-                tracing::warn!(tenant = %principal.caller(), "refused a request for another tenant's MCP session");
-                return refuse(StatusCode::FORBIDDEN, "This MCP session belongs to another tenant; initialize your own session");
-            }
+        Some(id) if shared.sessions.owner(id).is_some_and(|owner| &owner != principal.id()) => {
+            tracing::warn!(tenant = %principal.caller(), "refused a request for another tenant's MCP session");
+            return refuse(StatusCode::FORBIDDEN, "This MCP session belongs to another tenant; initialize your own session");
         }
+        Some(_) => {}
         None if request.method() == Method::POST => {
             let (parts, body) = request.into_parts();
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
