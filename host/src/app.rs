@@ -1,7 +1,6 @@
 //! Everything shared by all MCP sessions of one server process.
 
 use crate::audit::AuditLog;
-use crate::capability::Grants;
 use crate::config::Settings;
 use crate::gateway::{Broker, BrokerConfig, Credentials};
 use crate::registry::{LoadOptions, PluginSource, Registry, ToolFolder};
@@ -11,16 +10,17 @@ use crate::session::ledger::RoutingIndex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// The loaded server: sandbox runtime, tools, gateway broker and grants.
+/// The loaded server: sandbox runtime, tools, gateway broker and audit log.
+/// Who may call what is not here: each call carries its principal.
 pub struct App {
-    pub runtime: Runtime,
+    runtime: Runtime,
     /// The tools on offer. A plugin reload swaps the whole registry; a call
     /// in flight keeps the snapshot (and the tool entry) it started with.
     registry: RwLock<Arc<Registry>>,
     /// The built-in tools, loaded once and shared by every registry snapshot.
     builtins: Arc<Registry>,
     /// The plugin folder and grants file (`--plugins`), if any.
-    pub plugins: Option<PluginSource>,
+    plugins: Option<PluginSource>,
     /// Bumped whenever a reload changes what is offered; each MCP session
     /// watches it to send `notifications/tools/list_changed`.
     tools_changed: tokio::sync::watch::Sender<u64>,
@@ -32,24 +32,16 @@ pub struct App {
     limits: LimitPolicy,
     /// The context `describe()` runs in: no scopes, throwaway session.
     describe_ctx: CallContext,
-    pub broker: Arc<Broker>,
+    broker: Arc<Broker>,
     /// Completions by request id, across sessions (explain_route).
-    pub routing_index: Arc<RoutingIndex>,
-    /// What the operator granted.
-    pub grants: Grants,
-    /// Whether missing scopes refuse a call (`OMNIROUTE_MCP_ENFORCE_SCOPES=true`).
-    pub enforce_scopes: bool,
-    /// Where the grants came from, as the original names it (`env`, `none`).
-    pub grants_source: &'static str,
-    /// Who is calling, for denial texts (stdio: `anonymous`, as the original).
-    pub caller: String,
+    routing_index: Arc<RoutingIndex>,
     /// The audit log (or why it is unusable).
-    pub audit: AuditLog,
+    audit: AuditLog,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
-    pub api_key_id: Option<String>,
+    api_key_id: Option<String>,
     /// State that outlives calls, processes and nodes (SQLite or
-    /// PostgreSQL); the call path moves onto it with principals.
-    pub state: crate::state::Store,
+    /// PostgreSQL).
+    state: crate::state::Store,
 }
 
 /// A failure that prevents the server from starting.
@@ -116,12 +108,6 @@ impl App {
             }
             None => AuditLog::off(),
         };
-        let (grants, source) = if settings.enforce_scopes {
-            let source = if settings.scopes.patterns().is_empty() { "none" } else { "env" };
-            (settings.scopes.clone(), source)
-        } else {
-            (Grants::all(), "env")
-        };
         let app = Arc::new(App {
             runtime,
             registry: RwLock::new(builtins.clone()),
@@ -134,10 +120,6 @@ impl App {
             describe_ctx,
             broker,
             routing_index: Arc::new(RoutingIndex::default()),
-            grants,
-            enforce_scopes: settings.enforce_scopes,
-            grants_source: source,
-            caller: "anonymous".to_owned(),
             audit,
             api_key_id: settings.api_key_id.clone(),
             state,
@@ -201,6 +183,41 @@ fn spawn_state_maintenance(state: &crate::state::Store) {
 const PLUGIN_POLL: Duration = Duration::from_secs(1);
 
 impl App {
+    /// The sandbox the tools run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The only way to the gateway.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Completions by request id, across sessions (explain_route).
+    pub fn routing_index(&self) -> &Arc<RoutingIndex> {
+        &self.routing_index
+    }
+
+    /// The audit log (or why it is unusable).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The state store (SQLite or PostgreSQL).
+    pub fn state(&self) -> &crate::state::Store {
+        &self.state
+    }
+
+    /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
+    pub fn api_key_id(&self) -> Option<&str> {
+        self.api_key_id.as_deref()
+    }
+
+    /// The plugin folder and grants file (`--plugins`), if any.
+    pub fn plugins(&self) -> Option<&PluginSource> {
+        self.plugins.as_ref()
+    }
+
     /// The current tools. Hold the `Arc` for the length of one request.
     pub fn registry(&self) -> Arc<Registry> {
         self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()

@@ -3,12 +3,12 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use omniroute_mcp::app::App;
+use omniroute_mcp::auth::{self, PrincipalId};
 use omniroute_mcp::capability::{CAPABILITY_TABLE, Grants, Scope};
 use omniroute_mcp::config::{self, Settings};
-use omniroute_mcp::mcp::McpHandler;
 use omniroute_mcp::registry::{Origin, PluginSource, Registry, join_scopes};
 use omniroute_mcp::runtime::LimitPolicy;
-use rmcp::ServiceExt;
+use omniroute_mcp::transport;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ pub enum PluginsCommand {
     Reload,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Serve MCP Streamable HTTP at http://ADDR/mcp (with /healthz and /readyz)
     /// instead of stdio, e.g. 127.0.0.1:8931 (port 0 picks a free port; the
@@ -94,6 +94,25 @@ pub struct ServeArgs {
     /// A browser Origin to accept besides loopback (scheme://host[:port]); repeatable.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// With --http: close an MCP session after this many seconds without a
+    /// request (its tenant's session slot is then free again).
+    #[arg(long, env = "OMNIROUTE_MCP_SESSION_IDLE_S", value_name = "SECONDS",
+          default_value_t = transport::http::DEFAULT_SESSION_IDLE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_idle_timeout: u64,
+}
+
+/// `omniroute-mcp` with no command: stdio, defaults everywhere.
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            http: None,
+            tenants: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            session_idle_timeout: transport::http::DEFAULT_SESSION_IDLE.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,11 +128,14 @@ pub enum TenantsCommand {
         #[arg(long, value_delimiter = ',')]
         tools: Option<Vec<String>>,
         /// Calls running at once.
-        #[arg(long, default_value_t = omniroute_mcp::tenants::DEFAULT_MAX_CONCURRENT)]
+        #[arg(long, default_value_t = auth::DEFAULT_MAX_CONCURRENT)]
         max_concurrent: u32,
-        /// Calls per minute.
-        #[arg(long, default_value_t = omniroute_mcp::tenants::DEFAULT_RATE_PER_MINUTE)]
+        /// Calls (and session starts) per minute.
+        #[arg(long, default_value_t = auth::DEFAULT_RATE_PER_MINUTE)]
         rate_per_minute: u32,
+        /// Live MCP sessions at once.
+        #[arg(long, default_value_t = auth::DEFAULT_MAX_SESSIONS)]
+        max_sessions: u32,
         /// The tenants file (created if missing). Default: OMNIROUTE_MCP_TENANTS, else
         /// `tenants.toml` in the data directory.
         #[arg(long, env = "OMNIROUTE_MCP_TENANTS")]
@@ -268,17 +290,6 @@ pub struct GlobalArgs {
     pub log: String,
 }
 
-/// Sends logs to stderr, never stdout.
-pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
     let env = |k: &str| std::env::var(k).ok();
     let base_url = config::resolve_base_url(&[
@@ -314,7 +325,9 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
         gateway_timeout,
         completion_timeout,
         enforce_scopes: env("OMNIROUTE_MCP_ENFORCE_SCOPES").as_deref() == Some("true"),
-        scopes: Grants::parse(&env("OMNIROUTE_MCP_SCOPES").unwrap_or_default()),
+        scopes: Grants::parse_checked(&env("OMNIROUTE_MCP_SCOPES").unwrap_or_default())
+            .context("OMNIROUTE_MCP_SCOPES has a pattern that grants nothing")?,
+        operator: PrincipalId::operator(env("OMNIROUTE_MCP_PRINCIPAL").as_deref().unwrap_or(auth::DEFAULT_OPERATOR))?,
         limits,
         audit_db: match global.audit {
             AuditMode::Off => None,
@@ -344,8 +357,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = settings(&cli.global)?;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) if args.http.is_some() => serve_http(&settings, args).await,
-        Command::Serve(_) => serve_stdio(&settings).await,
+        Command::Serve(ServeArgs { http: Some(addr), tenants, allowed_hosts, allowed_origins, session_idle_timeout }) => {
+            let args = transport::http::HttpArgs {
+                addr,
+                tenants,
+                allowed_hosts,
+                allowed_origins,
+                session_idle: Duration::from_secs(session_idle_timeout),
+            };
+            transport::http::run(&settings, args).await
+        }
+        Command::Serve(ServeArgs { http: None, .. }) => transport::stdio::serve(&settings).await,
         Command::Tenants { .. } => unreachable!("handled above"),
         Command::Tools { json } => print_tools(&settings, json).await,
         Command::Audit { command } => audit_command(&settings, command).await,
@@ -355,7 +377,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Result<()> {
     match command {
-        TenantsCommand::Add { name, scopes, tools, max_concurrent, rate_per_minute, file } => {
+        TenantsCommand::Add { name, scopes, tools, max_concurrent, rate_per_minute, max_sessions, file } => {
             let path = match file {
                 Some(path) => path,
                 None => match &global.data_dir {
@@ -363,14 +385,15 @@ fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Resu
                     None => config::default_data_dir()?.join("tenants.toml"),
                 },
             };
-            let new = omniroute_mcp::tenants::NewTenant {
+            let new = auth::tenants::NewTenant {
                 id: &name,
                 scopes: &scopes,
                 tools: tools.as_deref(),
                 max_concurrent,
                 rate_per_minute,
+                max_sessions,
             };
-            let token = omniroute_mcp::tenants::add_tenant(&path, &new).map_err(anyhow::Error::msg)?;
+            let token = auth::tenants::add_tenant(&path, &new).map_err(anyhow::Error::msg)?;
             eprintln!(
                 "Added tenant {name} to {}. Its bearer token is below; it is shown only this once (the file keeps only its SHA-256):",
                 path.display()
@@ -379,76 +402,6 @@ fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Resu
             Ok(())
         }
     }
-}
-
-async fn serve_http(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
-    use omniroute_mcp::tenants::Tenants;
-    let addr = args.http.context("--http is required")?;
-    let path = args.tenants.context(
-        "serving over HTTP needs a tenants file: pass --tenants PATH or set OMNIROUTE_MCP_TENANTS \
-         (create one with `omniroute-mcp tenants add NAME --scopes read:health --file PATH`)",
-    )?;
-    let tenants = Tenants::load(&path).map_err(anyhow::Error::msg)?;
-    if tenants.is_empty() {
-        anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
-    }
-    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
-    let app = App::start(settings).await?;
-    app.watch_plugins();
-    if app.registry().tools().is_empty() {
-        tracing::error!("no tool could be loaded from {}; /readyz reports not ready", join_paths(&settings.tools_dirs));
-    }
-    tracing::info!(
-        tools = app.registry().tools().len(),
-        tenants = tenants.len(),
-        gateway = %settings.base_url,
-        "omniroute-mcp serving MCP over Streamable HTTP"
-    );
-    omniroute_mcp::transport::http::serve(
-        app,
-        omniroute_mcp::transport::http::HttpOptions {
-            addr,
-            tenants,
-            allowed_hosts: args.allowed_hosts,
-            allowed_origins: args.allowed_origins,
-        },
-    )
-    .await
-}
-
-async fn serve_stdio(settings: &Settings) -> anyhow::Result<()> {
-    omniroute_mcp::gateway::probe::spawn(settings.base_url.clone());
-    let app = App::start(settings).await?;
-    let registry = app.registry();
-    if registry.tools().is_empty() {
-        let reasons: Vec<String> = registry
-            .refused()
-            .iter()
-            .map(|r| format!("{}: {}", r.path.display(), r.reason))
-            .collect();
-        anyhow::bail!(
-            "no tool could be loaded from {}; refusing to serve an empty server.{}{}",
-            join_paths(&settings.tools_dirs),
-            if reasons.is_empty() { "" } else { "\n  " },
-            reasons.join("\n  ")
-        );
-    }
-    tracing::info!(
-        tools = registry.tools().len(),
-        refused = registry.refused().len(),
-        gateway = %settings.base_url,
-        "omniroute-mcp serving MCP over stdio"
-    );
-    drop(registry);
-    app.watch_plugins();
-    let ((reader, reader_mode), (writer, writer_mode)) = omniroute_mcp::transport::stdio::streams();
-    tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");
-    let service = McpHandler::new(app)
-        .serve((reader, writer))
-        .await
-        .context("MCP initialization over stdio failed")?;
-    service.waiting().await.context("MCP stdio session ended with an error")?;
-    Ok(())
 }
 
 async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! (`OMNIROUTE_API_KEY`) come from the environment only, never from argv,
 //! where other local users could read them.
 
+use crate::auth::PrincipalId;
 use crate::capability::Grants;
 use crate::runtime::LimitPolicy;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,11 @@ pub struct Settings {
     pub completion_timeout: Duration,
     /// `OMNIROUTE_MCP_ENFORCE_SCOPES=true`.
     pub enforce_scopes: bool,
-    /// `OMNIROUTE_MCP_SCOPES`.
+    /// `OMNIROUTE_MCP_SCOPES` (each pattern checked).
     pub scopes: Grants,
+    /// Who the stdio operator is (`OMNIROUTE_MCP_PRINCIPAL`, default
+    /// [`crate::auth::DEFAULT_OPERATOR`]): its state's namespace.
+    pub operator: PrincipalId,
     /// Per-call bounds; each tool's are derived from them by class.
     pub limits: LimitPolicy,
     /// Precompiled component cache.

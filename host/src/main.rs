@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    cli::init_logging(&cli.global.log);
+    // Dropped last: flushes the log lines still queued (bounded wait).
+    let _logs = omniroute_mcp::telemetry::init_logging(&cli.global.log);
     // One stdio session is served best by one thread: a call then needs no
     // hand-offs between worker threads (measured: fewer context switches and
     // less CPU per call). HTTP serves many sessions and keeps the worker pool.
@@ -28,8 +29,9 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("omniroute-mcp: {e:#}");
+            // Through the log queue: a direct write could block on a full,
+            // unread stderr pipe and keep the process from exiting.
+            tracing::error!("omniroute-mcp: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
+use tokio::process::{Child, ChildStderr, ChildStdin};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -24,6 +24,8 @@ pub struct RawServer {
     transcript: Arc<Mutex<Vec<String>>>,
     reader: JoinHandle<()>,
     stderr: StderrTail,
+    /// Set by [`RawServer::start_with_stderr_unread`]: the pipe nobody reads yet.
+    unread_stderr: Option<ChildStderr>,
     next_id: u64,
     command: ServerCommand,
 }
@@ -63,13 +65,34 @@ impl RawTranscript {
 impl RawServer {
     /// Spawns the server; nothing is sent yet.
     pub async fn start(command: ServerCommand) -> Self {
+        let mut server = Self::spawn(command);
+        if let Some(pipe) = server.unread_stderr.take() {
+            server.stderr = StderrTail::capture(pipe);
+        }
+        server
+    }
+
+    /// Spawns the server with its stderr piped but never read, as a client
+    /// that ignores stderr would, until [`RawServer::read_stderr_from_now`].
+    pub async fn start_with_stderr_unread(command: ServerCommand) -> Self {
+        Self::spawn(command)
+    }
+
+    /// Starts reading the stderr pipe left unread by [`RawServer::start_with_stderr_unread`].
+    pub fn read_stderr_from_now(&mut self) {
+        if let Some(pipe) = self.unread_stderr.take() {
+            self.stderr = StderrTail::capture(pipe);
+        }
+    }
+
+    fn spawn(command: ServerCommand) -> Self {
         let mut child = command
             .to_command()
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", command.describe()));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = StderrTail::capture(child.stderr.take().expect("stderr is piped"));
+        let unread_stderr = Some(child.stderr.take().expect("stderr is piped"));
         let transcript = Arc::new(Mutex::new(Vec::new()));
         let (sender, lines) = mpsc::unbounded_channel();
         let reader = {
@@ -99,7 +122,8 @@ impl RawServer {
             lines,
             transcript,
             reader,
-            stderr,
+            stderr: StderrTail::default(),
+            unread_stderr,
             next_id: 1,
             command,
         }
@@ -107,10 +131,14 @@ impl RawServer {
 
     /// Writes one line (a newline is appended).
     pub async fn send_line(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Writes bytes as they are (no newline added).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin is open until finish()");
         let written = async {
-            stdin.write_all(line.as_bytes()).await?;
-            stdin.write_all(b"\n").await?;
+            stdin.write_all(bytes).await?;
             stdin.flush().await
         };
         if let Err(e) = tokio::time::timeout(DEFAULT_TIMEOUT, written)
@@ -221,6 +249,7 @@ impl RawServer {
     /// Closes stdin, waits (bounded) for the server to exit, killing it if it does not, and
     /// returns everything it wrote.
     pub async fn finish(mut self) -> RawTranscript {
+        self.read_stderr_from_now();
         drop(self.stdin.take());
         let exit = match tokio::time::timeout(DEFAULT_TIMEOUT, self.child.wait()).await {
             Ok(Ok(status)) => Some(status),

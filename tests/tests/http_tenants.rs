@@ -164,6 +164,17 @@ impl HttpServer {
         Reply { status, session_id, message, text }
     }
 
+    /// DELETE /mcp for a session (ends it); returns the response.
+    async fn delete(&self, token: &str, session: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url())
+            .header("authorization", format!("Bearer {token}"))
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("DELETE /mcp")
+    }
+
     /// initialize + notifications/initialized; returns the session id.
     async fn open_session(&self, token: &str) -> String {
         let init = self
@@ -337,26 +348,12 @@ async fn a_stolen_session_id_is_refused_for_another_tenant() {
         )
         .await;
     assert_eq!(stolen_call.status, 403, "{}", stolen_call.text);
-    let delete = server
-        .client
-        .delete(server.url())
-        .header("authorization", "Bearer token-beta")
-        .header("mcp-session-id", &a)
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete("token-beta", &a).await;
     assert_eq!(delete.status().as_u16(), 403);
 
     // The owner is unaffected, and can end its session with DELETE.
     assert!(server.list_tools("token-alpha", &a).await.contains(&HEALTH.to_owned()));
-    let delete = server
-        .client
-        .delete(server.url())
-        .header("authorization", "Bearer token-alpha")
-        .header("mcp-session-id", &a)
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete("token-alpha", &a).await;
     assert!(delete.status().is_success(), "{}", delete.status());
     let after = server
         .post(Some("token-alpha"), Some(&a), json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list"}), &[])
@@ -414,7 +411,9 @@ async fn dns_rebinding_host_and_origin_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_and_concurrency_limits_hold_per_tenant_under_load() {
     let gateway = FakeGateway::start();
-    let tenants = tenant("limited", "token-limited", &["read:*"], "rate_per_minute = 3\nmax_concurrent = 50")
+    // `initialize` counts under the rate limit too: of 4 per minute, one
+    // goes to opening the session and 3 are left for calls.
+    let tenants = tenant("limited", "token-limited", &["read:*"], "rate_per_minute = 4\nmax_concurrent = 50")
         + &tenant("narrow", "token-narrow", &["read:*"], "rate_per_minute = 600\nmax_concurrent = 1")
         + &tenant("other", "token-other", &["read:*"], "rate_per_minute = 600\nmax_concurrent = 50");
     let server = Arc::new(HttpServer::start(&gateway, &tenants, &[]).await);
@@ -439,7 +438,7 @@ async fn rate_and_concurrency_limits_hold_per_tenant_under_load() {
     for (_, err, text) in results.iter().filter(|(t, e, _)| *t == "token-limited" && *e) {
         assert!(*err);
         assert!(
-            text.starts_with("Error: Rate limit exceeded for tenant limited: 3 calls per minute; retry in "),
+            text.starts_with("Error: Rate limit exceeded for tenant limited: 4 calls per minute; retry in "),
             "{text}"
         );
     }
@@ -561,4 +560,80 @@ async fn readyz_is_503_with_the_reason_when_the_audit_log_is_unusable() {
     let body: Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
     assert_eq!(body["status"], "not ready", "{body}");
     assert!(body["reason"].as_str().unwrap().contains("audit"), "{body}");
+    // Anyone may ask /readyz: it names the problem, never a path.
+    let text = body.to_string();
+    assert!(!text.contains(blocker.path().to_str().unwrap()) && !text.contains('/'), "a path in /readyz: {text}");
+    assert!(server.log().contains(not_a_dir.to_str().unwrap()), "the operator's log has the details: {}", server.log());
+}
+
+/// `initialize` is counted under the tenant's rate limit: a tenant cannot
+/// open sessions faster than it may call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_counts_under_the_tenants_rate_limit() {
+    let gateway = FakeGateway::start();
+    let tenants = tenant("slow", "token-slow", &["read:*"], "rate_per_minute = 2") + &tenant("other", "token-other", &["read:*"], "");
+    let server = HttpServer::start(&gateway, &tenants, &[]).await;
+    server.open_session("token-slow").await;
+    server.open_session("token-slow").await;
+    let third = server.post(Some("token-slow"), None, initialize_body(), &[]).await;
+    assert_eq!(third.status, 429, "{}", third.text);
+    assert!(third.session_id.is_none(), "no session was created: {:?}", third.session_id);
+    let body: Value = serde_json::from_str(&third.text).unwrap_or_else(|_| panic!("{}", third.text));
+    assert!(
+        body["message"].as_str().unwrap_or_default().starts_with("Rate limit exceeded for tenant slow: 2 calls per minute; retry in "),
+        "{body}"
+    );
+    // Another tenant's bucket is its own.
+    server.open_session("token-other").await;
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "http-test", "version": "0"}}})
+}
+
+/// Each tenant holds at most `max_sessions` live sessions. A slot frees up
+/// whenever a session ends: by DELETE, and by idle eviction (after
+/// `--session-idle-timeout` seconds without a request), which also forgets
+/// the session's owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sessions_are_capped_per_tenant_and_freed_when_a_session_ends() {
+    let gateway = FakeGateway::start();
+    let tenants = tenant("capped", "token-capped", &["read:*"], "max_sessions = 1") + &tenant("other", "token-other", &["read:*"], "");
+    let server = HttpServer::start(&gateway, &tenants, &["--session-idle-timeout", "2"]).await;
+    let first = server.open_session("token-capped").await;
+    let refused = server.post(Some("token-capped"), None, initialize_body(), &[]).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(refused.session_id.is_none());
+    assert!(
+        refused.text.contains("Session limit reached for tenant capped: at most 1 live MCP sessions")
+            && refused.text.contains("after 2 s without a request"),
+        "{}",
+        refused.text
+    );
+    // Other tenants are not affected.
+    server.open_session("token-other").await;
+
+    // DELETE ends the session and frees the slot.
+    let delete = server.delete("token-capped", &first).await;
+    assert!(delete.status().is_success(), "{}", delete.status());
+    let second = server.open_session("token-capped").await;
+    assert!(server.list_tools("token-capped", &second).await.contains(&HEALTH.to_owned()));
+
+    // Idle eviction ends the session, forgets its owner and frees the slot.
+    // (Polled: the eviction timer is the server's, not the test's.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let probe = server.post(Some("token-capped"), None, initialize_body(), &[]).await;
+        if probe.status == 200 {
+            break;
+        }
+        assert_eq!(probe.status, 429, "{}", probe.text);
+        assert!(std::time::Instant::now() < deadline, "the idle session was never evicted: {}", server.log());
+    }
+    let gone = server
+        .post(Some("token-capped"), Some(&second), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}), &[])
+        .await;
+    assert_eq!(gone.status, 404, "an evicted session is gone: {}", gone.text);
 }

@@ -230,6 +230,92 @@ async fn prompts_never_reach_the_audit_database() {
     assert!(rows[0].2.contains("\"requestId\""), "route_request audits its routing only: {}", rows[0].2);
 }
 
+/// Invalid arguments are refused naming the field and the rule, never the
+/// value: a prompt that is too long, or content of the wrong type, reaches
+/// neither the agent's error text nor the audit database.
+#[tokio::test]
+async fn validation_errors_name_the_field_and_rule_never_the_value() {
+    let gateway = FakeGateway::start();
+    let (cmd, _dir, db) = with_audit_db(ServerCommand::new(&gateway.url()));
+    let client = McpClient::start(cmd).await;
+    let long_prompt = "LONG-PROMPT-CANARY-".repeat(40);
+    assert!(long_prompt.len() > 500);
+    let too_long = client
+        .call("omniroute_test_combo", json!({"comboId": "coding-fast", "testPrompt": long_prompt}))
+        .await;
+    assert!(too_long.is_error, "{}", too_long.text);
+    assert!(
+        too_long.text.contains("`testPrompt`") && too_long.text.contains("longer than 500 characters"),
+        "{}",
+        too_long.text
+    );
+    let array_content = client
+        .call(
+            "omniroute_route_request",
+            json!({"model": "coding-fast", "messages": [{"role": "user", "content": ["ARRAY-CONTENT-CANARY"]}]}),
+        )
+        .await;
+    assert!(array_content.is_error, "{}", array_content.text);
+    assert!(
+        array_content.text.contains("`messages.0.content`") && array_content.text.contains("is not of type \"string\""),
+        "{}",
+        array_content.text
+    );
+    client.shutdown().await;
+    assert!(gateway.requests().is_empty(), "invalid calls reached the gateway: {:?}", gateway.requests());
+    for text in [&too_long.text, &array_content.text] {
+        assert!(!text.contains("CANARY"), "the value came back to the agent: {text}");
+    }
+
+    let rows = rows(&db);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for row in &rows {
+        let error = row.5.as_deref().unwrap_or_default();
+        assert!(error.starts_with("Invalid arguments for tool"), "{row:?}");
+        assert!(!error.contains("CANARY"), "the value reached the audit row: {row:?}");
+    }
+    for suffix in ["", "-wal"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(!bytes.windows(6).any(|w| w == b"CANARY"), "a value was stored in {}", path.display());
+        }
+    }
+}
+
+/// One scope-pattern parser for every operator input: a pattern in
+/// `OMNIROUTE_MCP_SCOPES` that matches no scope stops the server at start,
+/// naming the known scopes, instead of silently granting nothing.
+#[tokio::test]
+async fn a_scope_pattern_that_matches_nothing_is_refused_at_start() {
+    let gateway = FakeGateway::start();
+    for pattern in ["read:health,bogus*", "read:everything"] {
+        let output = enforced(&gateway, pattern).arg("tools").run_to_end().await;
+        assert!(!output.status.success(), "{pattern} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("OMNIROUTE_MCP_SCOPES") && stderr.contains("matches no scope"), "{stderr}");
+        assert!(stderr.contains("read:health, read:combos, write:combos"), "the known scopes are listed: {stderr}");
+    }
+    let accepted = enforced(&gateway, "read:*, write:combos").arg("tools").run_to_end().await;
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+}
+
+/// The stdio principal's id comes from `OMNIROUTE_MCP_PRINCIPAL`; a name
+/// that could not namespace stored state is refused at start.
+#[tokio::test]
+async fn an_unusable_principal_name_is_refused_at_start() {
+    let gateway = FakeGateway::start();
+    let output = ServerCommand::new(&gateway.url())
+        .env("OMNIROUTE_MCP_PRINCIPAL", "two words")
+        .arg("tools")
+        .run_to_end()
+        .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OMNIROUTE_MCP_PRINCIPAL \"two words\" must be 1-64 characters"), "{stderr}");
+    let named = ServerCommand::new(&gateway.url()).env("OMNIROUTE_MCP_PRINCIPAL", "ide-team.1").arg("tools").run_to_end().await;
+    assert!(named.status.success(), "{}", String::from_utf8_lossy(&named.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_calls_lose_no_row() {
     let gateway = FakeGateway::start();

@@ -1,7 +1,7 @@
 //! What one audit row holds, and the exact rules for its derived columns
 //! (docs/architecture.md#audit-log): input hash, output summary.
 
-use crate::mcp::json_text::to_js_compact;
+use crate::json_text::to_js_compact;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 

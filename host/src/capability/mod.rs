@@ -13,7 +13,7 @@ mod scope;
 mod table;
 
 pub use path::{NormalizedPath, PathError, normalize_path};
-pub use scope::{EffectiveGrants, Grants, Scope, ScopeError};
+pub use scope::{EffectiveGrants, Grants, PatternError, Scope, ScopeError, parse_scope_pattern};
 pub use table::{CAPABILITY_TABLE, CapabilityRow, Method, pattern_matches, template_for};
 
 use std::collections::BTreeSet;

@@ -69,6 +69,35 @@ impl FromStr for Scope {
     }
 }
 
+/// A scope pattern that would grant nothing: it matches none of the known scopes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{pattern}\" matches no scope; use `*`, a prefix such as `read:*`, or one of: {known}")]
+pub struct PatternError {
+    pub pattern: String,
+    known: String,
+}
+
+/// Checks one scope pattern as an operator writes it (`*`, a prefix ending in
+/// `*` such as `read:*`, or an exact scope name) and returns it trimmed. A
+/// pattern that matches no known scope is refused, naming the known scopes, so
+/// a typo in a tenants file, a plugin grants file or `OMNIROUTE_MCP_SCOPES`
+/// cannot silently grant nothing (or, as a prefix, more than meant).
+pub fn parse_scope_pattern(pattern: &str) -> Result<&str, PatternError> {
+    let pattern = pattern.trim();
+    let matches_a_scope = match pattern.strip_suffix('*') {
+        Some(prefix) => Scope::ALL.iter().any(|s| s.as_str().starts_with(prefix)),
+        None => pattern.parse::<Scope>().is_ok(),
+    };
+    if matches_a_scope {
+        Ok(pattern)
+    } else {
+        Err(PatternError {
+            pattern: pattern.to_owned(),
+            known: Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
 /// Scope patterns an operator granted: exact names, `*`, or prefixes ending
 /// in `*` (`read:*`), matched as the original server matches them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +118,21 @@ impl Grants {
         Self::from_patterns(list.split(','))
     }
 
-    /// Builds grants from individual patterns (trimmed, de-duplicated).
+    /// Parses an operator's comma-separated list (`OMNIROUTE_MCP_SCOPES`):
+    /// empty entries are skipped, every other one must match a scope.
+    pub fn parse_checked(list: &str) -> Result<Self, PatternError> {
+        Self::from_checked_patterns(list.split(',').filter(|p| !p.trim().is_empty()))
+    }
+
+    /// Builds an operator's grants from individual patterns, each of which
+    /// must match a scope (see [`parse_scope_pattern`]).
+    pub fn from_checked_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, PatternError> {
+        let checked = patterns.into_iter().map(parse_scope_pattern).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_patterns(checked))
+    }
+
+    /// Builds grants from individual patterns (trimmed, de-duplicated), as
+    /// given: a client's `_meta` scopes only narrow, so they are not checked.
     pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Self {
         let mut out: Vec<String> = Vec::new();
         for p in patterns {
@@ -183,6 +226,23 @@ mod tests {
             assert_eq!(s.as_str().parse::<Scope>().unwrap(), s);
         }
         assert!("read:everything".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn one_parser_refuses_patterns_that_match_no_scope() {
+        for good in ["*", "read:*", "write*", " read:health ", "execute:completions", "r*"] {
+            assert!(parse_scope_pattern(good).is_ok(), "refused {good}");
+        }
+        for bad in ["bogus*", "read:nope", "admin:*", "", "read:health,read:combos", "*read"] {
+            let err = parse_scope_pattern(bad).unwrap_err().to_string();
+            assert!(err.contains("matches no scope") && err.contains("read:health, read:combos"), "{bad}: {err}");
+        }
+        assert_eq!(parse_scope_pattern(" read:* ").unwrap(), "read:*");
+        let grants = Grants::parse_checked("read:health, ,write:*,").unwrap();
+        assert_eq!(grants.patterns(), ["read:health", "write:*"]);
+        assert!(Grants::parse_checked("").unwrap().patterns().is_empty());
+        let err = Grants::parse_checked("read:health,bogus*").unwrap_err();
+        assert_eq!(err.pattern, "bogus*");
     }
 
     #[test]

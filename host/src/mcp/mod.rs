@@ -1,100 +1,43 @@
 //! The MCP face of the server: an rmcp `ServerHandler` whose tools come from
-//! the registry and whose calls run in the sandbox. One handler value per MCP
-//! session; everything shared lives in [`App`].
+//! the registry and whose calls go to the [`CallService`]. One handler value
+//! per MCP session; the transport tells it who is calling
+//! ([`ResolveCaller`]), so the handler has one shape for every transport.
 
-pub mod call;
-pub mod json_text;
-mod result;
+mod protocol;
 
-use crate::app::App;
+use crate::call::{CallService, Caller, Outcome, ToolCall};
 use crate::registry::ToolEntry;
 use crate::runtime::ProgressSink;
-use crate::session::Session;
-use crate::tenants::Tenant;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::ErrorData as McpError;
 use std::sync::Arc;
 
-pub use result::{error_result, output_result};
-
-/// Numbers sessions served without an `Mcp-Session-Id` (stateless requests).
-static STATELESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// How a transport tells the handler who sent a request and over which
+/// legacy session (stdio: the operator and the process; HTTP: the tenant of
+/// the bearer token and the `Mcp-Session-Id`).
+pub trait ResolveCaller: Send + Sync + 'static {
+    /// The caller of this request, or a protocol error when the transport
+    /// cannot vouch for one.
+    fn resolve(&self, context: &RequestContext<RoleServer>) -> Result<Caller, McpError>;
+}
 
 /// Serves one MCP session.
 #[derive(Clone)]
 pub struct McpHandler {
-    app: Arc<App>,
-    session: Arc<Session>,
-    /// Streamable HTTP: the tenant and session, bound on the session's first
-    /// request after `initialize` (the tenant comes from the HTTP layer).
-    http: Option<HttpBinding>,
-}
-
-/// Per-session HTTP state: which tenant owns it, its `Session`, and the
-/// server's tracker of calls in flight (graceful shutdown waits for them).
-#[derive(Clone)]
-struct HttpBinding {
-    bound: Arc<std::sync::OnceLock<(Arc<Tenant>, Arc<Session>)>>,
-    in_flight: tokio_util::task::TaskTracker,
+    service: Arc<CallService>,
+    callers: Arc<dyn ResolveCaller>,
 }
 
 impl McpHandler {
-    /// A handler for a new session.
-    pub fn new(app: Arc<App>) -> Self {
-        Self {
-            app,
-            session: Arc::new(Session::new(format!("stdio-{}", std::process::id()))),
-            http: None,
-        }
-    }
-
-    /// A handler for one Streamable HTTP session; the tenant and session id
-    /// are taken from the requests (see [`crate::transport::http`]).
-    pub fn for_http(app: Arc<App>, in_flight: tokio_util::task::TaskTracker) -> Self {
-        Self {
-            app,
-            session: Arc::new(Session::new("http-unbound")),
-            http: Some(HttpBinding { bound: Default::default(), in_flight }),
-        }
-    }
-
-    /// HTTP: the tenant of this request and the session it belongs to.
-    fn http_caller(&self, context: &RequestContext<RoleServer>) -> Result<Option<(Arc<Tenant>, Arc<Session>)>, McpError> {
-        let Some(http) = &self.http else { return Ok(None) };
-        let parts = context.extensions.get::<http::request::Parts>();
-        let tenant = parts
-            .and_then(|p| p.extensions.get::<Arc<Tenant>>())
-            .cloned()
-            .ok_or_else(|| McpError::invalid_request("This request carries no authenticated tenant.", None))?;
-        let session_id = parts
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("stateless-{}", STATELESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-        let (owner, session) = http.bound.get_or_init(|| {
-            let session = Arc::new(Session::new(session_id));
-            if let Some(budget) = &tenant.default_budget {
-                session.set_host_budget_guard(budget.guard_json());
-            }
-            (tenant.clone(), session)
-        });
-        if owner.id != tenant.id {
-            return Err(McpError::invalid_request(
-                "This MCP session belongs to another tenant; start your own session with initialize.",
-                None,
-            ));
-        }
-        Ok(Some((tenant, session.clone())))
-    }
-
-    /// The session this handler serves.
-    pub fn session(&self) -> &Arc<Session> {
-        &self.session
+    /// A handler for a new session whose callers `callers` resolves.
+    pub fn new(service: Arc<CallService>, callers: Arc<dyn ResolveCaller>) -> Self {
+        Self { service, callers }
     }
 }
 
@@ -116,10 +59,11 @@ impl ServerHandler for McpHandler {
     /// Once the client is ready, tells it whenever a plugin reload changes
     /// the tool list, until its transport closes.
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        if self.app.plugins.is_none() {
+        let app = self.service.app();
+        if app.plugins().is_none() {
             return;
         }
-        let mut changed = self.app.tools_changed();
+        let mut changed = app.tools_changed();
         let peer = context.peer;
         tokio::spawn(async move {
             let mut alive = tokio::time::interval(std::time::Duration::from_secs(2));
@@ -152,7 +96,7 @@ impl ServerHandler for McpHandler {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        let mut changed = self.app.tools_changed();
+        let mut changed = self.service.app().tools_changed();
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
@@ -168,14 +112,14 @@ impl ServerHandler for McpHandler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tenant = self.http_caller(&_context)?.map(|(t, _)| t);
-        let registry = self.app.registry();
+        let caller = self.callers.resolve(&context)?;
+        let registry = self.service.registry();
         let tools = registry
             .tools()
             .iter()
-            .filter(|t| tenant.as_ref().is_none_or(|tenant| tenant.may_use(t.name(), &t.scopes)))
+            .filter(|t| caller.principal.lists(t.name(), &t.scopes))
             .map(|t| to_mcp_tool(t))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -186,6 +130,7 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let caller = self.callers.resolve(&context)?;
         let (progress, forwarder) = match context.meta.get_progress_token() {
             Some(token) => {
                 let (sink, forwarder) = progress_sink(context.peer.clone(), token);
@@ -197,47 +142,9 @@ impl ServerHandler for McpHandler {
         if let Some(m) = &request.meta {
             meta.extend(m.0.0.clone());
         }
-        let name: &str = request.name.as_ref();
-        let cancel = context.ct.clone();
-        let outcome = match self.http_caller(&context)? {
-            None => {
-                let caller = call::Caller {
-                    id: &self.app.caller,
-                    session: &self.session,
-                    grants: &self.app.grants,
-                    source: self.app.grants_source,
-                    enforce: self.app.enforce_scopes,
-                };
-                call::run(&self.app, caller, name, request.arguments, &meta, progress, Some(cancel)).await
-            }
-            Some((tenant, session)) => {
-                let caller = call::Caller {
-                    id: &tenant.id,
-                    session: &session,
-                    grants: &tenant.grants,
-                    source: "tenant",
-                    // Over HTTP the tenant's scopes always gate access.
-                    enforce: true,
-                };
-                if !tenant.tool_listed(name) && self.app.registry().get(name).is_some() {
-                    let message = format!("The tool {name} is not available to tenant {}.", tenant.id);
-                    call::refuse(&self.app, caller, name, request.arguments, "tool_not_allowed", message).await
-                } else {
-                    match tenant.admit() {
-                        Err(message) => {
-                            call::refuse(&self.app, caller, name, request.arguments, "tenant_limit", message).await
-                        }
-                        Ok(permit) => {
-                            let in_flight = self.http.as_ref().map(|h| h.in_flight.clone()).unwrap_or_default();
-                            let run = call::run(&self.app, caller, name, request.arguments, &meta, progress, Some(cancel));
-                            let out = in_flight.track_future(run).await;
-                            drop(permit);
-                            out
-                        }
-                    }
-                }
-            }
-        };
+        let cancel = Some(context.ct.clone());
+        let call = ToolCall { name: request.name.to_string(), arguments: request.arguments, meta, progress, cancel };
+        let outcome = self.service.call(&caller, call).await;
         // The call is over and its sink dropped: the forwarder sends the last
         // report it holds and ends, so progress precedes the result; a client
         // too slow to take even that does not hold the result back.
@@ -247,12 +154,23 @@ impl ServerHandler for McpHandler {
             forwarder.abort();
         }
         match outcome {
-            Ok(result) => Ok(result.into()),
-            Err(name) => Err(McpError::invalid_params(
+            Outcome::Answered(result) => Ok(result.into()),
+            Outcome::UnknownTool(name) => Err(McpError::invalid_params(
                 format!("Unknown tool \"{name}\". Call tools/list to see the tools this server offers."),
                 None,
             )),
         }
+    }
+
+    /// Requests rmcp could not route: an unknown method, or a known one whose
+    /// params do not parse. The answer names the problem without echoing
+    /// what the client sent beyond a short prefix.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        Err(protocol::unroutable(&request.method, request.params.as_ref()))
     }
 }
 

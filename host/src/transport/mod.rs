@@ -1,5 +1,14 @@
-//! Transports: Streamable HTTP for hosting, and the byte streams of stdio
-//! (the protocol on top of them is rmcp's).
+//! Transports: each one resolves who is calling into a
+//! [`Principal`](crate::auth::Principal) and hands MCP requests to the handler.
+//! Stdio serves the operator over one session; Streamable HTTP serves many
+//! tenants over many sessions.
 
 pub mod http;
 pub mod stdio;
+
+use std::path::PathBuf;
+
+/// Folders as one line for startup messages.
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}

@@ -1,4 +1,5 @@
-//! The byte streams of the stdio transport.
+//! MCP over stdio: one session for the process, one principal (the
+//! operator, from the environment), and the byte streams underneath.
 //!
 //! Tokio's `stdin()` and `stdout()` read and write on a helper thread, so
 //! every JSON-RPC message would cross threads twice. IDEs start MCP servers
@@ -6,9 +7,76 @@
 //! runtime's own reactor instead; a terminal or a regular file falls back to
 //! tokio's blocking wrappers.
 
+use crate::app::App;
+use crate::auth::Principal;
+use crate::call::{CallService, Caller};
+use crate::config::Settings;
+use crate::mcp::{McpHandler, ResolveCaller};
+use crate::session::Session;
+use anyhow::Context;
+use rmcp::ServiceExt;
+use rmcp::service::{RequestContext, RoleServer};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Serves MCP on stdin/stdout until stdin closes. Refuses to start with no
+/// tool at all (an IDE would show an empty server with no hint why).
+pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    crate::gateway::probe::spawn(settings.base_url.clone());
+    let app = App::start(settings).await?;
+    let registry = app.registry();
+    if registry.tools().is_empty() {
+        let reasons: Vec<String> = registry
+            .refused()
+            .iter()
+            .map(|r| format!("{}: {}", r.path.display(), r.reason))
+            .collect();
+        anyhow::bail!(
+            "no tool could be loaded from {}; refusing to serve an empty server.{}{}",
+            super::join_paths(&settings.tools_dirs),
+            if reasons.is_empty() { "" } else { "\n  " },
+            reasons.join("\n  ")
+        );
+    }
+    let principal = operator(settings);
+    tracing::info!(
+        tools = registry.tools().len(),
+        refused = registry.refused().len(),
+        gateway = %settings.base_url,
+        principal = %principal.id(),
+        "omniroute-mcp serving MCP over stdio"
+    );
+    drop(registry);
+    app.watch_plugins();
+    let caller = Caller { principal: Arc::new(principal), session: Arc::new(Session::new(format!("stdio-{}", std::process::id()))) };
+    let service = Arc::new(CallService::new(app));
+    let ((reader, reader_mode), (writer, writer_mode)) = streams();
+    tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");
+    let running = McpHandler::new(service, Arc::new(Operator(caller)))
+        .serve((reader, writer))
+        .await
+        .context("MCP initialization over stdio failed")?;
+    running.waiting().await.context("MCP stdio session ended with an error")?;
+    Ok(())
+}
+
+/// The operator, resolved once from the environment: `OMNIROUTE_MCP_PRINCIPAL`,
+/// `OMNIROUTE_MCP_SCOPES` and `OMNIROUTE_MCP_ENFORCE_SCOPES`.
+pub fn operator(settings: &Settings) -> Principal {
+    Principal::operator(settings.operator.clone(), settings.scopes.clone(), settings.enforce_scopes)
+}
+
+/// Every request of a stdio session comes from the operator, over the
+/// process's one session.
+struct Operator(Caller);
+
+impl ResolveCaller for Operator {
+    fn resolve(&self, _context: &RequestContext<RoleServer>) -> Result<Caller, rmcp::ErrorData> {
+        Ok(self.0.clone())
+    }
+}
 
 /// Where JSON-RPC requests come from.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;

@@ -3,57 +3,44 @@
 //! one audit row before the response leaves.
 
 use super::result::{error_result, from_outcome, with_stop_cause};
+use super::{Caller, Outcome, ToolCall};
 use crate::app::App;
 use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
 use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
-use crate::runtime::{CallContext, CallOutcome, CallRequest, ProgressSink};
-use crate::session::Session;
+use crate::runtime::{CallContext, CallOutcome, CallRequest};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Who is calling and over which session.
-pub struct Caller<'a> {
-    pub id: &'a str,
-    pub session: &'a Arc<Session>,
-    /// The operator's grants for this caller (stdio: environment; HTTP: tenant).
-    pub grants: &'a Grants,
-    /// Where the grants came from, for denial texts (`env`, `none`, `tenant`).
-    pub source: &'a str,
-    /// Whether missing scopes refuse the call (stdio: the environment; HTTP: always).
-    pub enforce: bool,
-}
-
 /// Refuses a call before it runs (tenant limits, tool allow-list), audited
 /// through the aggregating refusal path of the audit log.
-pub async fn refuse(
-    app: &App,
-    caller: Caller<'_>,
-    name: &str,
-    arguments: Option<Map<String, Value>>,
-    code: &str,
-    message: String,
-) -> Result<CallToolResult, String> {
-    let args = Value::Object(arguments.unwrap_or_default());
-    let record = AuditRecord {
+pub(super) async fn refuse(app: &App, caller: &Caller, call: ToolCall, code: &str, message: String) -> Outcome {
+    let args = Value::Object(call.arguments.unwrap_or_default());
+    let mut record = new_record(app, caller, &call.name, &args);
+    record.error_code = Some(code.to_owned());
+    // Refusals are aggregated per caller and code, so a flood of them costs
+    // one row per interval (the first is committed before this answer).
+    match app.audit().refused(record).await {
+        Ok(()) => Outcome::Answered(error_result(message)),
+        Err(e) => Outcome::Answered(error_result(e.to_string())),
+    }
+}
+
+/// The row every exit starts from: not yet successful, nothing sent.
+fn new_record(app: &App, caller: &Caller, name: &str, args: &Value) -> AuditRecord {
+    AuditRecord {
         tool_name: name.to_owned(),
-        input_hash: input_hash(&args),
+        input_hash: input_hash(args),
         output_summary: output_summary(None),
         duration_ms: 0,
-        api_key_id: app.api_key_id.clone(),
+        api_key_id: app.api_key_id().map(str::to_owned),
         success: false,
-        error_code: Some(code.to_owned()),
-        caller: caller.id.to_owned(),
+        error_code: None,
+        caller: caller.principal.caller().to_owned(),
         session_id: Some(caller.session.id().to_owned()),
         stop_cause: None,
         gateway_calls: vec![],
-    };
-    // Refusals are aggregated per caller and code, so a flood of them costs
-    // one row per interval (the first is committed before this answer).
-    match app.audit.refused(record).await {
-        Ok(()) => Ok(error_result(message)),
-        Err(e) => Ok(error_result(e.to_string())),
     }
 }
 
@@ -68,36 +55,18 @@ pub fn meta_scopes(meta: &Map<String, Value>) -> Option<Grants> {
     Some(Grants::from_patterns(list.iter().filter_map(Value::as_str)))
 }
 
-/// Runs one call. Unknown tools are `Err(name)` (a protocol error); every
-/// other outcome is a tool result.
-pub async fn run(
-    app: &App,
-    caller: Caller<'_>,
-    name: &str,
-    arguments: Option<Map<String, Value>>,
-    meta: &Map<String, Value>,
-    progress: Option<ProgressSink>,
-    cancel: Option<tokio_util::sync::CancellationToken>,
-) -> Result<CallToolResult, String> {
+/// Runs one admitted call: lookup, scope check, argument validation,
+/// sandboxed run, audit row committed.
+pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
     let started = Instant::now();
+    let ToolCall { name, arguments, meta, progress, cancel } = call;
+    let name = name.as_str();
     let args = Value::Object(arguments.unwrap_or_default());
-    let mut record = AuditRecord {
-        tool_name: name.to_owned(),
-        input_hash: input_hash(&args),
-        output_summary: output_summary(None),
-        duration_ms: 0,
-        api_key_id: app.api_key_id.clone(),
-        success: false,
-        error_code: None,
-        caller: caller.id.to_owned(),
-        session_id: Some(caller.session.id().to_owned()),
-        stop_cause: None,
-        gateway_calls: vec![],
-    };
+    let mut record = new_record(app, caller, name, &args);
 
-    if let Err(e) = app.audit.check() {
+    if let Err(e) = app.audit().check() {
         // Nothing can be recorded, so nothing runs.
-        return Ok(error_result(e.to_string()));
+        return Outcome::Answered(error_result(e.to_string()));
     }
 
     // The snapshot (and so the tool) stays valid for this call even if a
@@ -105,22 +74,25 @@ pub async fn run(
     let registry = app.registry();
     let Some(tool) = registry.get(name) else {
         record.error_code = Some("unknown_tool".to_owned());
-        commit(app, record).await.map_err(|e| e.to_string())?;
-        return Err(name.to_owned());
+        return match app.audit().commit(record).await {
+            Ok(()) => Outcome::UnknownTool(name.to_owned()),
+            Err(e) => Outcome::Answered(error_result(e.to_string())),
+        };
     };
 
-    let narrowing = meta_scopes(meta);
-    let source = if narrowing.is_some() { "meta" } else { caller.source };
-    let grants = EffectiveGrants::new(caller.grants.clone(), narrowing);
+    let principal = &caller.principal;
+    let narrowing = meta_scopes(&meta);
+    let source = if narrowing.is_some() { "meta" } else { principal.grant_source().as_str() };
+    let grants = EffectiveGrants::new(principal.grants().clone(), narrowing);
     let missing: Vec<&str> = tool.scopes.iter().filter(|s| !grants.allows(**s)).map(|s| s.as_str()).collect();
-    if caller.enforce && !missing.is_empty() {
+    if principal.enforces_scopes() && !missing.is_empty() {
         // Audited as the original does: raw args plus the check; the
         // component is never instantiated.
         let mut audited = args.as_object().cloned().unwrap_or_default();
         audited.insert(
             "_scopeCheck".into(),
             json!({
-                "callerId": caller.id,
+                "callerId": principal.caller(),
                 "source": source,
                 "required": tool.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                 "provided": grants.patterns(),
@@ -132,7 +104,7 @@ pub async fn run(
         let result = error_result(format!(
             "Insufficient MCP scopes for {name}. Missing: {}. Caller={}, source={source}.",
             missing.join(", "),
-            caller.id
+            principal.caller()
         ));
         return finish(app, record, result).await;
     }
@@ -146,7 +118,7 @@ pub async fn run(
     let canonical = canonical_args(&tool.description.input_schema, &args);
     record.input_hash = input_hash(&canonical);
 
-    let pre = match tool.pre(&app.runtime) {
+    let pre = match tool.pre(app.runtime()) {
         Ok(pre) => pre,
         Err(reason) => return fail(app, record, started, format!("The tool {name} cannot start: {reason}.")).await,
     };
@@ -156,16 +128,16 @@ pub async fn run(
     let journal = Arc::new(Mutex::new(Vec::<GatewayCall>::new()));
     let ctx = CallContext {
         tool: Arc::from(name),
-        caller: Arc::from(caller.id),
+        caller: Arc::from(principal.caller()),
         caps,
-        broker: app.broker.clone(),
+        broker: app.broker().clone(),
         session: caller.session.clone(),
-        routing_index: app.routing_index.clone(),
+        routing_index: app.routing_index().clone(),
         journal: journal.clone(),
         progress,
     };
     let report = app
-        .runtime
+        .runtime()
         .call(CallRequest {
             pre,
             ctx,
@@ -200,21 +172,17 @@ pub async fn run(
 
 /// Ends a call that could not run: the message is the agent's answer and
 /// the audit row's error code.
-async fn fail(app: &App, mut record: AuditRecord, started: Instant, message: String) -> Result<CallToolResult, String> {
+async fn fail(app: &App, mut record: AuditRecord, started: Instant, message: String) -> Outcome {
     record.error_code = Some(message.clone());
     record.duration_ms = started.elapsed().as_millis() as u64;
     finish(app, record, error_result(message)).await
 }
 
-async fn commit(app: &App, record: AuditRecord) -> Result<(), crate::audit::AuditUnavailable> {
-    app.audit.commit(record).await
-}
-
 /// Commits the row, then releases the result; if the row cannot be written
 /// the agent gets the audit error instead of an unaudited answer.
-async fn finish(app: &App, record: AuditRecord, result: CallToolResult) -> Result<CallToolResult, String> {
-    match commit(app, record).await {
-        Ok(()) => Ok(result),
-        Err(e) => Ok(error_result(e.to_string())),
+async fn finish(app: &App, record: AuditRecord, result: CallToolResult) -> Outcome {
+    match app.audit().commit(record).await {
+        Ok(()) => Outcome::Answered(result),
+        Err(e) => Outcome::Answered(error_result(e.to_string())),
     }
 }

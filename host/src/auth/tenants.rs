@@ -1,22 +1,18 @@
 //! Tenants for the HTTP transport: who may call (the SHA-256 of a bearer
 //! token), what they may do (scopes, a tool allow-list), and how much
-//! (concurrency and rate limits, a default budget guard for new sessions).
+//! (concurrency, rate and live-session limits, a default budget guard for new
+//! sessions). Each tenant authenticates as one [`Principal`].
 //!
 //! The tenants file never holds a token, only its hash; `omniroute-mcp
 //! tenants add` prints a fresh token once and appends its hash.
 
-use crate::capability::{Grants, Scope};
+use super::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits, Principal, PrincipalId};
+use crate::capability::Grants;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Defaults when a tenant leaves a limit out.
-pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
-pub const DEFAULT_RATE_PER_MINUTE: u32 = 60;
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +36,9 @@ pub struct TenantConfig {
     pub max_concurrent: u32,
     #[serde(default = "default_rate")]
     pub rate_per_minute: u32,
+    /// Live Streamable HTTP sessions at once.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
     pub default_budget: Option<DefaultBudget>,
 }
 
@@ -49,65 +48,29 @@ fn default_max_concurrent() -> u32 {
 fn default_rate() -> u32 {
     DEFAULT_RATE_PER_MINUTE
 }
-
-/// The budget guard every new session of the tenant starts with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DefaultBudget {
-    pub max_cost: f64,
-    pub action: String,
-    pub degrade_to_tier: Option<String>,
+fn default_max_sessions() -> u32 {
+    DEFAULT_MAX_SESSIONS
 }
 
-impl DefaultBudget {
-    /// The guard as the session stores it (`set_budget_guard`'s shape).
-    pub fn guard_json(&self) -> String {
-        let mut v = serde_json::json!({ "maxCost": self.max_cost, "action": self.action });
-        if let Some(tier) = &self.degrade_to_tier {
-            v["degradeToTier"] = serde_json::Value::from(tier.clone());
-        }
-        v.to_string()
-    }
-}
-
-/// A tenant with its live limits.
+/// A tenant: the hash its bearer token must match, and the principal it
+/// authenticates as.
 #[derive(Debug)]
-pub struct Tenant {
-    pub id: String,
+struct Tenant {
     token_sha256: [u8; 32],
-    pub grants: Grants,
-    pub tools: Option<Vec<String>>,
-    pub max_concurrent: u32,
-    pub rate_per_minute: u32,
-    pub default_budget: Option<DefaultBudget>,
-    concurrency: Arc<Semaphore>,
-    bucket: Mutex<Bucket>,
+    principal: Arc<Principal>,
 }
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Held while a call runs; releases the tenant's concurrency slot on drop.
-#[derive(Debug)]
-pub struct CallPermit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Tenant {
     fn from_config(c: TenantConfig) -> Result<Tenant, String> {
-        if !valid_id(&c.id) {
-            return Err(format!("tenant id \"{}\" must be 1-64 characters of A-Z a-z 0-9 _ . -", c.id));
-        }
+        let id = PrincipalId::tenant(&c.id).map_err(|e| e.to_string())?;
         let hash = hex::decode(c.token_sha256.trim())
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| format!("tenant {}: token_sha256 must be 64 hex characters (SHA-256 of the token)", c.id))?;
-        for s in &c.scopes {
-            check_scope_pattern(s).map_err(|e| format!("tenant {}: {e}", c.id))?;
-        }
-        if c.max_concurrent == 0 || c.rate_per_minute == 0 {
-            return Err(format!("tenant {}: max_concurrent and rate_per_minute must be at least 1", c.id));
+        let grants = Grants::from_checked_patterns(c.scopes.iter().map(String::as_str))
+            .map_err(|e| format!("tenant {}: {e}", c.id))?;
+        if c.max_concurrent == 0 || c.rate_per_minute == 0 || c.max_sessions == 0 {
+            return Err(format!("tenant {}: max_concurrent, rate_per_minute and max_sessions must be at least 1", c.id));
         }
         if let Some(b) = &c.default_budget {
             if !matches!(b.action.as_str(), "block" | "degrade" | "alert") {
@@ -117,89 +80,37 @@ impl Tenant {
                 return Err(format!("tenant {}: default_budget.max_cost must be a non-negative number", c.id));
             }
         }
-        Ok(Tenant {
-            grants: Grants::from_patterns(c.scopes.iter().map(String::as_str)),
-            token_sha256: hash,
-            tools: c.tools,
+        let limits = Limits {
             max_concurrent: c.max_concurrent,
             rate_per_minute: c.rate_per_minute,
-            default_budget: c.default_budget,
-            concurrency: Arc::new(Semaphore::new(c.max_concurrent as usize)),
-            bucket: Mutex::new(Bucket { tokens: c.rate_per_minute as f64, last: Instant::now() }),
-            id: c.id,
-        })
+            max_sessions: c.max_sessions,
+        };
+        let principal = Principal::tenant(id, &c.id, grants, c.tools, limits, c.default_budget);
+        Ok(Tenant { token_sha256: hash, principal: Arc::new(principal) })
     }
-
-    /// Whether this tenant may see and call a tool with these scopes.
-    pub fn may_use(&self, tool: &str, scopes: &[Scope]) -> bool {
-        self.tools.as_ref().is_none_or(|list| list.iter().any(|t| t == tool))
-            && scopes.iter().all(|s| self.grants.allows(*s))
-    }
-
-    /// Whether the allow-list (not the scopes) lets the tenant call `tool`.
-    pub fn tool_listed(&self, tool: &str) -> bool {
-        self.tools.as_ref().is_none_or(|list| list.iter().any(|t| t == tool))
-    }
-
-    /// Takes one call from the rate bucket and one concurrency slot, or says why not.
-    pub fn admit(&self) -> Result<CallPermit, String> {
-        let permit = self.concurrency.clone().try_acquire_owned().map_err(|_| {
-            format!(
-                "Concurrency limit reached for tenant {}: at most {} calls at a time; retry when a call finishes",
-                self.id, self.max_concurrent
-            )
-        })?;
-        let rate = self.rate_per_minute as f64;
-        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let refill = now.duration_since(b.last).as_secs_f64() * rate / 60.0;
-        b.tokens = (b.tokens + refill).min(rate);
-        b.last = now;
-        if b.tokens < 1.0 {
-            let wait = ((1.0 - b.tokens) * 60.0 / rate).ceil().max(1.0);
-            return Err(format!(
-                "Rate limit exceeded for tenant {}: {} calls per minute; retry in {} s",
-                self.id, self.rate_per_minute, wait as u64
-            ));
-        }
-        b.tokens -= 1.0;
-        Ok(CallPermit(permit))
-    }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-/// `*`, `prefix*`, or a known scope name.
-pub fn check_scope_pattern(p: &str) -> Result<(), String> {
-    let p = p.trim();
-    if p == "*" || p.ends_with('*') {
-        return Ok(());
-    }
-    p.parse::<Scope>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Every tenant of the server.
 #[derive(Debug, Default)]
 pub struct Tenants {
-    tenants: Vec<Arc<Tenant>>,
+    tenants: Vec<Tenant>,
 }
 
 impl Tenants {
     /// Parses a tenants file's text.
     pub fn parse(text: &str) -> Result<Tenants, String> {
         let repr: FileRepr = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut tenants: Vec<Arc<Tenant>> = Vec::new();
+        let mut tenants: Vec<Tenant> = Vec::new();
         for c in repr.tenant {
             let t = Tenant::from_config(c)?;
-            if tenants.iter().any(|o| o.id == t.id) {
-                return Err(format!("tenant id \"{}\" appears twice", t.id));
+            let name = t.principal.caller();
+            if tenants.iter().any(|o| o.principal.id() == t.principal.id()) {
+                return Err(format!("tenant id \"{name}\" appears twice"));
             }
             if tenants.iter().any(|o| o.token_sha256 == t.token_sha256) {
-                return Err(format!("tenant {} shares its token hash with another tenant", t.id));
+                return Err(format!("tenant {name} shares its token hash with another tenant"));
             }
-            tenants.push(Arc::new(t));
+            tenants.push(t);
         }
         Ok(Tenants { tenants })
     }
@@ -218,14 +129,15 @@ impl Tenants {
         self.tenants.is_empty()
     }
 
-    /// The tenant whose token this is. Compares every hash in constant time.
-    pub fn authenticate(&self, token: &str) -> Option<Arc<Tenant>> {
+    /// The principal of the tenant whose token this is. Compares every hash
+    /// in constant time.
+    pub fn authenticate(&self, token: &str) -> Option<Arc<Principal>> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for t in &self.tenants {
             let diff = t.token_sha256.iter().zip(hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 {
-                found = Some(t.clone());
+                found = Some(t.principal.clone());
             }
         }
         found
@@ -251,23 +163,20 @@ pub struct NewTenant<'a> {
     pub tools: Option<&'a [String]>,
     pub max_concurrent: u32,
     pub rate_per_minute: u32,
+    pub max_sessions: u32,
 }
 
 /// Appends a tenant to `path` (creating it, mode 0600), returning its token.
 pub fn add_tenant(path: &Path, new: &NewTenant<'_>) -> Result<String, String> {
-    if !valid_id(new.id) {
-        return Err(format!("tenant id \"{}\" must be 1-64 characters of A-Z a-z 0-9 _ . -", new.id));
-    }
-    for s in new.scopes {
-        check_scope_pattern(s)?;
-    }
+    PrincipalId::tenant(new.id).map_err(|e| e.to_string())?;
+    Grants::from_checked_patterns(new.scopes.iter().map(String::as_str)).map_err(|e| e.to_string())?;
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let current = Tenants::parse(&existing).map_err(|e| format!("invalid tenants file {}: {e}", path.display()))?;
-    if current.tenants.iter().any(|t| t.id == new.id) {
+    if current.tenants.iter().any(|t| t.principal.caller() == new.id) {
         return Err(format!("tenant \"{}\" already exists in {}", new.id, path.display()));
     }
     let token = new_token().map_err(|e| format!("cannot read random bytes: {e}"))?;
@@ -287,7 +196,10 @@ pub fn add_tenant(path: &Path, new: &NewTenant<'_>) -> Result<String, String> {
     if let Some(tools) = new.tools {
         block.push_str(&format!("tools = [{}]\n", quote(tools)));
     }
-    block.push_str(&format!("max_concurrent = {}\nrate_per_minute = {}\n", new.max_concurrent, new.rate_per_minute));
+    block.push_str(&format!(
+        "max_concurrent = {}\nrate_per_minute = {}\nmax_sessions = {}\n",
+        new.max_concurrent, new.rate_per_minute, new.max_sessions
+    ));
     Tenants::parse(&(existing.clone() + &block)).map_err(|e| format!("the new tenant would not parse: {e}"))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -316,7 +228,7 @@ mod tests {
     #[test]
     fn authenticates_by_hash() {
         let t = one("");
-        assert_eq!(t.authenticate("secret").unwrap().id, "a");
+        assert_eq!(t.authenticate("secret").unwrap().caller(), "a");
         assert!(t.authenticate("other").is_none());
         assert!(t.authenticate("").is_none());
     }
@@ -327,15 +239,19 @@ mod tests {
         let h = token_hash("x");
         assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nscopes = [\"read:nope\"]\n")).is_err());
         assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a b\"\ntoken_sha256 = \"{h}\"\n")).is_err());
+        // The one scope-pattern parser: a prefix that matches no scope is refused too.
+        let err = Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nscopes = [\"bogus*\"]\n")).unwrap_err();
+        assert!(err.contains("\"bogus*\" matches no scope") && err.contains("read:health"), "{err}");
+        assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nmax_sessions = 0\n")).is_err());
     }
 
     #[test]
     fn rate_limit_message() {
         let t = one("rate_per_minute = 2\nmax_concurrent = 10\n");
         let tenant = t.authenticate("secret").unwrap();
-        let _a = tenant.admit().unwrap();
-        let _b = tenant.admit().unwrap();
-        let err = tenant.admit().unwrap_err();
+        let _a = tenant.admit_call().unwrap();
+        let _b = tenant.admit_call().unwrap();
+        let err = tenant.admit_call().unwrap_err();
         assert!(err.starts_with("Rate limit exceeded for tenant a: 2 calls per minute; retry in "), "{err}");
     }
 
@@ -343,10 +259,10 @@ mod tests {
     fn concurrency_limit_releases() {
         let t = one("rate_per_minute = 100\nmax_concurrent = 1\n");
         let tenant = t.authenticate("secret").unwrap();
-        let a = tenant.admit().unwrap();
-        assert!(tenant.admit().unwrap_err().starts_with("Concurrency limit reached for tenant a"));
+        let a = tenant.admit_call().unwrap();
+        assert!(tenant.admit_call().unwrap_err().starts_with("Concurrency limit reached for tenant a"));
         drop(a);
-        assert!(tenant.admit().is_ok());
+        assert!(tenant.admit_call().is_ok());
     }
 
     #[test]
@@ -355,7 +271,7 @@ mod tests {
         let path = dir.join("tenants.toml");
         let _ = std::fs::remove_file(&path);
         let scopes = vec!["read:health".to_owned(), "read:combos".to_owned()];
-        let new = NewTenant { id: "acme", scopes: &scopes, tools: None, max_concurrent: 2, rate_per_minute: 30 };
+        let new = NewTenant { id: "acme", scopes: &scopes, tools: None, max_concurrent: 2, rate_per_minute: 30, max_sessions: 3 };
         let token = add_tenant(&path, &new).unwrap();
         let new2 = NewTenant { id: "beta", ..new };
         let token2 = add_tenant(&path, &new2).unwrap();
@@ -363,8 +279,9 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token) && !text.contains(&token2));
         let t = Tenants::load(&path).unwrap();
-        assert_eq!(t.authenticate(&token).unwrap().id, "acme");
-        assert_eq!(t.authenticate(&token2).unwrap().rate_per_minute, 30);
+        assert_eq!(t.authenticate(&token).unwrap().caller(), "acme");
+        assert_eq!(t.authenticate(&token2).unwrap().limits().unwrap().rate_per_minute, 30);
+        assert_eq!(t.authenticate(&token2).unwrap().limits().unwrap().max_sessions, 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

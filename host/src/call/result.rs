@@ -2,7 +2,7 @@
 //! (as the original prints it) and as `structuredContent`; failures as
 //! `isError` results with `Error: <message>`, which agents can act on.
 
-use super::json_text::to_js_pretty;
+use crate::json_text::to_js_pretty;
 use crate::runtime::{CallError, CallOutcome, StopCause};
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;

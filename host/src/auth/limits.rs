@@ -1,0 +1,134 @@
+//! How much a principal may do: calls at once, calls per minute, live MCP
+//! sessions, and the budget guard its sessions start with.
+
+use serde::Deserialize;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Defaults when a tenant leaves a limit out.
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 60;
+/// Live Streamable HTTP sessions one tenant may hold: enough for a few
+/// clients, small enough that session state cannot grow without bound.
+pub const DEFAULT_MAX_SESSIONS: u32 = 16;
+
+/// A principal's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Calls running at once.
+    pub max_concurrent: u32,
+    /// Calls (and `initialize` requests) per minute.
+    pub rate_per_minute: u32,
+    /// Live MCP sessions (Streamable HTTP).
+    pub max_sessions: u32,
+}
+
+/// The budget guard every new session of a tenant starts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultBudget {
+    pub max_cost: f64,
+    pub action: String,
+    pub degrade_to_tier: Option<String>,
+}
+
+impl DefaultBudget {
+    /// The guard as the session stores it (`set_budget_guard`'s shape).
+    pub fn guard_json(&self) -> String {
+        let mut v = serde_json::json!({ "maxCost": self.max_cost, "action": self.action });
+        if let Some(tier) = &self.degrade_to_tier {
+            v["degradeToTier"] = serde_json::Value::from(tier.clone());
+        }
+        v.to_string()
+    }
+}
+
+/// Held while a call runs; releases its concurrency slot on drop.
+#[derive(Debug)]
+pub struct CallPermit {
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl CallPermit {
+    /// A permit of a principal without limits.
+    pub(super) fn unlimited() -> Self {
+        Self { _slot: None }
+    }
+}
+
+/// The live state behind [`Limits`]: a semaphore and a token bucket.
+#[derive(Debug)]
+pub(super) struct Limiter {
+    /// Who the refusal texts name (`tenant <name>`).
+    name: String,
+    limits: Limits,
+    concurrency: Arc<Semaphore>,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Limiter {
+    pub(super) fn new(name: &str, limits: Limits) -> Self {
+        Self {
+            name: name.to_owned(),
+            limits,
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
+            bucket: Mutex::new(Bucket { tokens: limits.rate_per_minute as f64, last: Instant::now() }),
+        }
+    }
+
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// One concurrency slot and one rate token, or why not.
+    pub(super) fn admit_call(&self) -> Result<CallPermit, String> {
+        let slot = self.concurrency.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "Concurrency limit reached for tenant {}: at most {} calls at a time; retry when a call finishes",
+                self.name, self.limits.max_concurrent
+            )
+        })?;
+        self.take_rate_token()?;
+        Ok(CallPermit { _slot: Some(slot) })
+    }
+
+    /// One token from the bucket (refilled continuously up to one minute's worth).
+    pub(super) fn take_rate_token(&self) -> Result<(), String> {
+        let rate = self.limits.rate_per_minute as f64;
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.last).as_secs_f64() * rate / 60.0;
+        b.tokens = (b.tokens + refill).min(rate);
+        b.last = now;
+        if b.tokens < 1.0 {
+            let wait = ((1.0 - b.tokens) * 60.0 / rate).ceil().max(1.0);
+            return Err(format!(
+                "Rate limit exceeded for tenant {}: {} calls per minute; retry in {} s",
+                self.name, self.limits.rate_per_minute, wait as u64
+            ));
+        }
+        b.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_starts_and_calls_share_the_rate() {
+        let l = Limiter::new("a", Limits { max_concurrent: 10, rate_per_minute: 2, max_sessions: 1 });
+        l.take_rate_token().unwrap();
+        let _call = l.admit_call().unwrap();
+        let err = l.admit_call().unwrap_err();
+        assert!(err.starts_with("Rate limit exceeded for tenant a: 2 calls per minute; retry in "), "{err}");
+    }
+}
