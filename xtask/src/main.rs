@@ -133,14 +133,17 @@ fn test() -> anyhow::Result<()> {
     plugins::test(&root)?;
 
     util::step("host and end-to-end tests");
-    util::cargo(&["test", "--workspace"])
+    // Every test binary runs even after one fails, so a red run lists all its failures.
+    util::cargo(&["test", "--workspace", "--no-fail-fast"])
         .current_dir(&root)
         .env("OMNIROUTE_MCP_BIN", &built.binary)
         .env("OMNIROUTE_MCP_TOOLS_DIR", &built.tools_dir)
         .env("OMNIROUTE_MCP_TEST_TOOLS_DIR", &built.test_tools_dir)
         .env("OMNIROUTE_MCP_TEST_PLUGINS_DIR", &built.plugins_dir)
         .env("OMNIROUTE_MCP_PYTHON", &python)
-        .env("OMNIROUTE_MCP_XTASK_BIN", std::env::current_exe()?)
+        // Built beside the server by the workspace build above (which may have
+        // relinked the running xtask, so not `current_exe`).
+        .env("OMNIROUTE_MCP_XTASK_BIN", built.binary.with_file_name(format!("xtask{}", std::env::consts::EXE_SUFFIX)))
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .env(postgres::URL_VAR, &postgres_url)
