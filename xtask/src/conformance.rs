@@ -93,7 +93,8 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&results)?;
 
-    // A throwaway tenant: random token, only its hash on disk.
+    // A throwaway tenant: random token, only its hash on disk. The suite starts
+    // a session per scenario and ends none, so the session cap is raised.
     let token = format!("omr_{}", hex::encode(random_bytes::<32>()?));
     let tenants = work.join("tenants.toml");
     std::fs::write(
@@ -101,7 +102,7 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
         format!(
             "# Written by `cargo xtask conformance` for one run; the token was never stored.\n\
              [[tenant]]\nid = \"conformance\"\ntoken_sha256 = \"{}\"\nscopes = [\"*\"]\n\
-             max_concurrent = 16\nrate_per_minute = 100000\n",
+             max_concurrent = 16\nrate_per_minute = 100000\nmax_sessions = 1000\n",
             hex::encode(Sha256::digest(token.as_bytes()))
         ),
     )?;
