@@ -37,9 +37,17 @@ enum Command {
     /// answering at http://localhost:20128, else the project's demo gateway (started as by
     /// `cargo xtask gateway start`, left running). Extra arguments go to the server.
     Run(run::RunArgs),
-    /// Run every test: component unit tests, host tests, end-to-end tests over
-    /// MCP (Rust rmcp client and the official Python SDK), then the MCP conformance suite.
-    Test,
+    /// Run every test: the MCP conformance suite, component unit tests, host tests and
+    /// end-to-end tests over MCP (Rust rmcp client and the official Python SDK).
+    ///
+    /// Arguments after `--` narrow the run to `cargo test` with those arguments, with the same
+    /// real services and environment (the conformance suite and component tests are skipped):
+    /// `cargo xtask test -- -p omniroute-mcp-tests --test docs`.
+    Test {
+        /// Arguments for `cargo test` (a focused run); none runs everything.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
     /// The official MCP conformance suite against our Streamable HTTP server (loopback,
     /// through an auth proxy); scenarios that do not apply are in xtask/conformance-baseline.toml.
     Conformance,
@@ -80,7 +88,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { release } => build::build_all(release).map(|_| ()),
         Command::Run(args) => run::run(args),
-        Command::Test => test(),
+        Command::Test { cargo_args } => test(&cargo_args),
         Command::Conformance => conformance::run(None),
         Command::Gateway { action } => gateway::command(action),
         Command::Postgres { action } => postgres::command(action),
@@ -100,7 +108,7 @@ fn main() -> ExitCode {
 /// The dashboard password of the `auth` test gateway.
 const TEST_GATEWAY_PASSWORD: &str = "omniroute-mcp-test-password";
 
-fn test() -> anyhow::Result<()> {
+fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The gateway install (npm, minutes on a fresh machine) overlaps the build.
     let install = std::thread::spawn(gateway::ensure_installed);
@@ -122,19 +130,29 @@ fn test() -> anyhow::Result<()> {
         ..Default::default()
     })?;
 
-    // The conformance suite prints its own "Total: N passed, M failed" line
-    // (its expected failures included); it runs first so that cargo test's
-    // summaries are the run's closing lines.
-    util::step("MCP conformance suite (Streamable HTTP)");
-    conformance::run(Some(&built))?;
+    let focused = !cargo_args.is_empty();
+    if !focused {
+        // The conformance suite prints its own "Total: N passed, M failed" line
+        // (its expected failures included); it runs first so that cargo test's
+        // summaries are the run's closing lines.
+        util::step("MCP conformance suite (Streamable HTTP)");
+        conformance::run(Some(&built))?;
 
-    util::step("component unit tests (native)");
-    build::components_cargo(&["test"]).current_dir(&root).run()?;
-    plugins::test(&root)?;
+        util::step("component unit tests (native)");
+        build::components_cargo(&["test"]).current_dir(&root).run()?;
+        plugins::test(&root)?;
+    }
 
-    util::step("host and end-to-end tests");
     // Every test binary runs even after one fails, so a red run lists all its failures.
-    util::cargo(&["test", "--workspace", "--no-fail-fast"])
+    let mut test_args: Vec<&str> = vec!["test"];
+    if focused {
+        util::step(&format!("focused run: cargo test {}", cargo_args.join(" ")));
+        test_args.extend(cargo_args.iter().map(String::as_str));
+    } else {
+        util::step("host and end-to-end tests");
+        test_args.extend(["--workspace", "--no-fail-fast"]);
+    }
+    util::cargo(&test_args)
         .current_dir(&root)
         .env("OMNIROUTE_MCP_BIN", &built.binary)
         .env("OMNIROUTE_MCP_TOOLS_DIR", &built.tools_dir)
@@ -158,6 +176,7 @@ fn test() -> anyhow::Result<()> {
         }
     }
 
-    util::step(&format!("all tests passed in {:.0} s", started.elapsed().as_secs_f64()));
+    let what = if focused { "the focused tests" } else { "all tests" };
+    util::step(&format!("{what} passed in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(())
 }
