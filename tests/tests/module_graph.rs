@@ -22,6 +22,21 @@ fn xtask_modules_form_no_cycle() {
     assert_no_cycle("xtask/src");
 }
 
+#[test]
+fn guest_sdk_modules_form_no_cycle() {
+    assert_no_cycle("tool-components/sdk/src");
+}
+
+#[test]
+fn contract_modules_form_no_cycle() {
+    assert_no_cycle("tool-components/contract/src");
+}
+
+#[test]
+fn testing_crate_modules_form_no_cycle() {
+    assert_no_cycle("tool-components/testing/src");
+}
+
 /// Fails naming the first cycle found in `src` (relative to the workspace
 /// root) and, for each edge on it, the file and line that makes it.
 fn assert_no_cycle(src: &str) {
