@@ -9,36 +9,9 @@
 //! no gateway route: the budget guard lives in the host.
 
 use super::Scope;
-use std::fmt;
 
-/// HTTP methods a component may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Method {
-    /// Upper-case name, as in error texts (`GET /api/combos`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// HTTP methods a component may use (the contract's, shared with the guests).
+pub use omniroute_tool_contract::method::Method;
 
 /// One grant: `scope` allows `method` on paths matching `pattern`, with a
 /// body matching `body` (a JSON Schema), or with no body when it is `None`.

@@ -7,7 +7,7 @@
 //!
 //! * the **wire vocabulary**: the gateway's routing headers and the host's
 //!   `x-omniroute-mcp-*` headers with one parser ([`completion`]), the WIT
-//!   session keys ([`session_keys`]), the ledger entry the host writes and
+//!   session keys ([`session_keys`]), the gateway's HTTP methods ([`method`]), the ledger entry the host writes and
 //!   tools read ([`ledger`]), the budget guard with its decision, texts and
 //!   degrade-target rule ([`budget`]);
 //! * the **reading rules** for gateway JSON: defensive reads and JavaScript
@@ -27,6 +27,7 @@ pub mod combos;
 pub mod completion;
 pub mod fitness;
 pub mod ledger;
+pub mod method;
 pub mod providers;
 pub mod quota;
 pub mod session_keys;

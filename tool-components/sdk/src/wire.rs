@@ -4,34 +4,8 @@
 
 use serde_json::Value;
 
-/// HTTP method of a gateway request (mirrors WIT `gateway.method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Method {
-    /// The upper-case name used in error texts and `degraded[].source`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// HTTP method of a gateway request (mirrors WIT `gateway.method`; the contract's type).
+pub use omniroute_tool_contract::method::Method;
 
 /// One request to the gateway (mirrors WIT `gateway.request`).
 ///
