@@ -41,11 +41,27 @@ pub enum Command {
         /// schemas, annotations), refusals, warnings and the capability table.
         #[arg(long)]
         json: bool,
+        /// Write each built-in tool's validated describe() output to
+        /// DIR/<tool>.describe.json (used by `cargo xtask build` to embed it).
+        #[arg(long, value_name = "DIR", hide = true)]
+        export_describe: Option<PathBuf>,
     },
     /// Read the audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Check what a first run depends on: the gateway URL, the dashboard login, the API key
+    /// on a /v1 route, the data folder and the audit database. Says what to fix; exits 1
+    /// when something is wrong.
+    Doctor,
+    /// Print the snippet that adds this server (this binary's absolute path) to an MCP
+    /// client: claude-desktop, cursor, vscode or claude-code. Secrets are never copied
+    /// into it; a placeholder marks where they go.
+    Config {
+        /// The MCP client.
+        #[arg(value_enum)]
+        client: omniroute_mcp::client_config::Client,
     },
     /// Third-party tool plugins: what loads and with which scopes, checking a
     /// folder before deploying it, and asking running servers to reload.
@@ -220,8 +236,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "OMNIROUTE_BASE_URL", global = true)]
     pub base_url: Option<String>,
 
-    /// Folder(s) of built-in tool components (`<tool>.toml` + `.wasm`); repeat the flag,
-    /// or separate with ':' in the variable. Default: `tools` beside the binary.
+    /// Folder(s) of built-in tool components (`<tool>.toml` + `.wasm`), for development;
+    /// repeat the flag, or separate with ':' in the variable. Default: the tools built into
+    /// this binary (`cargo xtask build` embeds them; `tools --json` shows where each came
+    /// from), or for a binary built without them, `tools` beside the binary.
     #[arg(long = "tools-dir", env = "OMNIROUTE_MCP_TOOLS_DIR", value_delimiter = ':', global = true)]
     pub tools_dirs: Vec<PathBuf>,
 
@@ -301,7 +319,10 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
         Some(dir) => dir.clone(),
         None => config::default_data_dir()?,
     };
-    let tools_dirs = if global.tools_dirs.is_empty() {
+    let tools_dirs = if global.tools_dirs.is_empty() && !omniroute_mcp::registry::embedded().is_empty() {
+        // The built-in tools embedded in this binary (no folder needed).
+        Vec::new()
+    } else if global.tools_dirs.is_empty() {
         let exe = std::env::current_exe().context("cannot locate the running binary")?;
         config::default_tools_dirs(&exe)?
     } else {
@@ -369,9 +390,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(ServeArgs { http: None, .. }) => transport::stdio::serve(&settings).await,
         Command::Tenants { .. } => unreachable!("handled above"),
-        Command::Tools { json } => print_tools(&settings, json).await,
+        Command::Tools { export_describe: Some(dir), .. } => export_describe(&settings, &dir).await,
+        Command::Tools { json, export_describe: None } => print_tools(&settings, json).await,
         Command::Audit { command } => audit_command(&settings, command).await,
         Command::Plugins { command } => plugins_command(settings, &cli.global, command).await,
+        Command::Doctor => doctor(&settings).await,
+        Command::Config { client } => print_client_config(&settings, client),
     }
 }
 
@@ -412,7 +436,11 @@ async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&tools_json(settings, &registry))?);
         return Ok(());
     }
-    let mut sources = join_paths(&settings.tools_dirs);
+    let mut sources = if settings.tools_dirs.is_empty() {
+        omniroute_mcp::registry::EMBEDDED_LABEL.to_owned()
+    } else {
+        join_paths(&settings.tools_dirs)
+    };
     if let Some(plugins) = &settings.plugins {
         sources.push_str(&format!(" and plugins from {}", plugins.dir.display()));
     }
@@ -451,6 +479,61 @@ async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {
         for row in rows {
             let body = if row.body.is_some() { " (body: only what its JSON Schema allows)" } else { "" };
             println!("    {:<6} {:<32} {}{body}", row.method.as_str(), row.pattern, row.purpose);
+        }
+    }
+    Ok(())
+}
+
+/// `doctor`: every check, then what to fix; an error (exit 1) if any failed.
+async fn doctor(settings: &Settings) -> anyhow::Result<()> {
+    use omniroute_mcp::doctor;
+    println!("omniroute-mcp {} doctor", env!("CARGO_PKG_VERSION"));
+    let checks = doctor::run(settings).await;
+    print!("{}", doctor::render(&checks));
+    match doctor::problems(&checks) {
+        0 => {
+            println!("No problems found.");
+            Ok(())
+        }
+        n => anyhow::bail!("doctor found {n} problem(s); each has its fix above"),
+    }
+}
+
+/// `config <client>`: the snippet with this binary's absolute path.
+fn print_client_config(settings: &Settings, client: omniroute_mcp::client_config::Client) -> anyhow::Result<()> {
+    use omniroute_mcp::client_config::{self, SnippetEnv};
+    let exe = std::env::current_exe().context("cannot locate the running binary")?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let env = SnippetEnv {
+        base_url: settings.base_url.as_str().trim_end_matches('/').to_owned(),
+        api_key: settings.api_key.as_deref().is_some_and(|k| !k.is_empty()),
+        dashboard_password: settings.dashboard_password.as_deref().is_some_and(|p| !p.is_empty()),
+    };
+    eprintln!("{}", client_config::where_it_goes(client));
+    println!("{}", client_config::snippet(client, &exe, &env));
+    if env.api_key || env.dashboard_password {
+        eprintln!("Replace the <...> placeholders with your secrets; they are not copied from this shell.");
+    }
+    Ok(())
+}
+
+/// `tools --export-describe DIR`: each built-in tool's describe() output,
+/// validated by loading it, keyed by its component's sha256, so the build
+/// can embed it and a cold start needs no compile. Fails if a tool was refused.
+async fn export_describe(settings: &Settings, dir: &std::path::Path) -> anyhow::Result<()> {
+    use omniroute_mcp::registry::BuildDescribe;
+    let app = App::start(settings).await?;
+    let registry = app.registry();
+    if let Some(r) = registry.refused().first() {
+        anyhow::bail!("{} was refused: {}", r.path.display(), r.reason);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for tool in registry.tools().iter().filter(|t| t.origin == Origin::Builtin) {
+        let entry = BuildDescribe { sha256: tool.manifest.sha256.clone(), describe: tool.describe_json().to_owned() };
+        let path = dir.join(format!("{}.describe.json", tool.name()));
+        let text = serde_json::to_string_pretty(&entry)? + "\n";
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     Ok(())

@@ -76,7 +76,56 @@ pub fn build_all(release: bool) -> anyhow::Result<Built> {
         args.push("--release");
     }
     util::cargo(&args).current_dir(&root).run()?;
+    if embed_describe(&built)? {
+        util::step("embedding the built-in tools' describe() output (relinks the host)");
+        util::cargo(&args).current_dir(&root).run()?;
+    }
     Ok(built)
+}
+
+/// Runs the host just built on the staged tools (compiling each once, in a
+/// cache under target/) and writes each tool's validated describe() output
+/// beside it, where `host/build.rs` embeds it: the binary then answers
+/// `tools/list` without compiling anything. Returns whether any output changed
+/// (the host must then be built again to embed it).
+fn embed_describe(built: &Built) -> anyhow::Result<bool> {
+    let root = util::workspace_root();
+    let before = describe_files(&built.tools_dir)?;
+    let data = root.join("target").join("xtask-describe");
+    std::fs::create_dir_all(&data)?;
+    let mut command = std::process::Command::new(&built.binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OMNIROUTE_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .arg("tools")
+        .arg("--tools-dir")
+        .arg(&built.tools_dir)
+        .arg("--export-describe")
+        .arg(&built.tools_dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--cache-dir")
+        .arg(data.join("cache"))
+        .args(["--audit", "off", "--log", "warn"])
+        .run()?;
+    Ok(describe_files(&built.tools_dir)? != before)
+}
+
+/// The `<tool>.describe.json` files of `dir` and their contents.
+fn describe_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".describe.json") {
+            files.push((name, std::fs::read(entry.path())?));
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// `cargo <args>` on the tool-components workspace, in its own target dir so

@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod component;
 mod conformance;
+mod dist;
 mod gateway;
 mod new_tool;
 mod plugins;
@@ -65,6 +66,10 @@ enum Command {
     /// Release benchmarks: our server (stdio, HTTP) vs the original TypeScript server vs the
     /// direct-HTTP floor, on a fake and a real gateway; writes target/bench/ and prints the table.
     Bench(bench::BenchArgs),
+    /// Package the release for users without a Rust toolchain, into target/dist: a tar.gz per
+    /// platform (+ .sha256), the npm launcher and platform packages, a Python wheel, an MCPB
+    /// bundle and server.json for the MCP registry (validated against its vendored schema).
+    Dist(dist::DistArgs),
     /// Generate a standalone tool plugin crate (Rust SDK, example tool, FakeGateway tests).
     NewTool {
         /// Tool name: 1-64 of a-z 0-9 _ -, not starting with `omniroute_`.
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         Command::Gateway { action } => gateway::command(action),
         Command::Postgres { action } => postgres::command(action),
         Command::Bench(args) => bench::run(args),
+        Command::Dist(args) => dist::command(args),
         Command::NewTool { name, dir } => new_tool::command(&name, dir.as_deref()),
         Command::BuildPlugin { path, out } => plugins::build_plugin(&path, &out),
     };

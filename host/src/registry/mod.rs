@@ -2,6 +2,7 @@
 //! (or maps) them once and reads `describe()` once. Built-in tools and
 //! plugins go through this same path.
 
+mod builtin;
 mod description;
 mod folder;
 mod grants;
@@ -10,6 +11,7 @@ mod order;
 mod plugins;
 mod validate;
 
+pub use builtin::{BuildDescribe, EMBEDDED_LABEL, EmbeddedTool, embedded};
 pub use description::{Annotations, Description, DescriptionError};
 pub use folder::{FileStamp, GRANTS_FILE_NAME, MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, ToolFolder};
 pub use grants::{PluginGrants, Split};
@@ -28,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 /// Where a tool came from, and for plugins what the operator's grants did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// Shipped with the server (`--tools-dir`).
+    /// Shipped with the server (embedded in the binary, or `--tools-dir`).
     Builtin,
     /// From the plugin folder (`--plugins`).
     Plugin {
@@ -59,10 +61,13 @@ pub struct ToolEntry {
     pub scopes: Vec<Scope>,
     pub origin: Origin,
     pub limits: CallLimits,
-    /// The component file it was loaded from.
+    /// The component file it was loaded from (for an embedded tool,
+    /// [`EMBEDDED_LABEL`]/`<file>`).
     pub path: PathBuf,
-    /// The folder it came from, to map the component on first use.
-    folder: Arc<ToolFolder>,
+    /// Where its bytes are, to map the component on first use.
+    source: ComponentSource,
+    /// The `describe()` output it was loaded with (validated), as returned.
+    describe_json: String,
     /// Linked and ready to instantiate: set at load when `describe()` had to
     /// run, else on the first call (a tool never called costs no memory).
     pre: OnceLock<ToolPre<CallState>>,
@@ -76,13 +81,27 @@ impl ToolEntry {
         &self.description.name
     }
 
+    /// The validated `describe()` output, as the component returned it
+    /// (`cargo xtask build` embeds it so a cold start compiles nothing).
+    pub fn describe_json(&self) -> &str {
+        &self.describe_json
+    }
+
+    /// Whether the component is embedded in the binary.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.source, ComponentSource::Embedded(_))
+    }
+
     /// The component, ready to instantiate. The first call maps it from the
     /// compile cache after checking the file still has the pinned sha256.
     pub fn pre(&self, runtime: &Runtime) -> Result<&ToolPre<CallState>, String> {
         if let Some(pre) = self.pre.get() {
             return Ok(pre);
         }
-        let wasm = self.folder.read_component(&self.manifest.component)?;
+        let wasm = match &self.source {
+            ComponentSource::Folder(folder) => std::borrow::Cow::Owned(folder.read_component(&self.manifest.component)?),
+            ComponentSource::Embedded(bytes) => std::borrow::Cow::Borrowed(*bytes),
+        };
         let actual = hex::encode(Sha256::digest(&wasm));
         if actual != self.manifest.sha256 {
             return Err(format!(
@@ -95,6 +114,15 @@ impl ToolEntry {
         tracing::debug!(tool = %self.name(), cache = ?outcome, "component mapped on first use");
         Ok(self.pre.get_or_init(|| pre))
     }
+}
+
+/// Where a tool's component bytes are.
+#[derive(Clone)]
+enum ComponentSource {
+    /// A tools or plugin folder: read again (and re-checked) on first use.
+    Folder(Arc<ToolFolder>),
+    /// Embedded in the binary at build time.
+    Embedded(&'static [u8]),
 }
 
 /// A component that was not loaded, and why (shown on stderr and by `tools`).
@@ -134,10 +162,19 @@ pub struct LoadOptions<'a> {
 pub type Listing = Vec<(String, String, Vec<Scope>)>;
 
 impl Registry {
-    /// Loads every manifest in `dirs` (the built-in tools). A bad component
-    /// is refused and reported; it never stops the others from loading.
+    /// Loads every manifest in `dirs` (the built-in tools), or with no
+    /// `dirs` the tools embedded in the binary. A bad component is refused
+    /// and reported; it never stops the others from loading.
     pub async fn load(opts: LoadOptions<'_>) -> Registry {
         let mut registry = Registry::default();
+        if opts.dirs.is_empty() {
+            for tool in embedded() {
+                match load_embedded(&opts, tool).await {
+                    Ok(entry) => registry.insert(entry),
+                    Err(refusal) => registry.refused.push(refusal),
+                }
+            }
+        }
         for dir in opts.dirs {
             let folder = match ToolFolder::open(dir) {
                 Ok(folder) => Arc::new(folder),
@@ -270,14 +307,37 @@ async fn load_folder(
             out.push(Err(refuse(manifest_path, reason)));
             continue;
         }
-        out.push(load_one(opts, folder, manifest).await.map_err(|reason| refuse(manifest_path, reason)));
+        let path = folder.path().join(&manifest.component);
+        let loaded = match folder.read_component(&manifest.component) {
+            Ok(wasm) => load_one(opts, ComponentSource::Folder(folder.clone()), path, &wasm, manifest, None).await,
+            Err(reason) => Err(reason),
+        };
+        out.push(loaded.map_err(|reason| refuse(manifest_path, reason)));
     }
     out
 }
 
-async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Manifest) -> Result<ToolEntry, String> {
-    let path = folder.path().join(&manifest.component);
-    let wasm = folder.read_component(&manifest.component)?;
+/// Loads one tool embedded in the binary: the same checks as a folder's
+/// (manifest, sha256 pin, describe() agreement), with the build's
+/// describe() output when it was made for this very component.
+async fn load_embedded(opts: &LoadOptions<'_>, tool: &EmbeddedTool) -> Result<ToolEntry, Refusal> {
+    let label = PathBuf::from(EMBEDDED_LABEL);
+    let refuse = |reason: String| Refusal { path: label.join(tool.file), reason, plugin: false };
+    let manifest = Manifest::parse(tool.manifest).map_err(|e| refuse(e.to_string()))?;
+    let path = label.join(&manifest.component);
+    load_one(opts, ComponentSource::Embedded(tool.component), path, tool.component, manifest, Some(tool))
+        .await
+        .map_err(refuse)
+}
+
+async fn load_one(
+    opts: &LoadOptions<'_>,
+    source: ComponentSource,
+    path: PathBuf,
+    wasm: &[u8],
+    manifest: Manifest,
+    embedded: Option<&EmbeddedTool>,
+) -> Result<ToolEntry, String> {
     let actual = hex::encode(Sha256::digest(&wasm));
     if actual != manifest.sha256 {
         return Err(format!(
@@ -294,11 +354,13 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
     // Otherwise compile (or map) it and run describe() now, within the
     // describe() limits: for built-ins before the server answers anything,
     // for plugins in the background while it serves.
-    let cached = opts.runtime.cache().describe(&actual);
+    let cached = embedded
+        .and_then(|tool| tool.describe_for(&actual))
+        .or_else(|| opts.runtime.cache().describe(&actual));
     let (json, pre, cache) = match cached.clone() {
         Some(json) => (json, OnceLock::new(), CacheOutcome::Hit),
         None => {
-            let (pre, cache) = opts.runtime.prepare(&wasm, &actual).map_err(|e| e.to_string())?;
+            let (pre, cache) = opts.runtime.prepare(wasm, &actual).map_err(|e| e.to_string())?;
             let mut describe_ctx = opts.describe_ctx.clone();
             describe_ctx.tool = Arc::from(manifest.name.as_str());
             describe_ctx.caps = CapabilitySet::default();
@@ -311,7 +373,6 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
             (json, OnceLock::from(pre), cache)
         }
     };
-    drop(wasm);
     let mut description = Description::parse(&json).map_err(|e| e.to_string())?;
     if let Some(note) = description.correct_annotations() {
         tracing::warn!(tool = %manifest.name, "{note}");
@@ -344,7 +405,8 @@ async fn load_one(opts: &LoadOptions<'_>, folder: &Arc<ToolFolder>, manifest: Ma
         origin: Origin::Builtin,
         limits,
         path,
-        folder: folder.clone(),
+        source,
+        describe_json: json,
         pre,
         validator,
         cache,

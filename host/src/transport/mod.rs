@@ -8,7 +8,10 @@ pub mod stdio;
 
 use std::path::PathBuf;
 
-/// Folders as one line for startup messages.
+/// Folders as one line for startup messages (none: the tools built into the binary).
 fn join_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return crate::registry::EMBEDDED_LABEL.to_owned();
+    }
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

@@ -150,15 +150,32 @@ async fn startup(make: Make<'_>, data: &Path, cache: &Path) -> Result<(Duration,
     Ok((elapsed, listed?))
 }
 
+/// A cold start (empty data and cache folders) to the tools/list answer, then the first
+/// get_health (which compiles, or maps, that one component).
+async fn cold_start_and_first_call(make: Make<'_>, data: &Path, cache: &Path) -> Result<(Duration, usize, Duration), String> {
+    let started = Instant::now();
+    let mut server = StdioServer::spawn(make(data, cache))?;
+    let listed = server.handshake().await;
+    let listed_after = started.elapsed();
+    let called = Instant::now();
+    let call = server.call("omniroute_get_health", &json!({})).await;
+    let first_call = called.elapsed();
+    server.kill().await;
+    listed?;
+    call?;
+    Ok((listed_after, listed.unwrap_or(0), first_call))
+}
+
 /// Startup (cold, then warm repeats), then every tool sequentially, then the floor for each.
 /// `who` prefixes the keys of the recorded request shapes.
 async fn measure_stdio(who: &str, make: Make<'_>, plan: Plan, target: &mut Target<'_>) -> Result<Server, String> {
     let data = TempDir::new(&format!("bench-{who}-data"));
     let cache = TempDir::new(&format!("bench-{who}-cache"));
     let mut result = Server::default();
-    progress(&format!("{who}: startup, cold"));
-    let (cold, listed) = startup(make, data.path(), cache.path()).await?;
+    progress(&format!("{who}: startup, cold, then the first get_health"));
+    let (cold, listed, first_call) = cold_start_and_first_call(make, data.path(), cache.path()).await?;
     result.startup_cold_ms = Some(cold.as_secs_f64() * 1e3);
+    result.first_call_cold_ms = Some(first_call.as_secs_f64() * 1e3);
     result.tools_listed = listed;
     let mut warm = Vec::new();
     for _ in 0..plan.startup_repeats {
@@ -319,8 +336,9 @@ async fn run(cfg: Config) -> Result<Results, String> {
     let fake = FakeGateway::start();
     let mut target = Target { url: fake.url(), api_key: None, fake: Some(&fake), shapes: HashMap::new() };
     let ours_make = |url: String, key: Option<String>, extra: Vec<&'static str>| {
-        let (bin, tools_dir) = (bin.clone(), tools_dir.clone());
-        move |data: &Path, cache: &Path| stdio::ours(&bin, Some(&tools_dir), data, cache, &url, key.as_deref(), &extra)
+        // The self-contained binary as users run it: its embedded tools, no tools folder.
+        let bin = bin.clone();
+        move |data: &Path, cache: &Path| stdio::ours(&bin, None, data, cache, &url, key.as_deref(), &extra)
     };
     let original_make = |url: String, key: Option<String>| {
         let paths = original_paths.clone();
