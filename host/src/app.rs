@@ -57,6 +57,8 @@ pub enum StartError {
     DataDir(String, std::io::Error),
     #[error("cannot open the state store: {0}")]
     State(#[from] crate::state::StoreError),
+    #[error(transparent)]
+    Metrics(#[from] crate::telemetry::endpoint::EndpointError),
 }
 
 impl App {
@@ -124,6 +126,11 @@ impl App {
             api_key_id: settings.api_key_id.clone(),
             state,
         });
+        // Off unless the standard OTEL_EXPORTER_OTLP_* variables configure it.
+        crate::telemetry::trace::start_from_env();
+        if let Some(endpoint) = &settings.metrics {
+            crate::telemetry::endpoint::spawn(&app, endpoint).await?;
+        }
         if app.plugins.is_some() {
             let loader = app.clone();
             tokio::spawn(async move {

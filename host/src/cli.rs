@@ -116,6 +116,12 @@ pub struct ServeArgs {
           default_value_t = transport::http::DEFAULT_SESSION_IDLE.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub session_idle_timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics on a listener of their
+    /// own (stdio and --http alike), e.g. 127.0.0.1:9464; off when absent. A
+    /// non-loopback ADDR needs OMNIROUTE_MCP_METRICS_TOKEN (scrapes then send
+    /// `Authorization: Bearer <token>`): the metrics name tenants.
+    #[arg(long, env = "OMNIROUTE_MCP_METRICS", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `omniroute-mcp` with no command: stdio, defaults everywhere.
@@ -127,6 +133,7 @@ impl Default for ServeArgs {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             session_idle_timeout: transport::http::DEFAULT_SESSION_IDLE.as_secs(),
+            metrics: None,
         }
     }
 }
@@ -366,6 +373,7 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
         state_url: global.state_url.clone().filter(|u| !u.trim().is_empty()),
         api_key_id: env("OMNIROUTE_API_KEY_ID").filter(|s| !s.is_empty()),
         plugins: global.plugins.clone().map(|dir| PluginSource::new(dir, global.plugin_grants.clone())),
+        metrics: None,
         cache_dir: global.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache")),
         data_dir,
     })
@@ -376,9 +384,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Tenants { command }) = cli.command {
         return tenants_command(&cli.global, command);
     }
-    let settings = settings(&cli.global)?;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(ServeArgs { http: Some(addr), tenants, allowed_hosts, allowed_origins, session_idle_timeout }) => {
+    let mut settings = settings(&cli.global)?;
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Serve(ServeArgs { metrics: Some(addr), .. }) = &command {
+        settings.metrics = Some(omniroute_mcp::telemetry::endpoint::MetricsEndpoint::from_env(*addr));
+    }
+    match command {
+        Command::Serve(ServeArgs { http: Some(addr), tenants, allowed_hosts, allowed_origins, session_idle_timeout, .. }) => {
             let args = transport::http::HttpArgs {
                 addr,
                 tenants,

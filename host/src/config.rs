@@ -51,6 +51,9 @@ pub struct Settings {
     pub api_key_id: Option<String>,
     /// The plugin folder and its grants (`--plugins`), if any.
     pub plugins: Option<crate::registry::PluginSource>,
+    /// `serve --metrics ADDR`: where Prometheus metrics are served; `None`
+    /// keeps metrics off.
+    pub metrics: Option<crate::telemetry::endpoint::MetricsEndpoint>,
 }
 
 /// A setting that cannot be used, with the fix.

@@ -9,12 +9,15 @@ use std::process::Command;
 /// Pinned so a new SDK release cannot change what the tests prove overnight.
 pub const MCP_REQUIREMENT: &str = "mcp==2.3.0";
 
-/// Creates `target/venv` with the SDK once; later runs reuse it.
+/// The Prometheus client library, whose OpenMetrics parser reads `/metrics` in the metrics tests.
+pub const PROMETHEUS_REQUIREMENT: &str = "prometheus-client==0.26.0";
+
+/// Creates `target/venv` with the SDK (and the metrics parser) once; later runs reuse it.
 pub fn ensure_venv() -> anyhow::Result<PathBuf> {
-    ensure("venv", MCP_REQUIREMENT, "client tests")
+    ensure("venv", &format!("{MCP_REQUIREMENT} {PROMETHEUS_REQUIREMENT}"), "client tests")
 }
 
-/// `target/<name>` with `requirement` installed, created once: later runs
+/// `target/<name>` with `requirement` (space-separated requirements) installed, created once: later runs
 /// only check a marker. Returns the venv's `python`.
 pub fn ensure(name: &str, requirement: &str, purpose: &str) -> anyhow::Result<PathBuf> {
     let venv = util::workspace_root().join("target").join(name);
@@ -43,8 +46,8 @@ pub fn ensure(name: &str, requirement: &str, purpose: &str) -> anyhow::Result<Pa
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            requirement,
         ])
+        .args(requirement.split_whitespace())
         // stdout belongs to the MCP server under `cargo xtask run`.
         .stdout(std::io::stderr())
         .run()?;

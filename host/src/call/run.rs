@@ -8,20 +8,22 @@ use crate::app::App;
 use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
 use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
 use crate::runtime::{CallContext, CallOutcome, CallRequest};
+use crate::telemetry::{self, CallEnd, CallTelemetry};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// Refuses a call before it runs (tenant limits, tool allow-list), audited
 /// through the aggregating refusal path of the audit log.
 pub(super) async fn refuse(app: &App, caller: &Caller, call: ToolCall, code: &str, message: String) -> Outcome {
+    let tele = CallTelemetry::start(app, &call.name, &call.meta);
     let args = Value::Object(call.arguments.unwrap_or_default());
     let mut record = new_record(app, caller, &call.name, &args);
     record.error_code = Some(code.to_owned());
+    let outcome = if code == "tenant_limit" { telemetry::CallOutcome::limited } else { telemetry::CallOutcome::denied };
     // Refusals are aggregated per caller and code, so a flood of them costs
     // one row per interval (the first is committed before this answer).
-    match app.audit().refused(record).await {
+    match tele.finish(app, &call.name, caller.principal.caller(), CallEnd::plain(outcome), app.audit().refused(record)).await {
         Ok(()) => Outcome::Answered(error_result(message)),
         Err(e) => Outcome::Answered(error_result(e.to_string())),
     }
@@ -58,14 +60,15 @@ pub fn meta_scopes(meta: &Map<String, Value>) -> Option<Grants> {
 /// Runs one admitted call: lookup, scope check, argument validation,
 /// sandboxed run, audit row committed.
 pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
-    let started = Instant::now();
     let ToolCall { name, arguments, meta, progress, cancel } = call;
+    let tele = CallTelemetry::start(app, &name, &meta);
     let name = name.as_str();
     let args = Value::Object(arguments.unwrap_or_default());
     let mut record = new_record(app, caller, name, &args);
 
     if let Err(e) = app.audit().check() {
         // Nothing can be recorded, so nothing runs.
+        let _ = tele.finish(app, name, caller.principal.caller(), CallEnd::plain(telemetry::CallOutcome::error), async { Err::<(), _>(()) }).await;
         return Outcome::Answered(error_result(e.to_string()));
     }
 
@@ -74,7 +77,8 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
     let registry = app.registry();
     let Some(tool) = registry.get(name) else {
         record.error_code = Some("unknown_tool".to_owned());
-        return match app.audit().commit(record).await {
+        let end = CallEnd::plain(telemetry::CallOutcome::invalid);
+        return match tele.finish(app, name, caller.principal.caller(), end, app.audit().commit(record)).await {
             Ok(()) => Outcome::UnknownTool(name.to_owned()),
             Err(e) => Outcome::Answered(error_result(e.to_string())),
         };
@@ -106,21 +110,24 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
             missing.join(", "),
             principal.caller()
         ));
-        return finish(app, record, result).await;
+        return finish(app, caller, name, record, result, tele, CallEnd::plain(telemetry::CallOutcome::denied)).await;
     }
 
     if let Err(e) = tool.validator.check(&args) {
         let message = format!(
             "Invalid arguments for tool {name}: {e}. Fix the arguments to match the tool's inputSchema (see tools/list)."
         );
-        return fail(app, record, started, message).await;
+        return fail(app, caller, name, record, message, tele, telemetry::CallOutcome::invalid).await;
     }
     let canonical = canonical_args(&tool.description.input_schema, &args);
     record.input_hash = input_hash(&canonical);
 
     let pre = match tool.pre(app.runtime()) {
         Ok(pre) => pre,
-        Err(reason) => return fail(app, record, started, format!("The tool {name} cannot start: {reason}.")).await,
+        Err(reason) => {
+            let message = format!("The tool {name} cannot start: {reason}.");
+            return fail(app, caller, name, record, message, tele, telemetry::CallOutcome::error).await;
+        }
     };
 
     // Per call: granted ∩ declared, whether or not enforcement gates access.
@@ -136,22 +143,21 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         journal: journal.clone(),
         progress,
     };
-    let report = app
-        .runtime()
-        .call(CallRequest {
+    let report = tele
+        .sandboxed(app.runtime().call(CallRequest {
             pre,
             ctx,
             limits: tool.limits,
             input: canonical.to_string(),
             cancel,
-        })
+        }))
         .await;
     let stop_cause = report.stop_cause();
     record.stop_cause = stop_cause.map(|c| c.as_str().to_owned());
     let outcome = report.outcome;
-    record.duration_ms = started.elapsed().as_millis() as u64;
+    record.duration_ms = tele.elapsed().as_millis() as u64;
     record.gateway_calls = std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()));
-    match &outcome {
+    let counted = match &outcome {
         Ok(CallOutcome::Output(text)) => {
             let value: Option<Value> = serde_json::from_str(text).ok();
             record.success = value.is_some();
@@ -162,26 +168,45 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
             record.output_summary = output_summary(audited.as_ref());
             if value.is_none() {
                 record.error_code = Some("tool returned output that is not JSON".to_owned());
+                telemetry::CallOutcome::tool_error
+            } else {
+                telemetry::CallOutcome::ok
             }
         }
-        Ok(CallOutcome::ToolError(message)) => record.error_code = Some(message.clone()),
-        Err(e) => record.error_code = Some(format!("The tool {name} {e}")),
-    }
-    finish(app, record, with_stop_cause(from_outcome(name, outcome), stop_cause)).await
+        Ok(CallOutcome::ToolError(message)) => {
+            record.error_code = Some(message.clone());
+            telemetry::CallOutcome::tool_error
+        }
+        Err(e) => {
+            record.error_code = Some(format!("The tool {name} {e}"));
+            telemetry::CallOutcome::stopped
+        }
+    };
+    let end = CallEnd { outcome: counted, stop: stop_cause };
+    finish(app, caller, name, record, with_stop_cause(from_outcome(name, outcome), stop_cause), tele, end).await
 }
 
 /// Ends a call that could not run: the message is the agent's answer and
 /// the audit row's error code.
-async fn fail(app: &App, mut record: AuditRecord, started: Instant, message: String) -> Outcome {
+async fn fail(
+    app: &App,
+    caller: &Caller,
+    name: &str,
+    mut record: AuditRecord,
+    message: String,
+    tele: CallTelemetry,
+    outcome: telemetry::CallOutcome,
+) -> Outcome {
     record.error_code = Some(message.clone());
-    record.duration_ms = started.elapsed().as_millis() as u64;
-    finish(app, record, error_result(message)).await
+    record.duration_ms = tele.elapsed().as_millis() as u64;
+    finish(app, caller, name, record, error_result(message), tele, CallEnd::plain(outcome)).await
 }
 
 /// Commits the row, then releases the result; if the row cannot be written
 /// the agent gets the audit error instead of an unaudited answer.
-async fn finish(app: &App, record: AuditRecord, result: CallToolResult) -> Outcome {
-    match app.audit().commit(record).await {
+async fn finish(app: &App, caller: &Caller, name: &str, record: AuditRecord, result: CallToolResult, tele: CallTelemetry, end: CallEnd) -> Outcome {
+    let tenant = caller.principal.caller();
+    match tele.finish(app, name, tenant, end, app.audit().commit(record)).await {
         Ok(()) => Outcome::Answered(result),
         Err(e) => Outcome::Answered(error_result(e.to_string())),
     }

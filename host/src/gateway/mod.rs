@@ -143,10 +143,14 @@ impl Broker {
             return Err(GatewayError::Timeout(0));
         }
         let checked = GatewayRequest { body, ..req.clone() };
-        match tokio::time::timeout(timeout, self.send_checked(&checked, &path, timeout)).await {
-            Ok(result) => result,
-            Err(_) => Err(GatewayError::Timeout(timeout.as_secs().max(1) as u32)),
-        }
+        let send = async {
+            match tokio::time::timeout(timeout, self.send_checked(&checked, &path, timeout)).await {
+                Ok(result) => result,
+                Err(_) => Err(GatewayError::Timeout(timeout.as_secs().max(1) as u32)),
+            }
+        };
+        let status = |r: &Result<GatewayResponse, GatewayError>| r.as_ref().ok().map(|r| r.status);
+        crate::telemetry::gateway_request(req.method, path.as_str(), status, send).await
     }
 
     /// Sends a request whose path and body passed the capability check.
@@ -228,6 +232,10 @@ impl Broker {
         self.config.credentials.apply(class, &mut headers);
         if let Some(cookie) = cookie {
             headers.insert(reqwest::header::COOKIE, cookie.clone());
+        }
+        // The call's trace continues in the gateway (W3C trace context).
+        if let Some(value) = crate::telemetry::traceparent().and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(HeaderName::from_static("traceparent"), value);
         }
         let mut builder = self.client.request(method, url).headers(headers).timeout(timeout);
         if let Some(body) = &req.body {

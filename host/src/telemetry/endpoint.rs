@@ -1,0 +1,116 @@
+//! `GET /metrics` on its own listener (`--metrics ADDR`), for stdio and HTTP
+//! alike, never on the public MCP port: the metrics name tenants. Off a
+//! loopback address it needs a bearer token (`OMNIROUTE_MCP_METRICS_TOKEN`).
+
+use super::metrics::{Metrics, install};
+use crate::app::App;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+
+/// The environment variable holding the scrape token.
+pub const TOKEN_ENV: &str = "OMNIROUTE_MCP_METRICS_TOKEN";
+
+/// Where metrics are served and who may read them.
+#[derive(Clone)]
+pub struct MetricsEndpoint {
+    pub addr: SocketAddr,
+    /// When set, a scrape needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsEndpoint")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Why the metrics listener cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(
+        "--metrics {0} is not a loopback address and the metrics name tenants: set {TOKEN_ENV} so a scrape \
+         needs `Authorization: Bearer <token>`, or listen on 127.0.0.1"
+    )]
+    NeedsToken(SocketAddr),
+    #[error("cannot listen for metrics on {0}: {1} (pick another --metrics address; port 0 picks a free one)")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl MetricsEndpoint {
+    /// `--metrics ADDR` with the token from the environment (empty = none).
+    pub fn from_env(addr: SocketAddr) -> Self {
+        let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        Self { addr, token }
+    }
+}
+
+struct Scrape {
+    app: Weak<App>,
+    metrics: &'static Metrics,
+    /// SHA-256 of the token: compared in constant time over fixed-size digests.
+    token_sha256: Option<[u8; 32]>,
+}
+
+/// Turns metrics on, binds the listener and serves it in the background;
+/// prints `omniroute-mcp metrics on http://ADDR/metrics` on stderr.
+pub async fn spawn(app: &Arc<App>, endpoint: &MetricsEndpoint) -> Result<SocketAddr, EndpointError> {
+    if !endpoint.addr.ip().is_loopback() && endpoint.token.is_none() {
+        return Err(EndpointError::NeedsToken(endpoint.addr));
+    }
+    let listener = tokio::net::TcpListener::bind(endpoint.addr)
+        .await
+        .map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
+    let local = listener.local_addr().map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
+    let scrape = Arc::new(Scrape {
+        app: Arc::downgrade(app),
+        metrics: install(),
+        token_sha256: endpoint.token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into()),
+    });
+    let router = Router::new().route("/metrics", get(metrics)).with_state(scrape);
+    eprintln!("omniroute-mcp metrics on http://{local}/metrics");
+    tracing::info!(%local, token = endpoint.token.is_some(), "serving Prometheus metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("the metrics listener stopped: {e}");
+        }
+    });
+    Ok(local)
+}
+
+async fn metrics(State(scrape): State<Arc<Scrape>>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &scrape.token_sha256 {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
+        let ok = given.is_some_and(|g| g.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"omniroute-mcp metrics\"")],
+                format!("metrics need Authorization: Bearer <the {TOKEN_ENV} token>\n"),
+            )
+                .into_response();
+        }
+    }
+    if let Some(app) = scrape.app.upgrade() {
+        let registry = app.registry();
+        scrape.metrics.tools_loaded.set(registry.tools().len() as i64);
+        scrape.metrics.tools_refused.set(registry.refused().len() as i64);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        scrape.metrics.encode(),
+    )
+        .into_response()
+}
