@@ -1,7 +1,7 @@
 //! OpenTelemetry traces over OTLP/HTTP: with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a small
 //! OTLP/HTTP receiver in the test, a `tools/call` whose `_meta.traceparent` names a client span
-//! produces a server span in the client's trace (its parent the client's span), a sandbox span,
-//! one client span per gateway request, and an audit span; the fake gateway received each request
+//! produces a server span in the client's trace (its parent the client's span), an argument
+//! validation span, a sandbox span, one client span per gateway request, and an audit span; the fake gateway received each request
 //! with a `traceparent` naming exactly one of those gateway spans. Without the variable, no
 //! `traceparent` header reaches the gateway.
 
@@ -104,8 +104,8 @@ async fn the_clients_trace_continues_through_the_server_into_the_gateway() {
         assert!(gateway_parents.insert(parts[2].to_owned()), "two requests share span {header}");
     }
 
-    // root + sandbox + one per gateway request + audit commit
-    let spans = receiver.spans_of(CLIENT_TRACE, 3 + requests.len(), &|| server.stderr()).await;
+    // root + validation + sandbox + one per gateway request + audit commit
+    let spans = receiver.spans_of(CLIENT_TRACE, 4 + requests.len(), &|| server.stderr()).await;
     let root = named(&spans, &format!("tools/call {HEALTH}"));
     assert_eq!(root.len(), 1, "{spans:#?}");
     let root = root[0];
@@ -119,6 +119,9 @@ async fn the_clients_trace_continues_through_the_server_into_the_gateway() {
     let sandbox = named(&spans, "sandbox.run");
     assert_eq!(sandbox.len(), 1, "{spans:#?}");
     assert_eq!(sandbox[0]["parentSpanId"], root_id);
+    let validation = named(&spans, "validate_arguments");
+    assert_eq!(validation.len(), 1, "{spans:#?}");
+    assert_eq!(validation[0]["parentSpanId"], root_id);
     let audit = named(&spans, "audit.commit");
     assert_eq!(audit.len(), 1, "{spans:#?}");
     assert_eq!(audit[0]["parentSpanId"], root_id);
@@ -141,7 +144,7 @@ async fn the_clients_trace_continues_through_the_server_into_the_gateway() {
     let header = gateway.requests()[0].header("traceparent").expect("traceparent").to_owned();
     let trace = header.split('-').nth(1).unwrap().to_owned();
     assert_ne!(trace, CLIENT_TRACE);
-    let spans = receiver.spans_of(&trace, 3, &|| server.stderr()).await;
+    let spans = receiver.spans_of(&trace, 4, &|| server.stderr()).await;
     let root = named(&spans, &format!("tools/call {HEALTH}"));
     assert_eq!(root.len(), 1, "{spans:#?}");
     assert!(root[0].get("parentSpanId").is_none(), "{}", root[0]);

@@ -113,7 +113,7 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         return finish(app, caller, name, record, result, tele, CallEnd::plain(telemetry::CallOutcome::denied)).await;
     }
 
-    if let Err(e) = tool.validator.check(&args) {
+    if let Err(e) = tele.validation(|| tool.validator.check(&args)) {
         let message = format!(
             "Invalid arguments for tool {name}: {e}. Fix the arguments to match the tool's inputSchema (see tools/list)."
         );

@@ -101,6 +101,21 @@ impl CallTelemetry {
         self.started.elapsed()
     }
 
+    /// Runs the argument check as a child span of the call's (failed when
+    /// the arguments are invalid; the reason stays out of the span).
+    pub fn validation<T, E>(&self, check: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let Some(parent) = &self.span else { return check() };
+        let span = trace::child_span(Some(parent.context()), "validate_arguments", trace::SpanKind::Internal);
+        let result = check();
+        if let Some(mut span) = span {
+            if result.is_err() {
+                span.fail("the arguments do not match the tool's inputSchema");
+            }
+            span.end();
+        }
+        result
+    }
+
     /// Runs the sandboxed call as a child span of the call's; gateway
     /// requests made inside become its children.
     pub async fn sandboxed<F: Future>(&self, fut: F) -> F::Output {

@@ -5,7 +5,7 @@
 //! One server span per `tools/call` (named and attributed per the MCP
 //! semantic conventions: `tools/call {tool}`, `mcp.method.name`,
 //! `gen_ai.tool.name`), whose parent is the client's `_meta.traceparent`
-//! (W3C trace context) when it sent one; child spans for the sandboxed run,
+//! (W3C trace context) when it sent one; child spans for argument validation, the sandboxed run,
 //! each gateway request (which carries the span in its own `traceparent`
 //! header, so the gateway's traces join) and the audit commit. Spans carry
 //! names, ids, status codes and outcomes, never argument values or prompts.
