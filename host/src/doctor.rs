@@ -133,7 +133,11 @@ async fn dashboard_check(settings: &Settings, broker: &Broker) -> Check {
         Err(GatewayError::Auth(message)) => Check::fail(
             NAME,
             message,
-            "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password (wait for a lockout to pass)",
+            if password_set {
+                "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password (after a lockout, wait until it ends)"
+            } else {
+                "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password"
+            },
         ),
         Err(e) => Check::fail(NAME, format!("GET /api/combos failed: {e}"), "check that the gateway runs and answers at OMNIROUTE_BASE_URL"),
     }
