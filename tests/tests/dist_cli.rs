@@ -82,6 +82,8 @@ async fn doctor_passes_with_the_right_credentials() {
         assert!(line(&out.stdout, name).starts_with("  ok"), "{name}:\n{}", out.stdout);
     }
     assert!(line(&out.stdout, "gateway").contains("OmniRoute 3.7.9"), "{}", out.stdout);
+    // The harness passes --tools-dir; the binary still says what it embeds.
+    assert!(line(&out.stdout, "tools").contains("this binary embeds 16"), "{}", out.stdout);
     assert!(out.stdout.contains("No problems found."), "{}", out.stdout);
 }
 
