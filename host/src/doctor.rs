@@ -49,7 +49,7 @@ impl Check {
 /// Runs every check in order; gateway checks are skipped when the gateway
 /// does not answer.
 pub async fn run(settings: &Settings) -> Vec<Check> {
-    let mut checks = Vec::new();
+    let mut checks = vec![tools_check(settings)];
     let gateway = gateway_check(settings).await;
     let reachable = gateway.status == Status::Ok;
     checks.push(gateway);
@@ -78,6 +78,20 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
 /// How many checks found a problem.
 pub fn problems(checks: &[Check]) -> usize {
     checks.iter().filter(|c| c.status == Status::Fail).count()
+}
+
+/// Where the built-in tools come from: embedded in this binary, or a folder.
+fn tools_check(settings: &Settings) -> Check {
+    let embedded = crate::registry::embedded().len();
+    if settings.tools_dirs.is_empty() {
+        return Check::new("tools", Status::Ok, format!("{embedded} built-in tools embedded in this binary"));
+    }
+    let dirs: Vec<String> = settings.tools_dirs.iter().map(|d| d.display().to_string()).collect();
+    Check::new(
+        "tools",
+        Status::Note,
+        format!("built-in tools from {} (--tools-dir / OMNIROUTE_MCP_TOOLS_DIR); this binary embeds {embedded}", dirs.join(", ")),
+    )
 }
 
 async fn gateway_check(settings: &Settings) -> Check {
@@ -133,7 +147,11 @@ async fn dashboard_check(settings: &Settings, broker: &Broker) -> Check {
         Err(GatewayError::Auth(message)) => Check::fail(
             NAME,
             message,
-            "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password (wait for a lockout to pass)",
+            if password_set {
+                "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password (after a lockout, wait until it ends)"
+            } else {
+                "set OMNIROUTE_DASHBOARD_PASSWORD to the gateway's dashboard password"
+            },
         ),
         Err(e) => Check::fail(NAME, format!("GET /api/combos failed: {e}"), "check that the gateway runs and answers at OMNIROUTE_BASE_URL"),
     }

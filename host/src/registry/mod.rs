@@ -338,7 +338,7 @@ async fn load_one(
     manifest: Manifest,
     embedded: Option<&EmbeddedTool>,
 ) -> Result<ToolEntry, String> {
-    let actual = hex::encode(Sha256::digest(&wasm));
+    let actual = hex::encode(Sha256::digest(wasm));
     if actual != manifest.sha256 {
         return Err(format!(
             "component {} has sha256 {actual}, but the manifest pins {}; refusing a component that changed after it was vouched for",

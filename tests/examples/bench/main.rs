@@ -161,9 +161,9 @@ async fn cold_start_and_first_call(make: Make<'_>, data: &Path, cache: &Path) ->
     let call = server.call("omniroute_get_health", &json!({})).await;
     let first_call = called.elapsed();
     server.kill().await;
-    listed?;
+    let listed = listed?;
     call?;
-    Ok((listed_after, listed.unwrap_or(0), first_call))
+    Ok((listed_after, listed, first_call))
 }
 
 /// Startup (cold, then warm repeats), then every tool sequentially, then the floor for each.

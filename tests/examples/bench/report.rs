@@ -148,7 +148,7 @@ impl Results {
         for section in &self.sections {
             let ours = section.ours.as_ref().ok();
             let orig = section.original.as_ref().ok();
-            let rows: [(&str, Option<f64>, Option<f64>, fn(f64) -> String); 4] = [
+            let rows: [Row<'_>; 4] = [
                 ("startup to the first tools/list answer, cold (fresh cache / fresh DATA_DIR; ours: the self-contained binary, no tools folder)", ours.and_then(|s| s.startup_cold_ms), orig.and_then(|s| s.startup_cold_ms), ms),
                 ("the first get_health after that cold start", ours.and_then(|s| s.first_call_cold_ms), orig.and_then(|s| s.first_call_cold_ms), ms),
                 ("startup to the first tools/list answer, warm (median)", ours.and_then(|s| s.startup_warm_ms), orig.and_then(|s| s.startup_warm_ms), ms),
@@ -374,3 +374,6 @@ impl Results {
 fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
+
+/// One comparison row: what, ours, the original's, how to show a value.
+type Row<'a> = (&'a str, Option<f64>, Option<f64>, fn(f64) -> String);

@@ -109,7 +109,8 @@ pub fn command(args: DistArgs) -> anyhow::Result<()> {
         Some(binary) => binary,
         None => crate::build::build_all(true)?.binary,
     };
-    let out = args.out.unwrap_or_else(|| root.join("target").join("dist"));
+    let out = std::path::absolute(args.out.unwrap_or_else(|| root.join("target").join("dist")))?;
+    let binary = std::path::absolute(binary)?;
     let level = if args.fast { archive::Level::Fast } else { archive::Level::Best };
     let started = std::time::Instant::now();
     let artefacts = package(&binary, &out, level)?;
