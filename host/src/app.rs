@@ -5,8 +5,6 @@ use crate::config::Settings;
 use crate::gateway::{Broker, BrokerConfig, Credentials};
 use crate::registry::{LoadOptions, PluginSource, Registry, ToolFolder};
 use crate::runtime::{CallContext, LimitPolicy, Runtime};
-use crate::session::Session;
-use crate::session::ledger::RoutingIndex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,8 +31,6 @@ pub struct App {
     /// The context `describe()` runs in: no scopes, throwaway session.
     describe_ctx: CallContext,
     broker: Arc<Broker>,
-    /// Completions by request id, across sessions (explain_route).
-    routing_index: Arc<RoutingIndex>,
     /// The audit log (or why it is unusable).
     audit: AuditLog,
     /// `OMNIROUTE_API_KEY_ID`, copied into audit rows.
@@ -85,12 +81,12 @@ impl App {
         let runtime = Runtime::new(Some(&settings.cache_dir))?;
         let describe_ctx = CallContext {
             tool: Arc::from(""),
-            caller: Arc::from("host"),
             caps: Default::default(),
             broker: broker.clone(),
-            session: Arc::new(Session::new("describe")),
+            store: state.clone(),
+            bucket: Arc::new(std::sync::Mutex::new(crate::session::bucket::CallBucket::default_of(Arc::from("host:describe")))),
+            default_guard: None,
             journal: Default::default(),
-            routing_index: Arc::new(RoutingIndex::new(1)),
             progress: None,
         };
         let builtins = Arc::new(
@@ -121,7 +117,6 @@ impl App {
             limits: settings.limits,
             describe_ctx,
             broker,
-            routing_index: Arc::new(RoutingIndex::default()),
             audit,
             api_key_id: settings.api_key_id.clone(),
             state,
@@ -198,11 +193,6 @@ impl App {
     /// The only way to the gateway.
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
-    }
-
-    /// Completions by request id, across sessions (explain_route).
-    pub fn routing_index(&self) -> &Arc<RoutingIndex> {
-        &self.routing_index
     }
 
     /// The audit log (or why it is unusable).

@@ -7,7 +7,8 @@
 //! principal (admission, scopes, validation, sandbox, audit), `registry`
 //! finds and verifies tools, `runtime` runs them in wasmtime with per-call
 //! limits, `capability` decides what a call may ask the gateway, `gateway` is
-//! the only code that talks to it, `session` holds per-session state, `state`
+//! the only code that talks to it, `session` decides which state a call uses
+//! (handle, legacy session or default bucket) and records its ledger, `state`
 //! keeps what outlives calls, processes and nodes (SQLite or PostgreSQL,
 //! through `db`) and `audit` records every call.
 

@@ -181,10 +181,11 @@ async fn budget_guard_block_refuses_before_sending() {
         "{guard}"
     );
     let session_id = guard["sessionId"].as_str().unwrap_or_default();
+    // The session's handle: `sh_` and 160 random bits in lowercase hex.
     assert!(
         session_id
-            .strip_prefix("budget_")
-            .is_some_and(|ms| !ms.is_empty() && ms.chars().all(|c| c.is_ascii_digit())),
+            .strip_prefix("sh_")
+            .is_some_and(|hex| hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))),
         "{guard}"
     );
     assert_close(&guard["budgetTotal"], LIMIT, "budgetTotal");
@@ -266,9 +267,9 @@ async fn budget_guard_block_refuses_before_sending() {
         "budgetSpent is the real spend",
     );
     assert_close(&again["budgetRemaining"], 0.0, "budgetRemaining");
-    assert_ne!(
+    assert_eq!(
         again["sessionId"], guard["sessionId"],
-        "a new guard replaces the old"
+        "a new guard replaces the old one in the same session, named by the same handle"
     );
     client.shutdown().await;
 }

@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
 use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
 use crate::runtime::{CallContext, CallOutcome, CallRequest};
+use crate::session::bucket::{self, SESSION_ID_ARG};
 use crate::telemetry::{self, CallEnd, CallTelemetry};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
@@ -130,16 +131,31 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         }
     };
 
+    // The session state this call reads and writes: the handle it passes
+    // (a tool that declares `sessionId`), else its legacy session, else the
+    // principal's default bucket.
+    let session_id = tool.declares_input(SESSION_ID_ARG).then(|| args.get(SESSION_ID_ARG)).flatten();
+    let bucket = match bucket::resolve(app.state(), principal.id().as_str(), &caller.session, session_id).await {
+        Ok(bucket) => bucket,
+        Err(e) => {
+            let outcome = match e {
+                bucket::BucketError::Store(_) => telemetry::CallOutcome::error,
+                bucket::BucketError::NotFound { .. } | bucket::BucketError::NotAString => telemetry::CallOutcome::invalid,
+            };
+            return fail(app, caller, name, record, e.to_string(), tele, outcome).await;
+        }
+    };
+
     // Per call: granted ∩ declared, whether or not enforcement gates access.
     let caps = CapabilitySet::new(grants.granted(&tool.scopes));
     let journal = Arc::new(Mutex::new(Vec::<GatewayCall>::new()));
     let ctx = CallContext {
         tool: Arc::from(name),
-        caller: Arc::from(principal.caller()),
         caps,
         broker: app.broker().clone(),
-        session: caller.session.clone(),
-        routing_index: app.routing_index().clone(),
+        store: app.state().clone(),
+        bucket: Arc::new(Mutex::new(bucket)),
+        default_guard: principal.default_budget().map(|b| Arc::from(b.guard_json())),
         journal: journal.clone(),
         progress,
     };

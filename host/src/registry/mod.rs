@@ -92,6 +92,12 @@ impl ToolEntry {
         matches!(self.source, ComponentSource::Embedded(_))
     }
 
+    /// Whether the input schema declares the top-level property `name`
+    /// (e.g. `sessionId`: only then does the host read it).
+    pub fn declares_input(&self, name: &str) -> bool {
+        self.description.input_schema.get("properties").and_then(|p| p.get(name)).is_some()
+    }
+
     /// The component, ready to instantiate. The first call maps it from the
     /// compile cache after checking the file still has the pinned sha256.
     pub fn pre(&self, runtime: &Runtime) -> Result<&ToolPre<CallState>, String> {

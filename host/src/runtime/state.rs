@@ -46,10 +46,10 @@ impl CallState {
         let completions = super::factors::CallCompletions::default();
         let session = SessionState {
             tool: ctx.tool.clone(),
-            caller: ctx.caller.clone(),
             caps: ctx.caps.clone(),
-            session: ctx.session.clone(),
-            routing_index: ctx.routing_index.clone(),
+            store: ctx.store.clone(),
+            bucket: ctx.bucket.clone(),
+            default_guard: ctx.default_guard.clone(),
             completions: completions.clone(),
         };
         let progress = ProgressState { sink: ctx.progress.clone() };

@@ -3,8 +3,6 @@
 
 use super::*;
 use crate::gateway::{Broker, BrokerConfig};
-use crate::session::Session;
-use crate::session::ledger::RoutingIndex;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,14 +62,25 @@ fn context() -> CallContext {
     let url = url::Url::parse("http://127.0.0.1:9").unwrap();
     CallContext {
         tool: Arc::from("wat_tool"),
-        caller: Arc::from("test"),
         caps: Default::default(),
         broker: Arc::new(Broker::new(BrokerConfig::new(url)).unwrap()),
-        session: Arc::new(Session::new("test")),
-        routing_index: Arc::new(RoutingIndex::new(4)),
+        store: test_store(),
+        bucket: Arc::new(std::sync::Mutex::new(crate::session::bucket::CallBucket::default_of(Arc::from("test")))),
+        default_guard: None,
         journal: Default::default(),
         progress: None,
     }
+}
+
+/// One SQLite state store for the tests of this module (in the temp folder).
+fn test_store() -> crate::state::Store {
+    static STORE: std::sync::OnceLock<crate::state::Store> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("omr-runtime-tests-{}", std::process::id()));
+            Arc::new(crate::state::SqliteStore::open(&dir.join("state.sqlite"), Default::default()).unwrap())
+        })
+        .clone()
 }
 
 fn prepare(runtime: &Runtime, wasm: &[u8]) -> crate::runtime::bindings::ToolPre<CallState> {

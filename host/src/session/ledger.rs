@@ -7,14 +7,9 @@
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use omniroute_tool_contract::completion::{COMPLETIONS, Routing};
 pub use omniroute_tool_contract::ledger::{Annotation, LedgerEntry};
+// The routing index (request id -> entry) is the store's `find_request`.
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-
-/// A shared, annotatable ledger entry (the session ledger and the routing
-/// index hold the same entry).
-pub type SharedEntry = Arc<Mutex<LedgerEntry>>;
 
 /// Whether a request is a chat completion (the requests the ledger records).
 pub fn is_completion(req: &GatewayRequest) -> bool {
@@ -112,75 +107,6 @@ fn response_error(status: u16, body: Option<&Value>, raw: &str) -> String {
     }
 }
 
-/// The process-wide index from `x-request-id` to ledger entry, across
-/// sessions, bounded (docs/architecture.md#routing-index: at least the last 10,000).
-#[derive(Debug)]
-pub struct RoutingIndex {
-    capacity: usize,
-    inner: Mutex<IndexData>,
-}
-
-#[derive(Debug, Default)]
-struct IndexData {
-    order: VecDeque<String>,
-    /// request id -> (caller, entry): a caller sees only its own completions.
-    by_id: HashMap<String, (String, SharedEntry)>,
-}
-
-impl Default for RoutingIndex {
-    fn default() -> Self {
-        Self::new(10_000)
-    }
-}
-
-impl RoutingIndex {
-    /// An index keeping the newest `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new(IndexData::default()),
-        }
-    }
-
-    /// Adds an entry that has a request id, sent on behalf of `caller`.
-    pub fn insert(&self, caller: &str, entry: &SharedEntry) {
-        let Some(id) = lock(entry).request_id.clone() else { return };
-        let mut data = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if data.by_id.insert(id.clone(), (caller.to_owned(), entry.clone())).is_none() {
-            data.order.push_back(id);
-        }
-        while data.order.len() > self.capacity {
-            if let Some(old) = data.order.pop_front() {
-                data.by_id.remove(&old);
-            }
-        }
-    }
-
-    /// The entry for a request id, as it is now, if `caller` sent it.
-    pub fn get(&self, caller: &str, request_id: &str) -> Option<LedgerEntry> {
-        let data = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        data.by_id
-            .get(request_id)
-            .filter(|(owner, _)| owner == caller)
-            .map(|(_, e)| lock(e).clone())
-    }
-
-    /// How many entries are held.
-    pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).order.len()
-    }
-
-    /// Whether the index is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Locks an entry; entries hold plain data, so a poisoned lock is still consistent.
-pub fn lock(entry: &SharedEntry) -> std::sync::MutexGuard<'_, LedgerEntry> {
-    entry.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,25 +184,5 @@ mod tests {
                 "fallbacksTriggered", "degradedFrom", "error"
             ]
         );
-    }
-
-    #[test]
-    fn index_is_bounded_and_sees_annotations() {
-        let index = RoutingIndex::new(2);
-        let now = SystemTime::now();
-        let (req, resp) = exchange("chat-completion-combo.json");
-        let mut entries = Vec::new();
-        for id in ["a", "b", "c"] {
-            let mut e = LedgerEntry::from_exchange("o", &req, &resp, now, now);
-            e.request_id = Some(id.into());
-            let shared = Arc::new(Mutex::new(e));
-            index.insert("me", &shared);
-            entries.push(shared);
-        }
-        assert_eq!(index.len(), 2);
-        assert!(index.get("me", "a").is_none());
-        assert!(index.get("someone-else", "b").is_none(), "callers see only their own");
-        lock(&entries[2]).annotate(&Annotation { combo: Some("coding-fast".into()), ..Default::default() });
-        assert_eq!(index.get("me", "c").unwrap().combo.as_deref(), Some("coding-fast"));
     }
 }

@@ -50,7 +50,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     );
     drop(registry);
     app.watch_plugins();
-    let caller = Caller { principal: Arc::new(principal), session: Arc::new(Session::new(format!("stdio-{}", std::process::id()))) };
+    let caller = Caller { principal: Arc::new(principal), session: Arc::new(Session::legacy(format!("stdio-{}", std::process::id()))) };
     let service = Arc::new(CallService::new(app));
     let ((reader, reader_mode), (writer, writer_mode)) = streams();
     tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");

@@ -17,6 +17,14 @@ pub const REQUEST_PREFIX: &str = "request:";
 /// knows to the ledger entry of a completion sent by the same call.
 pub const LEDGER_ANNOTATION: &str = "ledger-annotation";
 
+/// JSON string: the opaque handle (`sh_…`) that names this call's session
+/// state, for the tool to give back to the agent (`sessionId`), who passes
+/// it to later calls. Read-only. In a call without one (a stateless
+/// request that passed no `sessionId`) reading it mints a fresh handle and
+/// moves the call onto it, but only for a call holding `write:budget`
+/// (`set_budget_guard`); other calls read nothing.
+pub const SESSION_HANDLE: &str = "session-handle";
+
 /// `request:<request_id>`: the routing index key of a completion.
 pub fn request_key(request_id: &str) -> String {
     format!("{REQUEST_PREFIX}{request_id}")

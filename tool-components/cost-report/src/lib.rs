@@ -47,7 +47,7 @@ impl Tool for CostReport {
         ToolDescription::read_only(
             "omniroute_cost_report",
             "Cost report",
-            "Generates a cost report for the specified period",
+            &format!("Generates a cost report for the specified period.{}", schema::SESSION_ID_HINT),
             &["read:usage"],
         )
         .input_schema(schema::input(
@@ -58,6 +58,7 @@ impl Tool for CostReport {
                     "type": "string",
                     "enum": PERIODS,
                 },
+                "sessionId": schema::session_id(),
             }),
             &[],
         ))

@@ -367,12 +367,12 @@ fn description_and_manifest() {
     let desc = testing::check_description::<CostReport>();
     testing::check_manifest::<CostReport>(include_str!("../tool.toml"));
     assert_eq!(
-        desc["inputSchema"].to_string(),
+        testing::input_schema_without_session_id(&desc),
         r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"period":{"default":"session","description":"Time period for the cost report","type":"string","enum":["session","day","week","month"]}}}"#
     );
     assert_eq!(
         desc["description"],
-        "Generates a cost report for the specified period"
+        format!("Generates a cost report for the specified period.{}", schema::SESSION_ID_HINT)
     );
     assert_eq!(desc["annotations"]["readOnlyHint"], true);
     assert_eq!(desc["scopes"], json!(["read:usage"]));

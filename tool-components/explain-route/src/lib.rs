@@ -66,12 +66,16 @@ impl Tool for ExplainRoute {
         ToolDescription::read_only(
             "omniroute_explain_route",
             "Explain a route",
-            "Explains why a request was routed to a specific provider, showing scoring factors and fallbacks",
+            &format!(
+                "Explains why a request was routed to a specific provider, showing scoring factors and fallbacks.{}",
+                schema::SESSION_ID_HINT
+            ),
             &["read:health", "read:usage"],
         )
         .input_schema(schema::input(
             json!({
                 "requestId": { "type": "string", "description": "Request ID from the X-Request-Id header" },
+                "sessionId": schema::session_id(),
             }),
             &["requestId"],
         ))

@@ -472,11 +472,11 @@ fn description_and_manifest() {
     let desc = testing::check_description::<ExplainRoute>();
     testing::check_manifest::<ExplainRoute>(include_str!("../tool.toml"));
     assert_eq!(
-        desc["inputSchema"].to_string(),
+        testing::input_schema_without_session_id(&desc),
         r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"requestId":{"type":"string","description":"Request ID from the X-Request-Id header"}},"required":["requestId"]}"#
     );
     assert_eq!(
         desc["description"],
-        "Explains why a request was routed to a specific provider, showing scoring factors and fallbacks"
+        format!("Explains why a request was routed to a specific provider, showing scoring factors and fallbacks.{}", schema::SESSION_ID_HINT)
     );
 }

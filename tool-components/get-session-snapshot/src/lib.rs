@@ -36,10 +36,13 @@ impl Tool for GetSessionSnapshot {
         ToolDescription::read_only(
             "omniroute_get_session_snapshot",
             "Session snapshot",
-            "Returns a full snapshot of the current working session: cost, tokens, top models, errors, budget status",
+            &format!(
+                "Returns a full snapshot of the current working session: cost, tokens, top models, errors, budget status.{}",
+                schema::SESSION_ID_HINT
+            ),
             &["read:usage"],
         )
-        .input_schema(schema::no_input())
+        .input_schema(schema::input(json!({ "sessionId": schema::session_id() }), &[]))
         .output_schema(output_schema())
     }
 

@@ -58,7 +58,7 @@ impl Tool for RouteRequest {
         ToolDescription::new(
             "omniroute_route_request",
             "Route a chat completion",
-            "Sends a chat completion request through OmniRoute intelligent routing",
+            &format!("Sends a chat completion request through OmniRoute intelligent routing.{}", schema::SESSION_ID_HINT),
             &["execute:completions"],
             ANNOTATIONS,
         )
@@ -336,6 +336,7 @@ fn input_schema() -> Value {
                 "enum": ROLES,
             },
             "stream": { "default": false, "description": "Whether to stream the response", "type": "boolean" },
+            "sessionId": schema::session_id(),
         }),
         &["model", "messages"],
     )

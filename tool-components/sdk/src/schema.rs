@@ -48,6 +48,20 @@ pub fn nullable(ty: &str, description: &str) -> Value {
     json!({ "type": [ty, "null"], "description": description })
 }
 
+/// The description of the optional `sessionId` input of the tools that read
+/// or write session state.
+pub const SESSION_ID_DESCRIPTION: &str = "Session handle (sh_...) that omniroute_set_budget_guard returned as sessionId: pass it \
+back so this call uses that session's budget guard and ledger, from any connection or server node. Omit it to use this \
+connection's MCP session, or, for a stateless client, your default session";
+
+/// Appended to the description of every tool that takes `sessionId`.
+pub const SESSION_ID_HINT: &str = " Pass sessionId (the handle omniroute_set_budget_guard returns) to use that session's budget guard and ledger.";
+
+/// The optional `sessionId` input property (see [`SESSION_ID_DESCRIPTION`]).
+pub fn session_id() -> Value {
+    json!({ "type": "string", "description": SESSION_ID_DESCRIPTION })
+}
+
 /// `{"type": ty, "description": …}`.
 pub fn typed(ty: &str, description: &str) -> Value {
     json!({ "type": ty, "description": description })

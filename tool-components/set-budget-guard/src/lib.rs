@@ -8,7 +8,7 @@
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::budget::{self, GuardAction};
-use omniroute_tool_sdk::ledger::{self, BUDGET_GUARD, BudgetGuard};
+use omniroute_tool_sdk::ledger::{self, BUDGET_GUARD, BudgetGuard, SESSION_HANDLE};
 use omniroute_tool_sdk::{
     Annotations, Ctx, Session, Tool, ToolDescription, ToolError, clock, coerce, schema,
 };
@@ -24,7 +24,7 @@ pub const TIERS: &[&str] = budget::TIERS;
 pub const STATUSES: &[&str] = &["active", "warning", "exceeded"];
 
 /// Changes host state only (no gateway call): not read-only, not
-/// destructive, not idempotent (each call mints a new `sessionId`), closed world.
+/// destructive, not idempotent (a stateless call without `sessionId` mints a new session), closed world.
 pub const ANNOTATIONS: Annotations = Annotations {
     read_only_hint: false,
     destructive_hint: false,
@@ -37,7 +37,10 @@ impl Tool for SetBudgetGuard {
         ToolDescription::new(
             "omniroute_set_budget_guard",
             "Set session budget guard",
-            "Sets a session budget limit with configurable action when exceeded (degrade/block/alert)",
+            "Sets a session budget limit with configurable action when exceeded (degrade/block/alert). Returns sessionId, a \
+             handle: pass it to route_request, test_combo, cost_report, get_session_snapshot and explain_route so they use \
+             this guard and ledger (needed by stateless clients; works from any connection or server node), and back here \
+             to change this guard",
             &["write:budget"],
             ANNOTATIONS,
         )
@@ -46,6 +49,7 @@ impl Tool for SetBudgetGuard {
                 "maxCost": { "type": "number", "description": "Maximum cost in USD for this session" },
                 "action": { "type": "string", "enum": ACTIONS, "description": "Action when budget is exceeded" },
                 "degradeToTier": { "description": "If action=degrade, which tier to fall back to", "type": "string", "enum": TIERS },
+                "sessionId": schema::session_id(),
             }),
             &["maxCost", "action"],
         ))
@@ -76,7 +80,12 @@ pub fn set_budget_guard(
 ) -> Result<Value, ToolError> {
     let guard_action = GuardAction::parse(action)
         .ok_or_else(|| ToolError::invalid_input(format!("action must be one of {}", ACTIONS.join(", "))))?;
-    let guard = BudgetGuard::new(max_cost, guard_action, tier, now_ms);
+    let mut guard = BudgetGuard::new(max_cost, guard_action, tier, now_ms);
+    // The host's handle for this session (minted now for a stateless call);
+    // an older host has none, and the guard keeps its `budget_<ms>` id.
+    if let Some(handle) = session.get_json(SESSION_HANDLE).and_then(|v| v.as_str().map(str::to_owned)) {
+        guard.session_id = Some(handle);
+    }
     session
         .set_json(BUDGET_GUARD, &guard.to_value())
         .map_err(|reason| {
@@ -115,9 +124,9 @@ pub fn set_budget_guard(
 fn output_schema() -> Value {
     schema::object(
         json!({
-            "sessionId": schema::typed("string", "Id of this guard: budget_<epoch ms>"),
+            "sessionId": schema::typed("string", "The session handle (sh_...): pass it as sessionId to the other session tools so they use this guard and ledger"),
             "budgetTotal": schema::typed("number", "maxCost, USD"),
-            "budgetSpent": schema::typed("number", "What this MCP session's completions have cost so far, USD"),
+            "budgetSpent": schema::typed("number", "What this session's completions have cost so far, USD"),
             "budgetRemaining": schema::typed("number", "maxCost minus spent, at least 0, USD"),
             "action": { "type": "string", "enum": ACTIONS, "description": "What the host does to completions once the budget is exceeded" },
             "degradeToTier": { "type": "string", "enum": TIERS, "description": "Present only when given: the tier degrade falls back to (default cheap)" },

@@ -106,6 +106,15 @@ fn refused_write_is_an_error() {
 }
 
 #[test]
+fn the_host_handle_is_the_session_id() {
+    let handle = "sh_0123456789abcdef0123456789abcdef01234567";
+    let h = FakeHost::default().with_session(MemorySession::new().with(SESSION_HANDLE, &json!(handle).to_string()));
+    let out = h.call::<SetBudgetGuard>(json!({ "maxCost": 0.01, "action": "block" })).unwrap();
+    assert_eq!(out["sessionId"], handle);
+    assert_eq!(h.session.get_json(BUDGET_GUARD).unwrap()["sessionId"], handle);
+}
+
+#[test]
 fn through_the_export_path() {
     let h = FakeHost::default();
     let out = h
@@ -134,7 +143,7 @@ fn description_and_manifest() {
     let desc = testing::check_description::<SetBudgetGuard>();
     testing::check_manifest::<SetBudgetGuard>(include_str!("../tool.toml"));
     assert_eq!(
-        desc["inputSchema"].to_string(),
+        testing::input_schema_without_session_id(&desc),
         r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"maxCost":{"type":"number","description":"Maximum cost in USD for this session"},"action":{"type":"string","enum":["degrade","block","alert"],"description":"Action when budget is exceeded"},"degradeToTier":{"description":"If action=degrade, which tier to fall back to","type":"string","enum":["cheap","free"]}},"required":["maxCost","action"]}"#
     );
     assert_eq!(
@@ -143,6 +152,9 @@ fn description_and_manifest() {
     );
     assert_eq!(
         desc["description"],
-        "Sets a session budget limit with configurable action when exceeded (degrade/block/alert)"
+        "Sets a session budget limit with configurable action when exceeded (degrade/block/alert). Returns sessionId, a \
+         handle: pass it to route_request, test_combo, cost_report, get_session_snapshot and explain_route so they use \
+         this guard and ledger (needed by stateless clients; works from any connection or server node), and back here \
+         to change this guard"
     );
 }

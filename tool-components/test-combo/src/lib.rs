@@ -55,7 +55,10 @@ impl Tool for TestCombo {
         ToolDescription::new(
             "omniroute_test_combo",
             "Test a combo",
-            "Tests each provider in a combo with a real prompt, reporting latency, cost, and success per provider",
+            &format!(
+                "Tests each provider in a combo with a real prompt, reporting latency, cost, and success per provider.{}",
+                schema::SESSION_ID_HINT
+            ),
             &["execute:completions", "read:combos"],
             ANNOTATIONS,
         )
@@ -63,6 +66,7 @@ impl Tool for TestCombo {
             json!({
                 "comboId": { "type": "string", "description": "ID of the combo to test" },
                 "testPrompt": { "type": "string", "maxLength": 500, "description": "Short test prompt (max 500 chars)" },
+                "sessionId": schema::session_id(),
             }),
             &["comboId", "testPrompt"],
         ))

@@ -303,12 +303,12 @@ fn description_and_manifest() {
     let desc = testing::check_description::<TestCombo>();
     testing::check_manifest::<TestCombo>(include_str!("../tool.toml"));
     assert_eq!(
-        desc["inputSchema"].to_string(),
+        testing::input_schema_without_session_id(&desc),
         r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"comboId":{"type":"string","description":"ID of the combo to test"},"testPrompt":{"type":"string","maxLength":500,"description":"Short test prompt (max 500 chars)"}},"required":["comboId","testPrompt"]}"#
     );
     assert_eq!(
         desc["description"],
-        "Tests each provider in a combo with a real prompt, reporting latency, cost, and success per provider"
+        format!("Tests each provider in a combo with a real prompt, reporting latency, cost, and success per provider.{}", schema::SESSION_ID_HINT)
     );
     assert_eq!(desc["annotations"]["openWorldHint"], true);
 }

@@ -58,6 +58,18 @@ pub fn gateway_failures(method: Method, path: &str) -> Vec<(Reply, String)> {
     ]
 }
 
+/// The published input schema of a session tool without its last property,
+/// the host's optional `sessionId` (asserted to be the SDK's), as JSON text:
+/// the original's schema, for the tests that pin it.
+pub fn input_schema_without_session_id(desc: &Value) -> String {
+    let mut input = desc["inputSchema"].clone();
+    let properties = input["properties"].as_object_mut().expect("inputSchema.properties is an object");
+    assert_eq!(properties.keys().last().map(String::as_str), Some("sessionId"), "sessionId is the last input property");
+    let session_id = properties.remove("sessionId");
+    assert_eq!(session_id, Some(omniroute_tool_sdk::schema::session_id()), "sessionId is the SDK's");
+    input.to_string()
+}
+
 /// Checks the shape of `T::describe()` as the host will read it: key order,
 /// a draft-07 object input schema, an object output schema, non-empty
 /// scopes, the four annotation hints. Panics with the problem.

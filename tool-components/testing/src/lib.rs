@@ -36,7 +36,7 @@ mod fake_host;
 pub mod fixtures;
 mod ledger;
 
-pub use checks::{assert_output_valid, check_description, check_manifest, gateway_failures, validate};
+pub use checks::{assert_output_valid, check_description, input_schema_without_session_id, check_manifest, gateway_failures, validate};
 pub use fake_gateway::{FakeGateway, LabelledBatch, Matcher, Reply};
 pub use fake_host::{FakeHost, MemorySession, ProgressReport, RecordingProgress, degraded_sources, keys};
 pub use ledger::ledger_entry;

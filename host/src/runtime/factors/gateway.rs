@@ -5,12 +5,11 @@
 //! completion that left the host, and each request's share of the call's
 //! deadline.
 
-use super::{CallCompletions, CallContext, lock};
+use super::{CallCompletions, CallContext, Sent, lock};
 use crate::capability::{CapabilitySet, Method, Scope};
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use crate::runtime::bindings::gateway;
 use crate::runtime::clock::CallClock;
-use crate::session::KEY_BUDGET_GUARD;
 use crate::session::budget::{self, BudgetGuard, Decision};
 use crate::session::ledger::{self, FromExchange, LedgerEntry};
 use futures::StreamExt;
@@ -81,14 +80,8 @@ fn short_label(label: String) -> String {
 }
 /// One brokered request and what happened to it.
 struct Exchange {
-    /// What was actually sent (the budget guard may have changed the model).
-    sent: GatewayRequest,
     result: Result<GatewayResponse, GatewayError>,
-    sent_at: SystemTime,
     elapsed_ms: u32,
-    degraded_from: Option<String>,
-    /// The guard refused it: nothing left the host, nothing to record.
-    refused: bool,
 }
 
 impl Exchange {
@@ -122,23 +115,41 @@ impl Exchange {
     }
 }
 
+/// The guard of the call's bucket (else the principal's default) and what
+/// the bucket has spent so far: Σ of the known costs in its ledger.
+async fn guard_and_spent(ctx: &CallContext) -> Result<Option<(BudgetGuard, f64)>, String> {
+    let bucket = ctx.bucket();
+    let unavailable = |e: crate::state::StoreError| {
+        format!("Budget guard could not be checked: the session state is unavailable ({e}); request not sent.")
+    };
+    let state = ctx.store.open_bucket(&bucket.principal, &bucket.key).await.map_err(unavailable)?;
+    let json = state.budget_guard.or_else(|| ctx.default_guard.as_deref().map(str::to_owned));
+    let Some(guard) = BudgetGuard::parse(json.as_deref()) else { return Ok(None) };
+    let ledger = ctx.store.ledger(&bucket.principal, &bucket.key).await.map_err(unavailable)?;
+    let spent = ledger.iter().filter_map(|r| r.entry.cost).sum();
+    Ok(Some((guard, spent)))
+}
+
 /// Sends one request for a call: the budget guard for completions, then the
-/// broker (which checks the capability set).
-async fn exchange(ctx: &CallContext, clock: &CallClock, mut req: GatewayRequest) -> Exchange {
+/// broker (which checks the capability set); a completion that left the
+/// host is recorded in the ledger as soon as it is answered.
+async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallCompletions, mut req: GatewayRequest) -> Exchange {
     let sent_at = SystemTime::now();
     let started = Instant::now();
     let mut warnings = Vec::new();
     let mut degraded_from = None;
-    let guard = if ledger::is_completion(&req) && ctx.caps.has(Scope::ExecuteCompletions) {
-        BudgetGuard::parse(ctx.session.get(&ctx.tool, KEY_BUDGET_GUARD).as_deref())
+    let guarded = if ledger::is_completion(&req) && ctx.caps.has(Scope::ExecuteCompletions) {
+        match guard_and_spent(ctx).await {
+            Ok(g) => g,
+            Err(message) => return refused(message),
+        }
     } else {
         None
     };
-    let spent_before = ctx.session.spent();
-    if let Some(guard) = &guard {
-        match guard.decide(spent_before) {
+    if let Some((guard, spent_before)) = &guarded {
+        match guard.decide(*spent_before) {
             Decision::Send { warnings: w } => warnings = w,
-            Decision::Refuse(message) => return refused(req, message, sent_at),
+            Decision::Refuse(message) => return refused(message),
             Decision::Degrade { tier } => match degrade(ctx, clock, &mut req, &tier).await {
                 Ok(Some(original)) => {
                     let target = requested_model(&req).unwrap_or_default();
@@ -146,7 +157,7 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, mut req: GatewayRequest)
                     degraded_from = Some(original);
                 }
                 Ok(None) => {}
-                Err(message) => return refused(req, message, sent_at),
+                Err(message) => return refused(message),
             },
         }
     }
@@ -156,7 +167,9 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, mut req: GatewayRequest)
     }
     let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     journal(ctx, &req, &result, elapsed_ms);
-    if let (Some(guard), Ok(resp)) = (&guard, &mut result) {
+    record_if_completion(ctx, completions, &req, &result, sent_at, degraded_from.clone()).await;
+    if let (Some((guard, spent_before)), Ok(resp)) = (&guarded, &mut result) {
+        let spent_before = *spent_before;
         let cost = LedgerEntry::from_exchange("", &req, &Ok(resp.clone()), sent_at, sent_at).cost;
         if warnings.is_empty() && !guard.exceeded(spent_before) && guard.exceeded(spent_before + cost.unwrap_or(0.0)) {
             warnings.push(guard.reached_text(spent_before + cost.unwrap_or(0.0)));
@@ -168,13 +181,36 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, mut req: GatewayRequest)
         resp.headers.extend(warnings.into_iter().map(|w| (HEADER_WARNING.to_owned(), w)));
     }
     Exchange {
-        sent: req,
         result,
-        sent_at,
         elapsed_ms,
-        degraded_from,
-        refused: false,
     }
+}
+
+/// The broker side of the ledger: every completion that left the host is
+/// recorded from the wire in the call's bucket, whatever the tool does
+/// afterwards (a completion the capability check denied never left).
+async fn record_if_completion(
+    ctx: &CallContext,
+    completions: &CallCompletions,
+    sent: &GatewayRequest,
+    result: &Result<GatewayResponse, GatewayError>,
+    sent_at: SystemTime,
+    degraded_from: Option<String>,
+) {
+    if !ledger::is_completion(sent) || matches!(result, Err(GatewayError::Denied(_))) {
+        return;
+    }
+    let mut entry = LedgerEntry::from_exchange(&ctx.tool, sent, result, sent_at, SystemTime::now());
+    entry.degraded_from = degraded_from;
+    let bucket = ctx.bucket();
+    let id = match ctx.store.append_ledger(&bucket.principal, &bucket.key, &entry).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(tool = %ctx.tool, error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
+            None
+        }
+    };
+    lock(completions).push(Sent { id, entry });
 }
 
 /// Records the request's shape (never its path values, query or body).
@@ -206,15 +242,9 @@ fn error_kind(e: &GatewayError) -> &'static str {
     }
 }
 
-fn refused(req: GatewayRequest, message: String, sent_at: SystemTime) -> Exchange {
-    Exchange {
-        sent: req,
-        result: Err(GatewayError::Refused(message)),
-        sent_at,
-        elapsed_ms: 0,
-        degraded_from: None,
-        refused: true,
-    }
+/// A completion the guard refused: nothing left the host, nothing to record.
+fn refused(message: String) -> Exchange {
+    Exchange { result: Err(GatewayError::Refused(message)), elapsed_ms: 0 }
 }
 
 fn requested_model(req: &GatewayRequest) -> Option<String> {
@@ -297,12 +327,13 @@ impl GatewayState {
         let ctx = self.ctx.clone();
         let clock = self.clock.clone();
         let progress = self.ctx.progress.clone();
+        let completions = self.completions.clone();
         let finished = std::sync::atomic::AtomicUsize::new(0);
         let exchanges: Vec<Exchange> = futures::stream::iter(reqs)
             .map(|(label, req)| {
-                let (ctx, clock, progress, finished) = (&ctx, &clock, &progress, &finished);
+                let (ctx, clock, progress, finished, completions) = (&ctx, &clock, &progress, &finished, &completions);
                 async move {
-                    let ex = exchange(ctx, clock, req).await;
+                    let ex = exchange(ctx, clock, completions, req).await;
                     if let (Some(label), Some(sink)) = (label, progress) {
                         let done = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                         sink(done as f64, Some(total as f64), Some(ex.progress_text(&label)));
@@ -313,26 +344,7 @@ impl GatewayState {
             .buffered(max_in_flight)
             .collect()
             .await;
-        exchanges
-            .into_iter()
-            .map(|ex| {
-                self.record_if_completion(&ex);
-                ex.to_wit()
-            })
-            .collect()
-    }
-
-    /// The broker side of the ledger: every completion that left the host
-    /// is recorded from the wire, whatever the tool does afterwards.
-    fn record_if_completion(&mut self, ex: &Exchange) {
-        if ex.refused || !ledger::is_completion(&ex.sent) || matches!(ex.result, Err(GatewayError::Denied(_))) {
-            return;
-        }
-        let mut entry = LedgerEntry::from_exchange(&self.ctx.tool, &ex.sent, &ex.result, ex.sent_at, SystemTime::now());
-        entry.degraded_from = ex.degraded_from.clone();
-        let shared = self.ctx.session.record(entry);
-        self.ctx.routing_index.insert(&self.ctx.caller, &shared);
-        lock(&self.completions).push(shared);
+        exchanges.iter().map(Exchange::to_wit).collect()
     }
 }
 

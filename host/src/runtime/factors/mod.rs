@@ -8,7 +8,8 @@
 //!
 //! * [`gateway`]: the broker, the capability set, the request allowance and
 //!   journal, the budget guard on completions, the call's deadline per request;
-//! * [`session`]: per-session state, the ledger and the routing index;
+//! * [`session`]: session state in the state store, the ledger and the
+//!   routing index;
 //! * [`progress`]: progress reports, coalesced and capped.
 
 pub mod gateway;
@@ -17,8 +18,9 @@ pub mod session;
 
 use crate::capability::CapabilitySet;
 use crate::gateway::Broker;
-use crate::session::Session;
-use crate::session::ledger::{RoutingIndex, SharedEntry};
+use crate::session::bucket::SharedBucket;
+use crate::session::ledger::LedgerEntry;
+use crate::state::{LedgerId, Store};
 use progress::ProgressSink;
 use std::sync::{Arc, Mutex};
 
@@ -28,22 +30,39 @@ use std::sync::{Arc, Mutex};
 pub struct CallContext {
     /// The tool being called (names its private session keys and log lines).
     pub tool: Arc<str>,
-    /// Who is calling (stdio: `anonymous`; HTTP: the tenant).
-    pub caller: Arc<str>,
     /// Granted ∩ declared scopes: the only gateway routes this call may use.
     pub caps: CapabilitySet,
     pub broker: Arc<Broker>,
-    pub session: Arc<Session>,
-    /// Request id -> completion, across sessions (for explaining routes).
-    pub routing_index: Arc<RoutingIndex>,
+    /// Where session state, the ledger and the routing index live.
+    pub store: Store,
+    /// The bucket this call reads and writes (and its principal).
+    pub bucket: SharedBucket,
+    /// The guard of a bucket that has none of its own (a tenant's
+    /// `default_budget`), as `set_budget_guard` stores guards.
+    pub default_guard: Option<Arc<str>>,
     /// Shapes of the gateway requests this call made, for the audit log.
     pub journal: Arc<Mutex<Vec<crate::audit::GatewayCall>>>,
     /// Where progress goes, when the client asked for it.
     pub progress: Option<ProgressSink>,
 }
 
+/// A completion one call sent, as recorded in the store.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    /// Its ledger entry's id; `None` if recording it failed.
+    pub(crate) id: Option<LedgerId>,
+    pub(crate) entry: LedgerEntry,
+}
+
 /// The completions one call sent: the only ledger entries it may annotate.
-pub(crate) type CallCompletions = Arc<Mutex<Vec<SharedEntry>>>;
+pub(crate) type CallCompletions = Arc<Mutex<Vec<Sent>>>;
+
+impl CallContext {
+    /// The call's bucket as it is now.
+    pub(crate) fn bucket(&self) -> crate::session::bucket::CallBucket {
+        lock(&self.bucket).clone()
+    }
+}
 
 /// Locks, ignoring poisoning: every update under these locks is a single push.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

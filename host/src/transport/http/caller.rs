@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 static STATELESS: AtomicU64 = AtomicU64::new(1);
 
 /// The caller of one MCP session's requests: the tenant that started it and
-/// its `Session` (with the tenant's default budget guard).
+/// its transport session (legacy with an `Mcp-Session-Id`, else stateless).
 #[derive(Default)]
 pub(super) struct SessionCaller {
     bound: OnceLock<Caller>,
@@ -29,16 +29,12 @@ impl ResolveCaller for SessionCaller {
             .cloned()
             .ok_or_else(|| McpError::invalid_request("This request carries no authenticated tenant.", None))?;
         let bound = self.bound.get_or_init(|| {
-            let session_id = parts
-                .and_then(|p| p.headers.get("mcp-session-id"))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("stateless-{}", STATELESS.fetch_add(1, Ordering::Relaxed)));
-            let session = Arc::new(Session::new(session_id));
-            if let Some(budget) = principal.default_budget() {
-                session.set_host_budget_guard(budget.guard_json());
-            }
-            Caller { principal: principal.clone(), session }
+            let session_id = parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok());
+            let session = match session_id {
+                Some(id) => Session::legacy(id),
+                None => Session::stateless(format!("stateless-{}", STATELESS.fetch_add(1, Ordering::Relaxed))),
+            };
+            Caller { principal: principal.clone(), session: Arc::new(session) }
         });
         if bound.principal.id() != principal.id() {
             return Err(McpError::invalid_request(
