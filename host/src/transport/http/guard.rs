@@ -107,8 +107,9 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
             tracing::warn!(tenant = %principal.caller(), "refused a request for another tenant's MCP session");
             return refuse(StatusCode::FORBIDDEN, "This MCP session belongs to another tenant; initialize your own session");
         }
-        Some(_) => {}
-        _ if request.method() == Method::POST && (session_id.is_none() || grant.is_some()) => {
+        // An OAuth token's `tools/call`s are looked at for step-up, in a session or not.
+        Some(_) if grant.is_none() || request.method() != Method::POST => {}
+        _ if request.method() == Method::POST => {
             let (parts, body) = request.into_parts();
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
                 Ok(body) => body,
