@@ -284,6 +284,22 @@ mod tests {
     }
 
     #[test]
+    fn oauth_tables_are_checked_against_the_tenants() {
+        let oauth_only = "[[tenant]]\nid = \"acme\"\nscopes = [\"read:*\"]\n";
+        let err = Tenants::parse(oauth_only).unwrap_err();
+        assert!(err.contains("no token_sha256 and there is no [oauth] table"), "{err}");
+        let issuer = "[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://sso.example.com/realms/acme\"\n";
+        let ok = Tenants::parse(&format!("{oauth_only}{issuer}[[oauth.map]]\nissuer = \"corp\"\nsubject = \"u1\"\ntenant = \"acme\"\n")).unwrap();
+        assert!(ok.oauth().is_some() && ok.authenticate("anything").is_none());
+        let err = Tenants::parse(&format!("{oauth_only}{issuer}[[oauth.map]]\nissuer = \"corp\"\ntenant = \"nobody\"\n")).unwrap_err();
+        assert!(err.contains("[[oauth.map]] #1") && err.contains("no [[tenant]] has id \"nobody\""), "{err}");
+        let err = Tenants::parse(&format!("{oauth_only}[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://x\"\nalgorithms = [\"HS256\"]\n")).unwrap_err();
+        assert!(err.contains("HS256 is refused"), "{err}");
+        let err = Tenants::parse(&format!("{oauth_only}[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://x\"\nalgorithms = [\"none\"]\n")).unwrap_err();
+        assert!(err.contains("algorithm \"none\" is unknown"), "{err}");
+    }
+
+    #[test]
     fn rate_limit_message() {
         let t = one("rate_per_minute = 2\nmax_concurrent = 10\n");
         let tenant = t.authenticate("secret").unwrap();

@@ -158,7 +158,8 @@ impl OAuth {
             let issuer = issuer.clone();
             tokio::spawn(async move {
                 match issuer.keys.key(None).await {
-                    Ok(_) | Err(jwks::KeyError::Ambiguous(_)) => {}
+                    Ok(_) => {}
+                    Err(jwks::KeyError::Ambiguous(keys)) if keys > 0 => {}
                     Err(e) => tracing::warn!(issuer = %issuer.issuer, "OAuth issuer {}: {e}", issuer.name),
                 }
             });
