@@ -8,6 +8,7 @@ mod conformance;
 mod dist;
 mod gateway;
 mod new_tool;
+mod oauth;
 mod plugins;
 mod postgres;
 mod python;
@@ -121,9 +122,10 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     let built = build::build_all(false)?;
     let python = python::ensure_venv()?;
     let root = util::workspace_root();
-    install
+    let installed = install
         .join()
         .map_err(|_| anyhow::anyhow!("the gateway install thread panicked"))??;
+    let oauth_server = oauth::ensure_installed(&installed)?;
     let pg_started = std::time::Instant::now();
     let (postgres_url, postgres_ours) = postgres::for_tests()?;
     util::step(&format!("test PostgreSQL ready in {:.1} s", pg_started.elapsed().as_secs_f64()));
@@ -171,6 +173,8 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .env(postgres::URL_VAR, &postgres_url)
+        .env(oauth::NODE_VAR, &installed.node)
+        .env(oauth::PACKAGE_VAR, &oauth_server)
         .run()?;
 
     if std::env::var_os("CI").is_some() {

@@ -7,6 +7,8 @@
 //! outlives a call is namespaced by [`PrincipalId`].
 
 mod limits;
+pub mod live;
+pub mod oauth;
 pub mod tenants;
 
 pub use limits::{CallPermit, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits};
@@ -14,6 +16,7 @@ pub use limits::{CallPermit, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAU
 use crate::capability::{Grants, Scope};
 use limits::Limiter;
 use std::fmt;
+use std::sync::Arc;
 
 /// The stdio operator's name when `OMNIROUTE_MCP_PRINCIPAL` is not set. Every
 /// stdio process on a machine is then the same principal, across restarts and
@@ -45,8 +48,30 @@ impl PrincipalId {
         checked_name("tenant id", id).map(|n| Self(format!("tenant:{n}")))
     }
 
+    /// The subject `subject` of the authorization server the operator named
+    /// `issuer` in `[[oauth.issuer]]`, under that issuer's default policy. A
+    /// subject outside the name characters is kept as the first 32 hex digits
+    /// of its SHA-256, so any IdP's `sub` maps to a stable, path-safe id.
+    pub fn oauth_subject(issuer: &str, subject: &str) -> Result<Self, InvalidName> {
+        let issuer = checked_name("oauth issuer name", issuer)?;
+        Ok(Self(format!("oauth:{issuer}:{}", subject_label(subject))))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A subject as ids and audit rows show it: itself when it is a valid name,
+/// else `sha256-` and the first 32 hex digits of its SHA-256.
+pub fn subject_label(subject: &str) -> String {
+    match checked_name("subject", subject) {
+        Ok(name) => name.to_owned(),
+        Err(_) => {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(subject.as_bytes()));
+            format!("sha256-{}", &digest[..32])
+        }
     }
 }
 
@@ -71,6 +96,9 @@ pub enum GrantSource {
     None,
     /// The tenant's `scopes` in the tenants file.
     Tenant,
+    /// An OAuth access token's scopes, within what the operator allows its
+    /// tenant or subject.
+    Token,
 }
 
 impl GrantSource {
@@ -79,6 +107,7 @@ impl GrantSource {
             GrantSource::Env => "env",
             GrantSource::None => "none",
             GrantSource::Tenant => "tenant",
+            GrantSource::Token => "token",
         }
     }
 }
@@ -96,7 +125,9 @@ pub struct Principal {
     /// Tools this principal may see and call; `None`: every tool.
     tools: Option<Vec<String>>,
     /// Rate, concurrency and session limits; `None`: unlimited (the operator).
-    limiter: Option<Limiter>,
+    /// Shared by the principals an OAuth token narrows from this one, so a
+    /// tenant's limits hold whichever tokens its callers present.
+    limiter: Option<Arc<Limiter>>,
     /// The budget guard each new session of this principal starts with.
     default_budget: Option<DefaultBudget>,
 }
@@ -138,8 +169,25 @@ impl Principal {
             enforce_scopes: true,
             grant_source: GrantSource::Tenant,
             tools,
-            limiter: Some(Limiter::new(name, limits)),
+            limiter: Some(Arc::new(Limiter::new(name, limits))),
             default_budget,
+        }
+    }
+
+    /// The same principal (id, caller, tools, limits and their live state,
+    /// default budget) with `grants` in place of its own: what one OAuth
+    /// access token may do. The caller intersects `grants` with
+    /// [`Principal::grants`] first; nothing here widens them.
+    pub fn with_token_grants(&self, grants: Grants) -> Principal {
+        Principal {
+            id: self.id.clone(),
+            caller: self.caller.clone(),
+            grants,
+            enforce_scopes: true,
+            grant_source: GrantSource::Token,
+            tools: self.tools.clone(),
+            limiter: self.limiter.clone(),
+            default_budget: self.default_budget.clone(),
         }
     }
 
@@ -173,7 +221,7 @@ impl Principal {
 
     /// The configured limits; `None` for the unlimited operator.
     pub fn limits(&self) -> Option<&Limits> {
-        self.limiter.as_ref().map(Limiter::limits)
+        self.limiter.as_deref().map(Limiter::limits)
     }
 
     /// Whether the tool allow-list (not the scopes) lets this principal call `tool`.
@@ -186,7 +234,9 @@ impl Principal {
     /// original server lists them whatever the scopes.
     pub fn lists(&self, tool: &str, scopes: &[Scope]) -> bool {
         match self.grant_source {
-            GrantSource::Tenant => self.may_call(tool) && scopes.iter().all(|s| self.grants.allows(*s)),
+            GrantSource::Tenant | GrantSource::Token => {
+                self.may_call(tool) && scopes.iter().all(|s| self.grants.allows(*s))
+            }
             GrantSource::Env | GrantSource::None => self.may_call(tool),
         }
     }

@@ -4,9 +4,13 @@
 //! sessions). Each tenant authenticates as one [`Principal`].
 //!
 //! The tenants file never holds a token, only its hash; `omniroute-mcp
-//! tenants add` prints a fresh token once and appends its hash.
+//! tenants add` prints a fresh token once and appends its hash. Its
+//! `[oauth]` table (see [`super::oauth`]) lets OAuth access tokens act as
+//! tenants too; a tenant reached only through OAuth needs no token hash.
 
+use super::oauth::{OAuth, OAuthConfig};
 use super::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits, Principal, PrincipalId};
+use std::collections::HashMap;
 use crate::capability::Grants;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -19,15 +23,20 @@ use std::sync::Arc;
 struct FileRepr {
     #[serde(default)]
     tenant: Vec<TenantConfig>,
+    oauth: Option<OAuthConfig>,
 }
+
+/// The tenants by id, for `[[oauth.map]]` to name.
+pub type TenantTable = HashMap<String, Arc<Principal>>;
 
 /// One `[[tenant]]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     pub id: String,
-    /// Lowercase hex SHA-256 of the bearer token.
-    pub token_sha256: String,
+    /// Lowercase hex SHA-256 of the bearer token; absent for a tenant only
+    /// OAuth access tokens act as (`[[oauth.map]]`).
+    pub token_sha256: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Tools this tenant may see and call (default: all its scopes allow).
@@ -56,17 +65,22 @@ fn default_max_sessions() -> u32 {
 /// authenticates as.
 #[derive(Debug)]
 struct Tenant {
-    token_sha256: [u8; 32],
+    token_sha256: Option<[u8; 32]>,
     principal: Arc<Principal>,
 }
 
 impl Tenant {
     fn from_config(c: TenantConfig) -> Result<Tenant, String> {
         let id = PrincipalId::tenant(&c.id).map_err(|e| e.to_string())?;
-        let hash = hex::decode(c.token_sha256.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| format!("tenant {}: token_sha256 must be 64 hex characters (SHA-256 of the token)", c.id))?;
+        let hash = match &c.token_sha256 {
+            None => None,
+            Some(text) => Some(
+                hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("tenant {}: token_sha256 must be 64 hex characters (SHA-256 of the token)", c.id))?,
+            ),
+        };
         let grants = Grants::from_checked_patterns(c.scopes.iter().map(String::as_str))
             .map_err(|e| format!("tenant {}: {e}", c.id))?;
         if c.max_concurrent == 0 || c.rate_per_minute == 0 || c.max_sessions == 0 {
@@ -94,6 +108,8 @@ impl Tenant {
 #[derive(Debug, Default)]
 pub struct Tenants {
     tenants: Vec<Tenant>,
+    /// The `[oauth]` table's resource server, when there is one.
+    oauth: Option<Arc<OAuth>>,
 }
 
 impl Tenants {
@@ -107,12 +123,33 @@ impl Tenants {
             if tenants.iter().any(|o| o.principal.id() == t.principal.id()) {
                 return Err(format!("tenant id \"{name}\" appears twice"));
             }
-            if tenants.iter().any(|o| o.token_sha256 == t.token_sha256) {
+            if t.token_sha256.is_some() && tenants.iter().any(|o| o.token_sha256 == t.token_sha256) {
                 return Err(format!("tenant {name} shares its token hash with another tenant"));
             }
             tenants.push(t);
         }
-        Ok(Tenants { tenants })
+        let oauth = match repr.oauth {
+            None => None,
+            Some(config) => {
+                let table: TenantTable =
+                    tenants.iter().map(|t| (t.principal.caller().to_owned(), t.principal.clone())).collect();
+                Some(Arc::new(OAuth::new(config, &table).map_err(|e| e.to_string())?))
+            }
+        };
+        if oauth.is_none()
+            && let Some(t) = tenants.iter().find(|t| t.token_sha256.is_none())
+        {
+            return Err(format!(
+                "tenant {} has no token_sha256 and there is no [oauth] table: nothing could authenticate as it",
+                t.principal.caller()
+            ));
+        }
+        Ok(Tenants { tenants, oauth })
+    }
+
+    /// The OAuth resource server of the `[oauth]` table.
+    pub fn oauth(&self) -> Option<&Arc<OAuth>> {
+        self.oauth.as_ref()
     }
 
     /// Reads and parses a tenants file.
@@ -135,7 +172,8 @@ impl Tenants {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for t in &self.tenants {
-            let diff = t.token_sha256.iter().zip(hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            let Some(expected) = &t.token_sha256 else { continue };
+            let diff = expected.iter().zip(hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 {
                 found = Some(t.principal.clone());
             }
@@ -243,6 +281,22 @@ mod tests {
         let err = Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nscopes = [\"bogus*\"]\n")).unwrap_err();
         assert!(err.contains("\"bogus*\" matches no scope") && err.contains("read:health"), "{err}");
         assert!(Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nmax_sessions = 0\n")).is_err());
+    }
+
+    #[test]
+    fn oauth_tables_are_checked_against_the_tenants() {
+        let oauth_only = "[[tenant]]\nid = \"acme\"\nscopes = [\"read:*\"]\n";
+        let err = Tenants::parse(oauth_only).unwrap_err();
+        assert!(err.contains("no token_sha256 and there is no [oauth] table"), "{err}");
+        let issuer = "[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://sso.example.com/realms/acme\"\n";
+        let ok = Tenants::parse(&format!("{oauth_only}{issuer}[[oauth.map]]\nissuer = \"corp\"\nsubject = \"u1\"\ntenant = \"acme\"\n")).unwrap();
+        assert!(ok.oauth().is_some() && ok.authenticate("anything").is_none());
+        let err = Tenants::parse(&format!("{oauth_only}{issuer}[[oauth.map]]\nissuer = \"corp\"\ntenant = \"nobody\"\n")).unwrap_err();
+        assert!(err.contains("[[oauth.map]] #1") && err.contains("no [[tenant]] has id \"nobody\""), "{err}");
+        let err = Tenants::parse(&format!("{oauth_only}[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://x\"\nalgorithms = [\"HS256\"]\n")).unwrap_err();
+        assert!(err.contains("HS256 is refused"), "{err}");
+        let err = Tenants::parse(&format!("{oauth_only}[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://x\"\nalgorithms = [\"none\"]\n")).unwrap_err();
+        assert!(err.contains("algorithm \"none\" is unknown"), "{err}");
     }
 
     #[test]

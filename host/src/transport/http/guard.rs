@@ -3,8 +3,13 @@
 //! principal, session ownership, and for `initialize` the tenant's rate
 //! limit and session cap.
 
-use super::{Shared, refuse};
+use super::{Shared, refuse, refuse_with_challenge};
 use crate::auth::Principal;
+use crate::auth::oauth::metadata::Challenge;
+use crate::auth::oauth::verify::looks_like_jwt;
+use crate::auth::oauth::{OAuth, Refusal, TokenGrant};
+use crate::auth::tenants::Tenants;
+use crate::capability::Scope;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -87,15 +92,14 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
             );
         }
     }
-    let Some(token) = bearer(headers) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "Missing bearer token: send \"Authorization: Bearer <token>\" with a token from `omniroute-mcp tenants add`",
-        );
+    let host = host.unwrap_or_default();
+    let token = bearer(headers).map(str::to_owned);
+    let tenants = shared.tenants.current();
+    let (principal, grant) = match authenticate(&tenants, &host, token.as_deref()).await {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let Some(principal) = shared.tenants.authenticate(token) else {
-        return refuse(StatusCode::UNAUTHORIZED, "Invalid bearer token: it matches no tenant of this server");
-    };
+    let headers = request.headers();
     let session_id = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut pending_start = None;
     match &session_id {
@@ -103,8 +107,9 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
             tracing::warn!(tenant = %principal.caller(), "refused a request for another tenant's MCP session");
             return refuse(StatusCode::FORBIDDEN, "This MCP session belongs to another tenant; initialize your own session");
         }
-        Some(_) => {}
-        None if request.method() == Method::POST => {
+        // An OAuth token's `tools/call`s are looked at for step-up, in a session or not.
+        Some(_) if grant.is_none() || request.method() != Method::POST => {}
+        _ if request.method() == Method::POST => {
             let (parts, body) = request.into_parts();
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
                 Ok(body) => body,
@@ -115,7 +120,14 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
                     );
                 }
             };
-            if is_initialize(&body) {
+            let peek = Peek::of(&body);
+            if let Some(grant) = &grant
+                && let Some(oauth) = tenants.oauth()
+                && let Some(refusal) = step_up(&shared, oauth, &host, grant, &peek)
+            {
+                return refusal;
+            }
+            if session_id.is_none() && peek.method.as_deref() == Some("initialize") {
                 match admit_session(&shared, &principal) {
                     Ok(pending) => pending_start = Some(pending),
                     Err(message) => return refuse(StatusCode::TOO_MANY_REQUESTS, message),
@@ -123,13 +135,116 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
             }
             request = Request::from_parts(parts, Body::from(body));
         }
-        None => {}
+        _ => {}
     }
     request.extensions_mut().insert::<Arc<Principal>>(principal);
     let response = next.run(request).await;
     // By now rmcp has bound the new session (if it made one) to its tenant.
     drop(pending_start);
     response
+}
+
+/// The principal behind the request's bearer token: a tenant's static token,
+/// else an OAuth access token; or the refusal, with its challenge.
+async fn authenticate(
+    tenants: &Tenants,
+    host: &str,
+    token: Option<&str>,
+) -> Result<(Arc<Principal>, Option<TokenGrant>), Box<Response>> {
+    let oauth = tenants.oauth();
+    let resource = oauth.map(|o| o.resource(host)).unwrap_or_default();
+    let challenge = |error: Option<&'static str>, description: Option<String>, scopes: Vec<Scope>| {
+        Challenge { resource: &resource, error, description, scopes }.header()
+    };
+    let Some(token) = token else {
+        return Err(Box::new(match oauth {
+            Some(o) => refuse_with_challenge(
+                StatusCode::UNAUTHORIZED,
+                "Missing bearer token: send \"Authorization: Bearer <token>\" with an access token from the \
+                 authorization server named in this server's protected-resource metadata, or a tenant token",
+                &challenge(None, None, o.requestable()),
+            ),
+            None => refuse(
+                StatusCode::UNAUTHORIZED,
+                "Missing bearer token: send \"Authorization: Bearer <token>\" with a token from `omniroute-mcp tenants add`",
+            ),
+        }));
+    };
+    if let Some(principal) = tenants.authenticate(token) {
+        return Ok((principal, None));
+    }
+    let Some(oauth) = oauth else {
+        return Err(Box::new(refuse(StatusCode::UNAUTHORIZED, "Invalid bearer token: it matches no tenant of this server")));
+    };
+    if !looks_like_jwt(token) {
+        let message = "Invalid bearer token: it matches no tenant of this server and is not a JWT access token";
+        return Err(Box::new(refuse_with_challenge(
+            StatusCode::UNAUTHORIZED,
+            message,
+            &challenge(Some("invalid_token"), Some(message.to_owned()), oauth.requestable()),
+        )));
+    }
+    match oauth.authenticate(token, &resource).await {
+        Ok(grant) => Ok((grant.principal.clone(), Some(grant))),
+        Err(Refusal::Token(e)) if e.is_unavailable() => {
+            tracing::error!("cannot verify an OAuth access token: {e}");
+            Err(Box::new(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The authorization server's keys cannot be fetched, so no access token can be verified; retry later",
+            )))
+        }
+        Err(Refusal::Token(e)) => {
+            tracing::info!("refused an OAuth access token: {e}");
+            let message = format!("Invalid access token: {e}");
+            Err(Box::new(refuse_with_challenge(
+                StatusCode::UNAUTHORIZED,
+                message.clone(),
+                &challenge(Some("invalid_token"), Some(message), oauth.requestable()),
+            )))
+        }
+        Err(Refusal::NotMapped(why)) => {
+            tracing::info!("refused an OAuth access token: {why}");
+            Err(Box::new(refuse(StatusCode::FORBIDDEN, format!("This server does not serve this access token's holder: {why}"))))
+        }
+        Err(Refusal::NoScope { wanted }) => {
+            let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+            let message = format!(
+                "Insufficient scope: the access token carries none of the scopes this server allows its holder ({})",
+                names.join(" ")
+            );
+            Err(Box::new(refuse_with_challenge(
+                StatusCode::FORBIDDEN,
+                message.clone(),
+                &challenge(Some("insufficient_scope"), Some(message), wanted),
+            )))
+        }
+    }
+}
+
+/// A `tools/call` whose tool needs scopes the access token lacks but the
+/// operator allows its holder: 403 `insufficient_scope` naming them, so the
+/// client can ask the authorization server for them (step-up). Scopes the
+/// operator does not allow are refused in band, as for static tokens.
+fn step_up(shared: &Shared, oauth: &OAuth, host: &str, grant: &TokenGrant, peek: &Peek<'_>) -> Option<Response> {
+    let name = peek.tool.as_deref()?;
+    let registry = shared.service.app().registry();
+    let tool = registry.get(name)?;
+    if !grant.principal.may_call(name) {
+        return None;
+    }
+    let missing: Vec<Scope> = tool.scopes.iter().copied().filter(|s| !grant.principal.grants().allows(*s)).collect();
+    if missing.is_empty() || !missing.iter().all(|s| grant.allowed.allows(*s)) {
+        return None;
+    }
+    let resource = oauth.resource(host);
+    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    let message = format!(
+        "Insufficient scope: the tool {name} needs {}, which this access token lacks; ask the authorization server for it",
+        names.join(" ")
+    );
+    tracing::info!(caller = %grant.principal.caller(), tool = name, "step-up needed: {}", names.join(" "));
+    let challenge = Challenge { resource: &resource, error: Some("insufficient_scope"), description: Some(message.clone()), scopes: missing };
+    Some(refuse_with_challenge(StatusCode::FORBIDDEN, message, &challenge.header()))
 }
 
 /// An `initialize` counts under the tenant's rate limit and needs a free
@@ -139,15 +254,44 @@ fn admit_session(shared: &Arc<Shared>, principal: &Arc<Principal>) -> Result<sup
     shared.sessions.reserve(principal, shared.session_idle)
 }
 
-/// Whether a JSON-RPC body is an `initialize` request (the only one that
-/// starts a session). Other fields are skipped, not materialised.
-fn is_initialize(body: &Bytes) -> bool {
-    #[derive(Deserialize)]
-    struct Peek<'a> {
-        #[serde(borrow)]
-        method: Option<Cow<'a, str>>,
+/// The parts of a JSON-RPC body the guard looks at: the method (`initialize`
+/// starts a session) and a `tools/call`'s tool name (OAuth step-up). Other
+/// fields are skipped, not materialised.
+#[derive(Default)]
+struct Peek<'a> {
+    method: Option<Cow<'a, str>>,
+    tool: Option<Cow<'a, str>>,
+}
+
+impl<'a> Peek<'a> {
+    fn of(body: &'a Bytes) -> Peek<'a> {
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow)]
+            name: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        struct Message<'a> {
+            #[serde(borrow)]
+            method: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            params: Option<Params<'a>>,
+        }
+        match serde_json::from_slice::<Message<'_>>(body) {
+            Ok(m) => {
+                let tool = if m.method.as_deref() == Some("tools/call") { m.params.and_then(|p| p.name) } else { None };
+                Peek { method: m.method, tool }
+            }
+            Err(_) => Peek::default(),
+        }
     }
-    serde_json::from_slice::<Peek<'_>>(body).is_ok_and(|p| p.method.as_deref() == Some("initialize"))
+}
+
+/// Whether a JSON-RPC body is an `initialize` request (the only one that
+/// starts a session).
+#[cfg(test)]
+fn is_initialize(body: &Bytes) -> bool {
+    Peek::of(body).method.as_deref() == Some("initialize")
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! MCP Streamable HTTP at `/mcp` (rmcp), `/healthz` and `/readyz`, for many
-//! tenants: bearer-token authentication, Host/Origin allow-lists against DNS
+//! tenants: bearer-token authentication (static tenant tokens and OAuth
+//! access tokens, with the protected-resource metadata at
+//! `/.well-known/oauth-protected-resource[/mcp]`), Host/Origin allow-lists against DNS
 //! rebinding, session ids bound to the tenant that created them, a cap on
 //! each tenant's live sessions, idle sessions closed, graceful shutdown that
 //! lets calls in flight finish and flushes the audit log.
@@ -7,8 +9,10 @@
 mod caller;
 mod guard;
 mod sessions;
+mod well_known;
 
 use crate::app::App;
+use crate::auth::live::LiveTenants;
 use crate::auth::tenants::Tenants;
 use crate::call::CallService;
 use crate::config::Settings;
@@ -57,8 +61,15 @@ pub async fn run(settings: &Settings, args: HttpArgs) -> anyhow::Result<()> {
          (create one with `omniroute-mcp tenants add NAME --scopes read:health --file PATH`)",
     )?;
     let tenants = Tenants::load(&path).map_err(anyhow::Error::msg)?;
-    if tenants.is_empty() {
-        anyhow::bail!("the tenants file {} defines no tenant; every request would be refused", path.display());
+    if tenants.is_empty() && tenants.oauth().is_none() {
+        anyhow::bail!(
+            "the tenants file {} defines no tenant and no [oauth] table; every request would be refused",
+            path.display()
+        );
+    }
+    if let Some(oauth) = tenants.oauth() {
+        tracing::info!(issuers = ?oauth.issuer_urls(), "accepting OAuth access tokens");
+        oauth.warm_up();
     }
     crate::gateway::probe::spawn(settings.base_url.clone());
     let app = App::start(settings).await?;
@@ -75,7 +86,7 @@ pub async fn run(settings: &Settings, args: HttpArgs) -> anyhow::Result<()> {
     );
     let options = HttpOptions {
         addr: args.addr,
-        tenants,
+        tenants: Arc::new(LiveTenants::from_file(tenants, path)),
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
         session_idle: args.session_idle,
@@ -86,7 +97,8 @@ pub async fn run(settings: &Settings, args: HttpArgs) -> anyhow::Result<()> {
 /// The HTTP surface's configuration, tenants loaded.
 pub struct HttpOptions {
     pub addr: SocketAddr,
-    pub tenants: Tenants,
+    /// Reloaded on file change and SIGHUP while serving.
+    pub tenants: Arc<LiveTenants>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub session_idle: Duration,
@@ -94,7 +106,7 @@ pub struct HttpOptions {
 
 struct Shared {
     service: Arc<CallService>,
-    tenants: Tenants,
+    tenants: Arc<LiveTenants>,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     /// Who owns each live session, and how many each tenant holds.
@@ -178,7 +190,8 @@ pub fn router(service: Arc<CallService>, options: HttpOptions, shutdown: Cancell
         // Host and Origin are checked (with tenant-aware errors) in `guard`.
         .disable_allowed_hosts()
         .disable_allowed_origins()
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.clone());
+    options.tenants.watch(shutdown);
     let sessions = Arc::new(SessionOwners::default());
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(options.session_idle);
@@ -199,6 +212,8 @@ pub fn router(service: Arc<CallService>, options: HttpOptions, shutdown: Cancell
     Router::new()
         .route_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(shared.clone(), guard::guard))
+        .route(well_known::PATH, get(well_known::metadata))
+        .route(well_known::PATH_FOR_MCP, get(well_known::metadata))
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
         .with_state(shared)
@@ -219,12 +234,26 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         None
     };
     match reason {
-        None => (StatusCode::OK, Json(json!({ "status": "ready", "tools": tools, "tenants": shared.tenants.len() })))
+        None => (StatusCode::OK, Json(json!({ "status": "ready", "tools": tools, "tenants": shared.tenants.current().len() })))
             .into_response(),
         Some(reason) => {
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": reason }))).into_response()
         }
     }
+}
+
+/// An error answer whose `WWW-Authenticate` is `challenge` (OAuth's
+/// `Bearer resource_metadata=…` form).
+fn refuse_with_challenge(status: StatusCode, message: impl Into<String>, challenge: &str) -> Response {
+    let message = message.into();
+    let mut response = (status, Json(json!({ "error": status.canonical_reason().unwrap_or(""), "message": message }))).into_response();
+    match header::HeaderValue::from_str(challenge) {
+        Ok(value) => {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        Err(e) => tracing::error!("cannot send the WWW-Authenticate challenge {challenge:?}: {e}"),
+    }
+    response
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
