@@ -124,7 +124,12 @@ impl App {
         // Off unless the standard OTEL_EXPORTER_OTLP_* variables configure it.
         crate::telemetry::trace::start_from_env();
         if let Some(endpoint) = &settings.metrics {
-            crate::telemetry::endpoint::spawn(&app, endpoint).await?;
+            let weak = Arc::downgrade(&app);
+            let tool_counts: crate::telemetry::endpoint::ToolCounts = Arc::new(move || {
+                let registry = weak.upgrade()?.registry();
+                Some((registry.tools().len(), registry.refused().len()))
+            });
+            crate::telemetry::endpoint::spawn(tool_counts, endpoint).await?;
         }
         if app.plugins.is_some() {
             let loader = app.clone();

@@ -28,5 +28,6 @@ pub mod registry;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod stop_cause;
 pub mod telemetry;
 pub mod transport;

@@ -6,6 +6,7 @@
 //! (lookup, scope check, argument validation, sandbox, audit row committed)
 //! and ends in a typed [`Outcome`].
 
+mod observe;
 mod result;
 mod run;
 

@@ -9,7 +9,8 @@ use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_
 use crate::capability::{CapabilitySet, EffectiveGrants, Grants};
 use crate::runtime::{CallContext, CallOutcome, CallRequest};
 use crate::session::bucket::{self, SESSION_ID_ARG};
-use crate::telemetry::{self, CallEnd, CallTelemetry};
+use super::observe::{CallEnd, CallTelemetry};
+use crate::telemetry;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};

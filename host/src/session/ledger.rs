@@ -58,7 +58,7 @@ impl FromExchange for LedgerEntry {
                 (routing, Some(resp.status), error)
             }
         };
-        LedgerEntry {
+        let mut entry = LedgerEntry {
             request_id: routing.request_id,
             sent_at: super::iso8601(sent_at),
             received_at: super::iso8601(received_at),
@@ -78,7 +78,47 @@ impl FromExchange for LedgerEntry {
             fallbacks_triggered: None,
             degraded_from: None,
             error,
+        };
+        bound_strings(&mut entry);
+        entry
+    }
+}
+
+/// Longest text kept in a ledger field (model, provider, combo, role, ...):
+/// the ledger lives as long as its session, and a client chooses some of
+/// these strings (the requested model), so none may grow without bound.
+pub const MAX_LEDGER_TEXT_CHARS: usize = 256;
+/// Longest error text kept in a ledger entry.
+pub const MAX_LEDGER_ERROR_CHARS: usize = 1024;
+
+/// Cuts every text field of `entry` to its cap (on a character boundary,
+/// marked with `…`). Applied to what the wire gave and to tool annotations.
+pub fn bound_strings(entry: &mut LedgerEntry) {
+    let short = [
+        &mut entry.request_id,
+        &mut entry.requested_model,
+        &mut entry.combo,
+        &mut entry.role,
+        &mut entry.provider,
+        &mut entry.model,
+        &mut entry.cache,
+        &mut entry.degraded_from,
+    ];
+    for field in short {
+        if let Some(text) = field.as_mut() {
+            cut(text, MAX_LEDGER_TEXT_CHARS);
         }
+    }
+    cut(&mut entry.origin, MAX_LEDGER_TEXT_CHARS);
+    if let Some(text) = entry.error.as_mut() {
+        cut(text, MAX_LEDGER_ERROR_CHARS);
+    }
+}
+
+fn cut(text: &mut String, max_chars: usize) {
+    if let Some((at, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(at);
+        text.push('…');
     }
 }
 
@@ -109,6 +149,24 @@ fn response_error(status: u16, body: Option<&Value>, raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_chosen_strings_are_capped() {
+        let huge = "é".repeat(super::MAX_LEDGER_TEXT_CHARS * 40);
+        let req = GatewayRequest {
+            method: crate::capability::Method::Post,
+            path: COMPLETIONS.to_owned(),
+            query: vec![],
+            body: Some(serde_json::json!({ "model": huge, "messages": [] }).to_string()),
+        };
+        let result: Result<GatewayResponse, GatewayError> = Err(GatewayError::Refused("x".repeat(100_000)));
+        let entry = LedgerEntry::from_exchange(&"t".repeat(10_000), &req, &result, SystemTime::now(), SystemTime::now());
+        let model = entry.requested_model.expect("the requested model is kept");
+        assert_eq!(model.chars().count(), super::MAX_LEDGER_TEXT_CHARS + 1);
+        assert!(model.ends_with('…'));
+        assert_eq!(entry.origin.chars().count(), super::MAX_LEDGER_TEXT_CHARS + 1);
+        assert_eq!(entry.error.expect("an error").chars().count(), super::MAX_LEDGER_ERROR_CHARS + 1);
+    }
+
     use super::*;
     use crate::capability::Method;
 

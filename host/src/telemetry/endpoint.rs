@@ -3,7 +3,6 @@
 //! loopback address it needs a bearer token (`OMNIROUTE_MCP_METRICS_TOKEN`).
 
 use super::metrics::{Metrics, install};
-use crate::app::App;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// The environment variable holding the scrape token.
 pub const TOKEN_ENV: &str = "OMNIROUTE_MCP_METRICS_TOKEN";
@@ -53,8 +52,11 @@ impl MetricsEndpoint {
     }
 }
 
+/// How many tools are loaded and refused right now (read at each scrape).
+pub type ToolCounts = Arc<dyn Fn() -> Option<(usize, usize)> + Send + Sync>;
+
 struct Scrape {
-    app: Weak<App>,
+    tool_counts: ToolCounts,
     metrics: &'static Metrics,
     /// SHA-256 of the token: compared in constant time over fixed-size digests.
     token_sha256: Option<[u8; 32]>,
@@ -62,7 +64,7 @@ struct Scrape {
 
 /// Turns metrics on, binds the listener and serves it in the background;
 /// prints `omniroute-mcp metrics on http://ADDR/metrics` on stderr.
-pub async fn spawn(app: &Arc<App>, endpoint: &MetricsEndpoint) -> Result<SocketAddr, EndpointError> {
+pub async fn spawn(tool_counts: ToolCounts, endpoint: &MetricsEndpoint) -> Result<SocketAddr, EndpointError> {
     if !endpoint.addr.ip().is_loopback() && endpoint.token.is_none() {
         return Err(EndpointError::NeedsToken(endpoint.addr));
     }
@@ -71,7 +73,7 @@ pub async fn spawn(app: &Arc<App>, endpoint: &MetricsEndpoint) -> Result<SocketA
         .map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
     let local = listener.local_addr().map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
     let scrape = Arc::new(Scrape {
-        app: Arc::downgrade(app),
+        tool_counts,
         metrics: install(),
         token_sha256: endpoint.token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into()),
     });
@@ -103,10 +105,9 @@ async fn metrics(State(scrape): State<Arc<Scrape>>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    if let Some(app) = scrape.app.upgrade() {
-        let registry = app.registry();
-        scrape.metrics.tools_loaded.set(registry.tools().len() as i64);
-        scrape.metrics.tools_refused.set(registry.refused().len() as i64);
+    if let Some((loaded, refused)) = (scrape.tool_counts)() {
+        scrape.metrics.tools_loaded.set(loaded as i64);
+        scrape.metrics.tools_refused.set(refused as i64);
     }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

@@ -11,7 +11,7 @@
 //! process-wide [`Metrics`], and every recording point is one `Option` check
 //! when it is off.
 
-use crate::runtime::StopCause;
+use crate::stop_cause::StopCause;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -6,7 +6,7 @@
 //! deadline.
 
 use super::{CallCompletions, CallContext, Sent, lock};
-use crate::capability::{CapabilitySet, Method, Scope};
+use crate::capability::{Method, Scope};
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use crate::runtime::bindings::gateway;
 use crate::runtime::clock::CallClock;
@@ -150,7 +150,7 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallComple
         match guard.decide(*spent_before) {
             Decision::Send { warnings: w } => warnings = w,
             Decision::Refuse(message) => return refused(message),
-            Decision::Degrade { tier } => match degrade(ctx, clock, &mut req, &tier).await {
+            Decision::Degrade { tier } => match budget::degrade(&ctx.broker, clock.request_budget(), &mut req, &tier).await {
                 Ok(Some(original)) => {
                     let target = requested_model(&req).unwrap_or_default();
                     warnings.push(budget::degraded_text(&original, &target, &tier));
@@ -250,50 +250,6 @@ fn refused(message: String) -> Exchange {
 fn requested_model(req: &GatewayRequest) -> Option<String> {
     let body: serde_json::Value = serde_json::from_str(req.body.as_deref()?).ok()?;
     body.get("model")?.as_str().map(str::to_owned)
-}
-
-/// Points the completion at the degrade target. `Ok(Some(original))` when
-/// the model changed, `Ok(None)` when it already was the target.
-async fn degrade(ctx: &CallContext, clock: &CallClock, req: &mut GatewayRequest, tier: &str) -> Result<Option<String>, String> {
-    // Host-initiated reads for the host's own policy, not the tool's.
-    let host_caps = CapabilitySet::new([Scope::ReadCombos, Scope::ReadModels]);
-    let get = |path: &str| GatewayRequest {
-        method: Method::Get,
-        path: path.to_owned(),
-        query: vec![],
-        body: None,
-    };
-    let json = |r: Result<GatewayResponse, GatewayError>| {
-        r.ok()
-            .filter(|r| (200..300).contains(&r.status))
-            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
-    };
-    let (r_combos, r_pricing, r_nodes, r_models) =
-        (get("/api/combos"), get("/api/pricing"), get("/api/provider-nodes"), get("/api/pricing/models"));
-    let (combos, pricing, nodes, models) = futures::join!(
-        ctx.broker.send_within(&host_caps, &r_combos, clock.request_budget()),
-        ctx.broker.send_within(&host_caps, &r_pricing, clock.request_budget()),
-        ctx.broker.send_within(&host_caps, &r_nodes, clock.request_budget()),
-        ctx.broker.send_within(&host_caps, &r_models, clock.request_budget()),
-    );
-    let Some(combos) = json(combos) else {
-        return Err(budget::no_target_text(tier));
-    };
-    let providers = omniroute_tool_contract::providers::Providers::from_json(json(nodes).as_ref(), json(models).as_ref());
-    let target = budget::degrade_target(tier, &combos, json(pricing).as_ref(), &providers)
-        .ok_or_else(|| budget::no_target_text(tier))?;
-    let mut body: serde_json::Value = req
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .ok_or_else(|| "Budget guard could not degrade: the completion body is not JSON; request not sent.".to_owned())?;
-    let original = body.get("model").and_then(|m| m.as_str()).unwrap_or_default().to_owned();
-    if original == target {
-        return Ok(None);
-    }
-    body["model"] = serde_json::Value::String(target);
-    req.body = Some(body.to_string());
-    Ok(Some(original))
 }
 
 impl GatewayState {

@@ -59,6 +59,7 @@ impl SessionState {
             });
             found.map(|sent| {
                 sent.entry.annotate(&note);
+                crate::session::ledger::bound_strings(&mut sent.entry);
                 (sent.id, sent.entry.clone())
             })
         };
