@@ -24,7 +24,7 @@ pub use period::{Period, period_keys};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::session::ledger::LedgerEntry;
+use omniroute_tool_contract::ledger::LedgerEntry;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;

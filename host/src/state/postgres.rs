@@ -13,7 +13,7 @@ use super::{
 use crate::db::now_ms;
 use crate::db::postgres::{error_text, pg_error_text};
 use crate::db::schema::{self, HEARTBEAT};
-use crate::session::ledger::LedgerEntry;
+use omniroute_tool_contract::ledger::LedgerEntry;
 use deadpool_postgres::{Pool, Transaction};
 use std::time::Duration;
 use tokio_postgres::Row;

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::db::now_ms;
 use crate::db::schema::{self, HEARTBEAT};
-use crate::session::ledger::LedgerEntry;
+use omniroute_tool_contract::ledger::LedgerEntry;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::mpsc;
