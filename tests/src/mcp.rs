@@ -249,3 +249,19 @@ impl McpClient {
         )
     }
 }
+
+/// The JSON-RPC answer in a Streamable HTTP response body: the first SSE
+/// `data:` event that carries an `id`, else the whole body as JSON (the
+/// server answers either way).
+pub fn http_answer(body: &str) -> Option<Value> {
+    sse_answer(body).or_else(|| serde_json::from_str(body).ok())
+}
+
+/// The first SSE `data:` event of `body` that carries an `id` (a JSON-RPC
+/// answer, not a notification); `None` while it has not arrived.
+pub fn sse_answer(body: &str) -> Option<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+}

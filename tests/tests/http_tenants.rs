@@ -148,11 +148,7 @@ impl HttpServer {
             let Ok(Some(chunk)) = chunk else { break };
             text.push_str(&String::from_utf8_lossy(&chunk));
             if is_sse {
-                message = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                    .find(|v| v.get("id").is_some());
+                message = omniroute_mcp_tests::mcp::sse_answer(&text);
                 if message.is_some() {
                     break;
                 }

@@ -98,12 +98,7 @@ impl Server {
         let status = response.status().as_u16();
         let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str(&text).ok().or_else(|| {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                .find(|v| v.get("id").is_some())
-        });
+        let message = omniroute_mcp_tests::mcp::http_answer(&text);
         assert_eq!(status, 200, "{body}: {text}\n{}", self.log());
         (session, message.unwrap_or(Value::Null))
     }

@@ -203,12 +203,7 @@ impl Server {
         let challenge = header("www-authenticate");
         let session = header("mcp-session-id");
         let text = response.text().await.unwrap_or_default();
-        let message = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .find(|v| v.get("id").is_some())
-            .or_else(|| serde_json::from_str(&text).ok());
+        let message = omniroute_mcp_tests::mcp::http_answer(&text);
         Reply { status, challenge, session, message, text }
     }
 
