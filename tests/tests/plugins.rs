@@ -383,3 +383,36 @@ async fn the_example_plugins_in_rust_and_python_load_and_answer_from_gateway_dat
     assert!(gateway.requests_to("GET", "/api/usage/quota").is_empty());
     client.shutdown().await;
 }
+
+/// A plugin built against `omniroute:tool@0.1.0` (before the typed `state` import) and kept
+/// byte for byte: the host defines 0.1.1 and resolves the old imports to it by semver, so the
+/// component loads, is listed and answers from gateway data like a current one.
+#[tokio::test]
+async fn a_plugin_built_against_wit_0_1_0_keeps_loading_and_working() {
+    let fixture = paths::tests_crate_dir().join("fixtures").join("plugins-0.1.0");
+    let wasm = std::fs::read(fixture.join("rank_combos.wasm")).unwrap();
+    let imports = |name: &str| wasm.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(
+        imports("omniroute:tool/session@0.1.0") && imports("omniroute:tool/gateway@0.1.0"),
+        "the fixture must be a 0.1.0 component"
+    );
+    assert!(!imports("omniroute:tool/state"), "the fixture must predate the state import");
+
+    let gateway = FakeGateway::start();
+    let dir = TempDir::new("plugins-0.1.0");
+    install(&fixture, "rank_combos", dir.path());
+    grant(dir.path(), r#"rank_combos = ["read:combos"]"#);
+    let client = McpClient::start(with_plugins(&gateway, dir.path())).await;
+    plugins_loaded(&client).await;
+    assert!(tool_names(&client.list_tools().await).contains(&"rank_combos".to_owned()), "{}", client.stderr());
+
+    let ranked = client.call("rank_combos", json!({})).await.into_ok();
+    assert_eq!(ranked["degraded"], json!([]), "{ranked}");
+    let mut listed: Vec<&str> = ranked["ranking"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    listed.sort();
+    let combos = gateway.combos();
+    let mut expected: Vec<&str> = combos["combos"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{ranked}");
+    client.shutdown().await;
+}

@@ -1,15 +1,19 @@
 //! `cargo xtask conformance`: the official MCP conformance suite
-//! (`@modelcontextprotocol/conformance`, pinned below) against our Streamable HTTP server.
+//! (`@modelcontextprotocol/conformance`) against our Streamable HTTP server, in two pinned
+//! releases ([`PINS`]): 0.1.16 (the legacy protocol revisions, every server scenario) and the
+//! 0.2.0 pre-release that checks the 2026-07-28 revision (stateless requests, `server/discover`),
+//! run with `--requirements 2026-07-28`: exactly the scenarios that revision requires.
 //!
-//! * Installs the suite once into the cache (`<cache>/conformance-<version>`, next to the
+//! * Installs each suite once into the cache (`<cache>/conformance-<version>`, next to the
 //!   gateway's Node 22, which runs it), guarded by a lock and a completion marker.
 //! * Starts `omniroute-mcp serve --http 127.0.0.1:0` with a throwaway tenant (a fresh random
-//!   token; the tenants file under `target/conformance/` keeps only its SHA-256).
+//!   token; the tenants file under `target/conformance/` keeps only its SHA-256), a fresh
+//!   server per suite.
 //! * The suite's client sends no `Authorization` header, so instead of weakening the server,
 //!   `tests/conformance/auth-proxy.mjs` (loopback only) sits in front of it and adds the
 //!   tenant's bearer token, forwarding everything else (Host and Origin included) unchanged
 //!   and streaming responses (SSE) unbuffered.
-//! * Runs every server scenario (`--suite all`) with `xtask/conformance-baseline.toml` as the
+//! * Runs the suite with the pin's baseline (`xtask/conformance-baseline*.toml`) as the
 //!   expected failures, then checks that the scenarios we must pass passed outright.
 
 use crate::gateway;
@@ -24,20 +28,52 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The pinned suite.
+/// The suite's npm package.
 pub const PACKAGE: &str = "@modelcontextprotocol/conformance";
-pub const VERSION: &str = "0.1.16";
 
-/// Scenarios that must pass outright: never in the baseline.
-pub const MUST_PASS: &[&str] = &[
-    "server-initialize",
-    "ping",
-    "tools-list",
-    "server-sse-multiple-streams",
-    "dns-rebinding-protection",
+/// One pinned release of the suite and how we run it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pin {
+    pub version: &'static str,
+    /// What it checks, for the progress lines.
+    pub label: &'static str,
+    /// The scenario selection passed to `conformance server` (and to `list`).
+    pub selection: &'static [&'static str],
+    /// Scenario name -> why it does not apply to us.
+    pub baseline: &'static str,
+    /// Scenarios that must pass outright: never in the baseline.
+    pub must_pass: &'static [&'static str],
+}
+
+/// The releases `cargo xtask conformance` runs, in order.
+pub const PINS: [Pin; 2] = [
+    Pin {
+        version: "0.1.16",
+        label: "protocol revisions up to 2025-11-25, every server scenario",
+        selection: &["--suite", "all"],
+        baseline: "xtask/conformance-baseline.toml",
+        must_pass: &[
+            "server-initialize",
+            "ping",
+            "tools-list",
+            "server-sse-multiple-streams",
+            "dns-rebinding-protection",
+        ],
+    },
+    Pin {
+        version: "0.2.0-alpha.12",
+        label: "what revision 2026-07-28 requires (stateless, server/discover)",
+        selection: &["--requirements", "2026-07-28"],
+        baseline: "xtask/conformance-baseline-2026-07-28.toml",
+        must_pass: &[
+            "server-stateless",
+            "tools-list",
+            "server-sse-multiple-streams",
+            "dns-rebinding-protection",
+        ],
+    },
 ];
 
-const BASELINE: &str = "xtask/conformance-baseline.toml";
 const PROXY_SCRIPT: &str = "tests/conformance/auth-proxy.mjs";
 const LISTENING: &str = "listening on http://";
 /// The server compiles its tool components on a cold cache; allow for a slow machine.
@@ -50,13 +86,9 @@ struct Baseline {
     expected_failures: BTreeMap<String, String>,
 }
 
-/// Builds (unless `built` is given), installs the suite if needed, and runs it.
+/// Builds (unless `built` is given), installs every pinned suite if needed, and runs them.
 pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let root = util::workspace_root();
-    let baseline = load_baseline(&root.join(BASELINE))?;
-
-    let install = std::thread::spawn(ensure_installed);
+    let install = std::thread::spawn(|| PINS.map(|pin| ensure_installed(&pin)));
     let owned;
     let built = match built {
         Some(b) => b,
@@ -65,27 +97,40 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
             &owned
         }
     };
-    let suite = install
+    let suites = install
         .join()
-        .map_err(|_| anyhow::anyhow!("the conformance install thread panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the conformance install thread panicked"))?;
+    for (pin, suite) in PINS.iter().zip(suites) {
+        run_pin(pin, &suite?, built)?;
+    }
+    Ok(())
+}
+
+/// Runs one pinned suite against a fresh server.
+fn run_pin(pin: &Pin, suite: &Suite, built: &crate::build::Built) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let root = util::workspace_root();
+    let baseline = load_baseline(&root.join(pin.baseline), pin)?;
+    let (version, baseline_file) = (pin.version, pin.baseline);
 
     // Every baseline entry must name a scenario of the pinned suite.
-    let listed = suite.list_server_scenarios()?;
+    let listed = suite.list_server_scenarios(pin.selection)?;
     for name in baseline.keys() {
         ensure!(
             listed.iter().any(|s| s == name),
-            "{BASELINE}: `{name}` is not a server scenario of {PACKAGE}@{VERSION} (it has: {})",
+            "{baseline_file}: `{name}` is not a server scenario that {PACKAGE}@{version} runs with {} (it runs: {})",
+            pin.selection.join(" "),
             listed.join(", ")
         );
     }
-    for name in MUST_PASS {
+    for name in pin.must_pass {
         ensure!(
             listed.iter().any(|s| s == name),
-            "{PACKAGE}@{VERSION} has no scenario `{name}`"
+            "{PACKAGE}@{version} has no scenario `{name}`"
         );
     }
 
-    let work = root.join("target").join("conformance");
+    let work = root.join("target").join("conformance").join(version);
     let results = work.join("results");
     if results.exists() {
         std::fs::remove_dir_all(&results)
@@ -138,7 +183,8 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
     std::fs::write(&yaml, text)?;
 
     util::step(&format!(
-        "running {PACKAGE}@{VERSION} (every server scenario; {} in the baseline) against {proxy_url}",
+        "running {PACKAGE}@{version} ({}; {} in the baseline) against {proxy_url}",
+        pin.label,
         baseline.len()
     ));
     let suite_started = Instant::now();
@@ -146,8 +192,9 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
         .arg(&suite.cli)
         .args([
             "server",
-            "--suite",
-            "all",
+        ])
+        .args(pin.selection)
+        .args([
             "--url",
             &proxy_url,
             "--expected-failures",
@@ -174,19 +221,20 @@ pub fn run(built: Option<&crate::build::Built>) -> anyhow::Result<()> {
     }
 
     // Belt and braces: the must-pass scenarios ran and every check in them succeeded.
-    for name in MUST_PASS {
+    for name in pin.must_pass {
         check_passed(&results, name)?;
     }
     util::step(&format!(
-        "conformance passed: {} ({} scenarios in the baseline) in {:.0} s (suite {suite_secs:.1} s)",
-        MUST_PASS.join(", "),
+        "conformance {version} passed: {} ({} scenarios in the baseline) in {:.0} s (suite {suite_secs:.1} s)",
+        pin.must_pass.join(", "),
         baseline.len(),
         started.elapsed().as_secs_f64()
     ));
     Ok(())
 }
 
-fn load_baseline(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+fn load_baseline(path: &Path, pin: &Pin) -> anyhow::Result<BTreeMap<String, String>> {
+    let file = pin.baseline;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let baseline: Baseline =
@@ -194,11 +242,11 @@ fn load_baseline(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     for (name, reason) in &baseline.expected_failures {
         ensure!(
             !reason.trim().is_empty(),
-            "{BASELINE}: `{name}` needs a reason"
+            "{file}: `{name}` needs a reason"
         );
         ensure!(
-            !MUST_PASS.contains(&name.as_str()),
-            "{BASELINE}: `{name}` must pass; it cannot be in the baseline"
+            !pin.must_pass.contains(&name.as_str()),
+            "{file}: `{name}` must pass; it cannot be in the baseline"
         );
     }
     Ok(baseline.expected_failures)
@@ -359,10 +407,13 @@ struct Suite {
 }
 
 impl Suite {
-    fn list_server_scenarios(&self) -> anyhow::Result<Vec<String>> {
+    /// The server scenarios the suite runs with `selection` (`--suite all` lists everything).
+    fn list_server_scenarios(&self, selection: &[&str]) -> anyhow::Result<Vec<String>> {
+        let filter: &[&str] = if selection.first() == Some(&"--requirements") { selection } else { &[] };
         let out = Command::new(&self.node)
             .arg(&self.cli)
             .arg("list")
+            .args(filter)
             .env("NO_COLOR", "1")
             .output_text()?;
         let mut names = Vec::new();
@@ -370,6 +421,11 @@ impl Suite {
         for line in out.lines() {
             if !line.starts_with(' ') {
                 in_server = line.starts_with("Server scenarios");
+                continue;
+            }
+            // Extensions and pending scenarios are listed indented under their own heading.
+            if line.starts_with("  ") && !line.starts_with("  - ") {
+                in_server = false;
                 continue;
             }
             if in_server && let Some(item) = line.trim().strip_prefix("- ") {
@@ -384,11 +440,12 @@ impl Suite {
     }
 }
 
-/// Installs the pinned suite into the cache (npm from PATH; Node 22 from the gateway install)
+/// Installs a pinned suite into the cache (npm from PATH; Node 22 from the gateway install)
 /// unless its completion marker is there.
-fn ensure_installed() -> anyhow::Result<Suite> {
+fn ensure_installed(pin: &Pin) -> anyhow::Result<Suite> {
+    let version = pin.version;
     let installed = gateway::ensure_installed()?;
-    let dir = gateway::cache_root()?.join(format!("conformance-{VERSION}"));
+    let dir = gateway::cache_root()?.join(format!("conformance-{version}"));
     let suite = Suite {
         node: installed.node.clone(),
         cli: dir
@@ -397,7 +454,7 @@ fn ensure_installed() -> anyhow::Result<Suite> {
             .join("dist")
             .join("index.js"),
     };
-    let stamp = format!("{PACKAGE}@{VERSION}");
+    let stamp = format!("{PACKAGE}@{version}");
     let marker = dir.join(".complete");
     let complete =
         || std::fs::read_to_string(&marker).is_ok_and(|m| m == stamp) && suite.cli.is_file();

@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use omniroute::tool::{gateway, progress, session};
+pub use omniroute::tool::{gateway, progress, session, state};

@@ -2,7 +2,7 @@
 //! interruption driven by a ticker thread (the moments at which a running
 //! guest's CPU budget is checked and it yields to other calls).
 
-use super::bindings::{ToolPre, gateway, progress, session};
+use super::bindings::{ToolPre, gateway, progress, session, state};
 use super::cache::{CacheOutcome, CompiledCache};
 use super::factors::gateway::GatewayState;
 use super::factors::progress::ProgressState;
@@ -71,6 +71,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         gateway::add_to_linker::<_, HasSelf<GatewayState>>(&mut linker, |state: &mut CallState| &mut state.gateway)
             .and_then(|()| session::add_to_linker::<_, HasSelf<SessionState>>(&mut linker, |state: &mut CallState| &mut state.session))
+            .and_then(|()| state::add_to_linker::<_, HasSelf<SessionState>>(&mut linker, |state: &mut CallState| &mut state.session))
             .and_then(|()| progress::add_to_linker::<_, HasSelf<ProgressState>>(&mut linker, |state: &mut CallState| &mut state.progress))
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
 

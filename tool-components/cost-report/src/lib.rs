@@ -24,7 +24,6 @@ omniroute_tool_sdk::export_tool!(CostReport);
 
 pub const ANALYTICS: &str = "/api/usage/analytics";
 /// Host-owned session keys (read-only to tools).
-pub use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
 
 /// The output keys, in order; all always present.
 pub const OUTPUT_KEYS: &[&str] = &[

@@ -1,4 +1,3 @@
-use omniroute_tool_sdk::ledger::request_key;
 use omniroute_tool_testing::fixtures::NODE_9BF;
 use omniroute_tool_testing::{
     self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, keys,
@@ -59,10 +58,7 @@ fn ledger_entry() -> Value {
 fn host_with(gw: FakeGateway, entry: Option<Value>) -> FakeHost {
     let mut session = MemorySession::new();
     if let Some(e) = entry {
-        session = session.with(
-            &request_key(e["requestId"].as_str().expect("the entry has a requestId")),
-            &e.to_string(),
-        );
+        session = session.with_request(&e);
     }
     FakeHost::new(gw).with_session(session)
 }

@@ -5,7 +5,7 @@
 //! providers served them, how many failed, and the budget guard. No gateway
 //! call, so it never fails.
 
-use omniroute_tool_sdk::ledger::{self, LedgerEntry, SESSION_START};
+use omniroute_tool_sdk::ledger::{self, LedgerEntry};
 use omniroute_tool_sdk::{Ctx, Session, Tool, ToolDescription, ToolError, clock, coerce, schema};
 use serde_json::{Value, json};
 
@@ -55,8 +55,8 @@ impl Tool for GetSessionSnapshot {
 pub fn snapshot(session: &dyn Session, now_ms: u64) -> Value {
     let entries = ledger::entries(session);
     let spent = ledger::spent(&entries);
-    let start = session.get_json(SESSION_START);
-    let start_text = start.as_ref().and_then(Value::as_str);
+    let start = session.session_start();
+    let start_text = start.as_deref();
     let elapsed_s = start_text
         .and_then(clock::parse_iso8601)
         .map(|start_ms| now_ms.saturating_sub(start_ms) / 1000);

@@ -1,11 +1,10 @@
-use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER, SESSION_START};
 use omniroute_tool_testing::fixtures::NODE_1F2;
 use omniroute_tool_testing::{self as testing, FakeGateway, FakeHost, MemorySession, keys, ledger_entry};
 use serde_json::{Value, json};
 
 use super::*;
 
-const START: &str = "\"2026-11-25T23:14:00.000Z\"";
+const START: &str = "2026-11-25T23:14:00.000Z";
 /// 2026-11-25T23:16:03.000Z: 123 s after START.
 const NOW: u64 = 1_795_648_563_000;
 
@@ -28,11 +27,11 @@ fn contract_example_one_priced_completion_with_a_guard() {
         json!(0.0000285),
         true
     )]);
-    let guard = r#"{"sessionId":"budget_1","maxCost":0.01,"action":"block","createdAt":"2026-11-25T23:15:00.000Z"}"#;
+    let guard = json!({"sessionId":"budget_1","maxCost":0.01,"action":"block","createdAt":"2026-11-25T23:15:00.000Z"});
     let s = MemorySession::new()
-        .with(SESSION_START, START)
-        .with(LEDGER, &ledger.to_string())
-        .with(BUDGET_GUARD, guard);
+        .with_start(START)
+        .with_ledger(&ledger)
+        .with_guard(&guard);
     let out = snapshot(&s, NOW);
     let expected = json!({
         "sessionStart": "2026-11-25T23:14:00.000Z", "duration": "PT2M3S", "durationSeconds": 123,
@@ -51,7 +50,7 @@ fn contract_example_one_priced_completion_with_a_guard() {
 
 #[test]
 fn empty_session() {
-    let s = MemorySession::new().with(SESSION_START, START);
+    let s = MemorySession::new().with_start(START);
     let out = snapshot(&s, NOW + 3_600_000);
     assert_eq!(out["duration"], "PT1H2M3S");
     assert_eq!(out["requestCount"], 0);
@@ -75,8 +74,8 @@ fn ranking_errors_and_fallbacks() {
         ledger.push(entry(Some(m), Some("p3"), json!(0), true));
     }
     let s = MemorySession::new()
-        .with(SESSION_START, START)
-        .with(LEDGER, &Value::Array(ledger).to_string());
+        .with_start(START)
+        .with_ledger(&Value::Array(ledger));
     let out = snapshot(&s, NOW);
     assert_eq!(out["requestCount"], 8);
     assert_eq!(out["errors"], 1);
@@ -103,15 +102,9 @@ fn ranking_errors_and_fallbacks() {
 #[test]
 fn exceeded_guard_shows_zero_remaining() {
     let s = MemorySession::new()
-        .with(SESSION_START, START)
-        .with(
-            LEDGER,
-            &json!([entry(Some("m"), Some("p"), json!(0.5), true)]).to_string(),
-        )
-        .with(
-            BUDGET_GUARD,
-            r#"{"sessionId":"budget_1","maxCost":0.1,"action":"alert","createdAt":"x"}"#,
-        );
+        .with_start(START)
+        .with_ledger(&json!([entry(Some("m"), Some("p"), json!(0.5), true)]))
+        .with_guard(&json!({"sessionId":"budget_1","maxCost":0.1,"action":"alert","createdAt":"x"}));
     let g = &snapshot(&s, NOW)["budgetGuard"];
     assert_eq!(g["remaining"], 0);
     assert_eq!(g["spent"], 0.5);
@@ -125,14 +118,14 @@ fn missing_session_start_is_null_not_now() {
     assert_eq!(out["duration"], Value::Null);
     assert_eq!(out["durationSeconds"], Value::Null);
     // A start in the future (clock skew) is zero, not negative.
-    let s = MemorySession::new().with(SESSION_START, "\"2030-01-01T00:00:00.000Z\"");
+    let s = MemorySession::new().with_start("2030-01-01T00:00:00.000Z");
     assert_eq!(snapshot(&s, NOW)["duration"], "PT0S");
 }
 
 #[test]
 fn no_gateway_call_through_the_export_path() {
     let h = FakeHost::new(FakeGateway::new())
-        .with_session(MemorySession::new().with(SESSION_START, START));
+        .with_session(MemorySession::new().with_start(START));
     let out = h.call::<GetSessionSnapshot>(json!({})).unwrap();
     assert_eq!(out["sessionStart"], "2026-11-25T23:14:00.000Z");
     assert!(out["durationSeconds"].as_u64().unwrap() > 0);

@@ -37,7 +37,6 @@ omniroute_tool_sdk::export_tool!(RouteRequest);
 
 pub use omniroute_tool_sdk::combos::COMBOS;
 pub use omniroute_tool_sdk::completion::{COMPLETIONS, headers};
-pub use omniroute_tool_sdk::ledger::LEDGER_ANNOTATION;
 use omniroute_tool_sdk::ledger::Annotation;
 pub use omniroute_tool_sdk::providers::{PRICING_MODELS, PROVIDER_NODES};
 
@@ -242,9 +241,8 @@ fn annotate_ledger(
         fallbacks_triggered: fallbacks.map(|n| n as u64),
         degraded_from: degrade.map(|d| d.from.clone()),
     };
-    if let Ok(annotation) = serde_json::to_value(&annotation) {
-        let _ = cx.session.set_json(LEDGER_ANNOTATION, &annotation);
-    }
+    // An annotation the host refuses changes nothing the agent sees.
+    let _ = cx.session.annotate(&annotation);
 }
 
 /// `response{content, model, tokens{prompt, completion}}` from the body:

@@ -48,7 +48,7 @@ fn sent_body(host: &FakeHost) -> Value {
 
 fn annotation(host: &FakeHost) -> Value {
     host.session
-        .get_json(LEDGER_ANNOTATION)
+        .last_annotation_json()
         .expect("the ledger entry was annotated")
 }
 
@@ -456,12 +456,12 @@ fn empty_combo_list() {
 fn refused_session_writes_are_ignored() {
     let h = FakeHost::new(gateway(Reply::capture(fixtures::CHAT_COMPLETION_COMBO))).with_session(
         MemorySession::new()
-            .refusing(LEDGER_ANNOTATION)
+            .refusing_annotations()
             .refusing(combos_cache::CACHE_KEY),
     );
     let out = run(&h, hi("coding-fast")).unwrap();
     assert_eq!(out["routing"]["fallbacksTriggered"], 0);
-    assert_eq!(h.session.get(LEDGER_ANNOTATION), None);
+    assert_eq!(h.session.annotations(), vec![], "the refused annotation was not kept");
     // Without a cache every call reads the combo list.
     run(&h, hi("coding-fast")).unwrap();
     let combo_reads = paths(&h).iter().filter(|p| *p == "GET /api/combos").count();
@@ -532,7 +532,7 @@ fn host_refusal_is_the_error_verbatim_and_not_annotated() {
     let text = "Budget guard blocked the request: session spend 0.02 USD reached the limit 0.01 USD (action=block).";
     let h = FakeHost::new(gateway(Reply::error(GatewayError::Refused(text.into()))));
     assert_eq!(run(&h, hi("coding-fast")), Err(text.to_string()));
-    assert_eq!(h.session.get(LEDGER_ANNOTATION), None, "nothing was sent");
+    assert_eq!(h.session.annotations(), vec![], "nothing was sent");
     let text =
         "Budget guard could not degrade to tier \"cheap\": no matching combo; request not sent.";
     let h = FakeHost::new(gateway(Reply::error(GatewayError::Refused(text.into()))));

@@ -2,7 +2,7 @@
 //! gateway as plain Rust, run it sandboxed as a WebAssembly component.
 //!
 //! A **tool** is a WebAssembly component (`wasm32-wasip2`) implementing the
-//! WIT world `omniroute:tool/tool@0.1.0` (`tools-wit/wit/tool.wit`): it
+//! WIT world `omniroute:tool/tool@0.1.1` (`tools-wit/wit/tool.wit`): it
 //! exports `describe()` and `call(input)`, and reaches the outside world
 //! only through the host's `gateway` broker (requests limited to the call's
 //! granted scopes, credentials added by the host), per-session state and
@@ -72,7 +72,7 @@
 //!   re-exported under the same module names): [`coerce`] (JSON reading
 //!   rules, JavaScript numbers), [`combos`], [`providers`] (alias sets,
 //!   breaker states, prices), [`quota`], [`fitness`], [`clock`],
-//!   [`budget`], [`session_keys`]; [`combos`], [`providers`], [`completion`]
+//!   [`budget`]; [`combos`], [`providers`], [`completion`]
 //!   and [`ledger`] add the reads through the imports.
 //! * [`session_cache`]: short-lived copies of slow-changing gateway data.
 //!
@@ -80,7 +80,7 @@
 //! dev-dependency): `FakeGateway`, `FakeHost`, real fixtures, schema checks.
 
 pub use omniroute_tool_contract as contract;
-pub use omniroute_tool_contract::{budget, clock, coerce, fitness, quota, session_keys};
+pub use omniroute_tool_contract::{budget, clock, coerce, fitness, quota};
 
 pub mod args;
 pub mod combos;

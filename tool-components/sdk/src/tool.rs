@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::failure::GatewayFailure;
 use crate::gateway::Gateway;
+use omniroute_tool_contract::budget::BudgetGuard;
+use omniroute_tool_contract::ledger::{Annotation, LedgerEntry};
 
 /// A tool: a pure function from validated JSON input to JSON output, plus a
 /// description the host publishes in `tools/list`.
@@ -53,19 +55,39 @@ pub trait Tool {
 pub struct Ctx<'a> {
     /// Requests to the OmniRoute gateway, limited to the call's scopes.
     pub gateway: &'a dyn Gateway,
-    /// Per-MCP-session key/value state.
+    /// The session state: ledger, budget guard, handle, private values.
     pub session: &'a dyn Session,
     /// Progress notifications for long calls.
     pub progress: &'a dyn Progress,
 }
 
-/// Per-MCP-session state kept by the host (WIT `session`). Values are JSON
-/// strings. Host-owned keys (`session-start`, `ledger`, `budget-guard`) are
-/// read-only for tools except as the WIT documents; other keys are private
-/// to the calling tool.
+/// The call's session state, kept by the host (WIT `state`): the bucket the
+/// agent's `sessionId` handle names, else the legacy transport session, else
+/// the caller's default bucket. The host fills the ledger from the wire and
+/// enforces the budget guard; a tool reads them, annotates completions its
+/// own call sent, and keeps private values.
 pub trait Session {
+    /// A value private to this tool; `None` when absent.
     fn get(&self, key: &str) -> Option<String>;
+    /// Stores a value private to this tool (keys 1-256 bytes, values ≤ 64 KiB).
     fn set(&self, key: &str, value: &str) -> Result<(), String>;
+
+    /// ISO 8601 time the session was first used; `None` when the host says none.
+    fn session_start(&self) -> Option<String>;
+    /// The session's completions, oldest first.
+    fn ledger(&self) -> Vec<LedgerEntry>;
+    /// The routing index: the newest completion with this `x-request-id`
+    /// the same caller sent, in this session or an earlier one.
+    fn find_request(&self, request_id: &str) -> Option<LedgerEntry>;
+    /// The session's guard, else the caller's default budget.
+    fn budget_guard(&self) -> Option<BudgetGuard>;
+    /// Sets the guard; the host refuses it without the `write:budget` scope.
+    fn set_budget_guard(&self, guard: &BudgetGuard) -> Result<(), String>;
+    /// The handle naming this session, for the agent to pass back as
+    /// `sessionId`; a call holding `write:budget` gets one minted.
+    fn handle(&self) -> Option<String>;
+    /// Adds the facts only the tool knows to a completion its call sent.
+    fn annotate(&self, note: &Annotation) -> Result<(), String>;
 
     /// [`Session::get`] parsed as JSON; `None` when absent or not JSON.
     fn get_json(&self, key: &str) -> Option<Value> {

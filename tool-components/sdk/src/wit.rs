@@ -1,9 +1,12 @@
 //! The WIT glue (wasm32 only): bindings for world `omniroute:tool/tool` and
-//! implementations of [`Gateway`], [`Session`] and [`Progress`] over its
-//! imports. Tool crates never use this module directly; `export_tool!` does.
+//! implementations of [`Gateway`], [`Session`] (over the typed `state`
+//! import) and [`Progress`]. Tool crates never use this module directly;
+//! `export_tool!` does.
 
 use crate::gateway::{Gateway, GatewayError, GatewayResult, Method, Request, Response};
 use crate::tool::{Ctx, Progress, Session, Tool, call_json};
+use omniroute_tool_contract::budget::{BudgetGuard, GuardAction};
+use omniroute_tool_contract::ledger::{Annotation, LedgerEntry};
 
 wit_bindgen::generate!({
     world: "tool",
@@ -13,7 +16,7 @@ wit_bindgen::generate!({
     default_bindings_module: "omniroute_tool_sdk::wit",
 });
 
-use omniroute::tool::{gateway, progress, session};
+use omniroute::tool::{gateway, progress, state};
 
 fn to_wit(req: &Request) -> gateway::Request {
     gateway::Request {
@@ -83,16 +86,94 @@ impl Gateway for WitGateway {
     }
 }
 
-/// The host's per-session state, through the `session` import.
+/// The host's session state, through the typed `state` import.
 pub struct WitSession;
 
 impl Session for WitSession {
     fn get(&self, key: &str) -> Option<String> {
-        session::get(key)
+        state::get(key)
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), String> {
-        session::set(key, value)
+        state::set(key, value)
+    }
+
+    fn session_start(&self) -> Option<String> {
+        Some(state::session_start())
+    }
+
+    fn ledger(&self) -> Vec<LedgerEntry> {
+        state::ledger().into_iter().map(entry_from_wit).collect()
+    }
+
+    fn find_request(&self, request_id: &str) -> Option<LedgerEntry> {
+        state::find_request(request_id).map(entry_from_wit)
+    }
+
+    fn budget_guard(&self) -> Option<BudgetGuard> {
+        state::guard().map(|g| BudgetGuard {
+            session_id: g.session_id,
+            max_cost: g.max_cost,
+            action: match g.action {
+                state::GuardAction::Degrade => GuardAction::Degrade,
+                state::GuardAction::Block => GuardAction::Block,
+                state::GuardAction::Alert => GuardAction::Alert,
+            },
+            degrade_to_tier: g.degrade_to_tier,
+            created_at: g.created_at,
+        })
+    }
+
+    fn set_budget_guard(&self, guard: &BudgetGuard) -> Result<(), String> {
+        state::set_guard(&state::BudgetGuard {
+            session_id: guard.session_id.clone(),
+            max_cost: guard.max_cost,
+            action: match guard.action {
+                GuardAction::Degrade => state::GuardAction::Degrade,
+                GuardAction::Block => state::GuardAction::Block,
+                GuardAction::Alert => state::GuardAction::Alert,
+            },
+            degrade_to_tier: guard.degrade_to_tier.clone(),
+            created_at: guard.created_at.clone(),
+        })
+    }
+
+    fn handle(&self) -> Option<String> {
+        state::handle()
+    }
+
+    fn annotate(&self, note: &Annotation) -> Result<(), String> {
+        state::annotate(&state::Annotation {
+            request_id: note.request_id.clone(),
+            combo: note.combo.clone(),
+            role: note.role.clone(),
+            fallbacks_triggered: note.fallbacks_triggered,
+            degraded_from: note.degraded_from.clone(),
+        })
+    }
+}
+
+fn entry_from_wit(e: state::LedgerEntry) -> LedgerEntry {
+    LedgerEntry {
+        request_id: e.request_id,
+        sent_at: e.sent_at,
+        received_at: e.received_at,
+        origin: e.origin,
+        requested_model: e.requested_model,
+        combo: e.combo,
+        role: e.role,
+        status: e.status,
+        success: e.success,
+        provider: e.provider,
+        model: e.model,
+        cost: e.cost,
+        tokens_in: e.tokens_in,
+        tokens_out: e.tokens_out,
+        latency_ms: e.latency_ms,
+        cache: e.cache,
+        fallbacks_triggered: e.fallbacks_triggered,
+        degraded_from: e.degraded_from,
+        error: e.error,
     }
 }
 

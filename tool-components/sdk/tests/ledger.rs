@@ -1,6 +1,7 @@
-//! Reading the host-owned session keys through a `Session`.
+//! Reading the host-owned session state through a `Session` (the typed WIT
+//! `state` interface in a component, a `MemorySession` here).
 
-use omniroute_tool_sdk::ledger::{self, BUDGET_GUARD, BudgetGuard, LEDGER, request_key};
+use omniroute_tool_sdk::ledger::{self, BudgetGuard};
 use omniroute_tool_testing::MemorySession;
 use serde_json::json;
 
@@ -16,7 +17,7 @@ fn entry(id: &str) -> serde_json::Value {
 
 #[test]
 fn entries_of_a_session() {
-    let s = MemorySession::new().with(LEDGER, &json!([entry("a")]).to_string());
+    let s = MemorySession::new().with_ledger(&json!([entry("a")]));
     let entries = ledger::entries(&s);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].tokens_in, Some(7));
@@ -27,7 +28,7 @@ fn entries_of_a_session() {
 
 #[test]
 fn routing_index_entries() {
-    let s = MemorySession::new().with(&request_key("a"), &entry("a").to_string());
+    let s = MemorySession::new().with_request(&entry("a"));
     assert_eq!(
         ledger::request_entry(&s, "a")
             .unwrap()
@@ -46,9 +47,7 @@ fn the_guard_a_tool_reads_is_the_one_the_host_enforces() {
         None,
         1_795_648_370_000,
     );
-    let s = MemorySession::new().with(BUDGET_GUARD, &g.to_value().to_string());
+    let s = MemorySession::new().with_guard(&g.to_value());
     assert_eq!(ledger::budget_guard(&s), Some(g));
     assert_eq!(ledger::budget_guard(&MemorySession::new()), None);
-    let unenforced = MemorySession::new().with(BUDGET_GUARD, r#"{"maxCost":1,"action":"explode"}"#);
-    assert_eq!(ledger::budget_guard(&unenforced), None);
 }

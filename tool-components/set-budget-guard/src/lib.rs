@@ -8,7 +8,7 @@
 
 use omniroute_tool_sdk::args;
 use omniroute_tool_sdk::budget::{self, GuardAction};
-use omniroute_tool_sdk::ledger::{self, BUDGET_GUARD, BudgetGuard, SESSION_HANDLE};
+use omniroute_tool_sdk::ledger::{self, BudgetGuard};
 use omniroute_tool_sdk::{
     Annotations, Ctx, Session, Tool, ToolDescription, ToolError, clock, coerce, schema,
 };
@@ -83,11 +83,11 @@ pub fn set_budget_guard(
     let mut guard = BudgetGuard::new(max_cost, guard_action, tier, now_ms);
     // The host's handle for this session (minted now for a stateless call);
     // an older host has none, and the guard keeps its `budget_<ms>` id.
-    if let Some(handle) = session.get_json(SESSION_HANDLE).and_then(|v| v.as_str().map(str::to_owned)) {
+    if let Some(handle) = session.handle() {
         guard.session_id = Some(handle);
     }
     session
-        .set_json(BUDGET_GUARD, &guard.to_value())
+        .set_budget_guard(&guard)
         .map_err(|reason| {
             ToolError::new(format!(
                 "The host did not accept the budget guard: {reason}"

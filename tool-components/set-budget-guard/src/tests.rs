@@ -1,4 +1,3 @@
-use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
 use omniroute_tool_testing::{self as testing, FakeHost, MemorySession, keys, ledger_entry};
 use serde_json::{Value, json};
 
@@ -6,26 +5,25 @@ use super::*;
 
 const NOW: u64 = 1_795_648_370_000;
 
-fn priced_ledger(costs: &[Value]) -> String {
+fn priced_ledger(costs: &[Value]) -> Value {
     Value::Array(
         costs
             .iter()
             .map(|c| ledger_entry(json!({ "requestId": "r", "cost": c, "success": true })))
             .collect(),
     )
-    .to_string()
 }
 
 #[test]
 fn writes_the_guard_and_reports_real_spend() {
-    let s = MemorySession::new().with(LEDGER, &priced_ledger(&[json!(0.0000285), json!(null)]));
+    let s = MemorySession::new().with_ledger(&priced_ledger(&[json!(0.0000285), json!(null)]));
     let out = set_budget_guard(&s, 0.01, "block", None, NOW).unwrap();
     assert_eq!(
         out.to_string(),
         r#"{"sessionId":"budget_1795648370000","budgetTotal":0.01,"budgetSpent":0.0000285,"budgetRemaining":0.0099715,"action":"block","status":"active"}"#
     );
     assert_eq!(
-        s.get(BUDGET_GUARD).unwrap(),
+        s.guard_json().unwrap().to_string(),
         r#"{"sessionId":"budget_1795648370000","maxCost":0.01,"action":"block","createdAt":"2026-11-25T23:12:50.000Z"}"#
     );
 }
@@ -48,7 +46,7 @@ fn tier_is_kept_only_when_given() {
     );
     assert_eq!(out["degradeToTier"], "free");
     assert_eq!(out["budgetTotal"].to_string(), "1.5");
-    assert_eq!(s.get_json(BUDGET_GUARD).unwrap()["degradeToTier"], "free");
+    assert_eq!(s.guard_json().unwrap()["degradeToTier"], "free");
     // The observed original answer, without a tier.
     let out = set_budget_guard(&s, 1.5, "degrade", None, NOW).unwrap();
     assert_eq!(
@@ -56,7 +54,7 @@ fn tier_is_kept_only_when_given() {
         r#"{"sessionId":"budget_1795648370000","budgetTotal":1.5,"budgetSpent":0,"budgetRemaining":1.5,"action":"degrade","status":"active"}"#
     );
     assert!(
-        s.get_json(BUDGET_GUARD)
+        s.guard_json()
             .unwrap()
             .get("degradeToTier")
             .is_none()
@@ -65,7 +63,7 @@ fn tier_is_kept_only_when_given() {
 
 #[test]
 fn status_rule() {
-    let s = MemorySession::new().with(LEDGER, &priced_ledger(&[json!(0.85)]));
+    let s = MemorySession::new().with_ledger(&priced_ledger(&[json!(0.85)]));
     assert_eq!(
         set_budget_guard(&s, 1.0, "alert", None, NOW).unwrap()["status"],
         "warning"
@@ -96,22 +94,22 @@ fn status_rule() {
 
 #[test]
 fn refused_write_is_an_error() {
-    let s = MemorySession::new().refusing(BUDGET_GUARD);
+    let s = MemorySession::new().refusing_guard();
     assert_eq!(
         set_budget_guard(&s, 1.0, "block", None, NOW)
             .unwrap_err()
             .message(),
-        "The host did not accept the budget guard: \"budget-guard\" is read-only to tools"
+        "The host did not accept the budget guard: setting the budget guard needs the write:budget scope"
     );
 }
 
 #[test]
 fn the_host_handle_is_the_session_id() {
     let handle = "sh_0123456789abcdef0123456789abcdef01234567";
-    let h = FakeHost::default().with_session(MemorySession::new().with(SESSION_HANDLE, &json!(handle).to_string()));
+    let h = FakeHost::default().with_session(MemorySession::new().with_handle(handle));
     let out = h.call::<SetBudgetGuard>(json!({ "maxCost": 0.01, "action": "block" })).unwrap();
     assert_eq!(out["sessionId"], handle);
-    assert_eq!(h.session.get_json(BUDGET_GUARD).unwrap()["sessionId"], handle);
+    assert_eq!(h.session.guard_json().unwrap()["sessionId"], handle);
 }
 
 #[test]
@@ -122,7 +120,7 @@ fn through_the_export_path() {
         .unwrap();
     assert!(out["sessionId"].as_str().unwrap().starts_with("budget_"));
     assert_eq!(out["status"], "active");
-    let guard = h.session.get_json(BUDGET_GUARD).unwrap();
+    let guard = h.session.guard_json().unwrap();
     assert_eq!(guard["sessionId"], out["sessionId"]);
     assert!(guard["createdAt"].as_str().unwrap().ends_with('Z'));
     for bad in [

@@ -17,7 +17,7 @@ use omniroute_tool_sdk::budget::GuardAction;
 use omniroute_tool_sdk::combos::{self, is_combo_ref, list_combos_step, resolve_combo};
 use omniroute_tool_sdk::completion::{self, host_warnings, routing};
 use omniroute_tool_sdk::gateway::json_and_response;
-use omniroute_tool_sdk::ledger::{self, LEDGER_ANNOTATION};
+use omniroute_tool_sdk::ledger::{self, Annotation};
 use omniroute_tool_sdk::{
     Annotations, Ctx, GatewayError, GatewayResult, Request, Tool, ToolDescription, ToolError,
     coerce, schema,
@@ -173,14 +173,12 @@ fn refuse_when_guard_exceeded(cx: &Ctx<'_>) -> Result<(), ToolError> {
 /// A combo-ref step was sent as the referenced combo's name: tell the host
 /// its ledger entry went through that combo. A refused write is ignored.
 fn annotate_combo_ref(cx: &Ctx<'_>, request_id: &str, combo: &str) {
-    let annotation = json!({
-        "requestId": request_id,
-        "combo": combo,
-        "role": null,
-        "fallbacksTriggered": null,
-        "degradedFrom": null,
-    });
-    let _ = cx.session.set_json(LEDGER_ANNOTATION, &annotation);
+    let annotation = Annotation {
+        request_id: Some(request_id.to_string()),
+        combo: Some(combo.to_string()),
+        ..Annotation::default()
+    };
+    let _ = cx.session.annotate(&annotation);
 }
 
 /// What one step's completion came back as.

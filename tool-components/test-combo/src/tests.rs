@@ -1,11 +1,10 @@
 use omniroute_tool_sdk::completion::headers;
-use omniroute_tool_sdk::ledger::{BUDGET_GUARD, LEDGER};
 use omniroute_tool_testing::fixtures::NODE_1F2;
 use omniroute_tool_testing::{
     self as testing, FakeGateway, FakeHost, MemorySession, Reply, fixtures, gateway_failures, keys,
     ledger_entry,
 };
-use omniroute_tool_sdk::{GatewayError, Method, Session};
+use omniroute_tool_sdk::{GatewayError, Method};
 use serde_json::{Value, json};
 
 use super::*;
@@ -42,11 +41,8 @@ fn posts(host: &FakeHost) -> Vec<Value> {
 
 fn guarded(action: &str, max_cost: f64, spent: f64) -> MemorySession {
     MemorySession::new()
-        .with(LEDGER, &json!([ledger_entry(json!({ "requestId": "r0", "cost": spent, "success": true }))]).to_string())
-        .with(
-            BUDGET_GUARD,
-            &json!({ "sessionId": "budget_1", "maxCost": max_cost, "action": action, "createdAt": "2026-11-25T23:14:00.000Z" }).to_string(),
-        )
+        .with_ledger(&json!([ledger_entry(json!({ "requestId": "r0", "cost": spent, "success": true }))]))
+        .with_guard(&json!({ "sessionId": "budget_1", "maxCost": max_cost, "action": action, "createdAt": "2026-11-25T23:14:00.000Z" }))
 }
 
 #[test]
@@ -80,7 +76,7 @@ fn every_step_gets_a_real_completion() {
         r#"{"model":"mock/mock-small","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":false}"#
     );
     // Plain steps are not annotated: the host's ledger entry already says it all.
-    assert_eq!(h.session.get(LEDGER_ANNOTATION), None);
+    assert_eq!(h.session.annotations(), vec![]);
 }
 
 #[test]
@@ -232,7 +228,7 @@ fn string_and_combo_ref_steps() {
     assert_eq!(posts(&h)[1]["model"], "free-tier");
     assert_eq!(h.gateway.labelled_batches()[0].0[1], "combo free-tier");
     assert_eq!(
-        h.session.get_json(LEDGER_ANNOTATION).unwrap(),
+        h.session.last_annotation_json().unwrap(),
         json!({ "requestId": "cdd3c4bd-b995-4f89-9cb1-8fca4b2adeb4", "combo": "free-tier", "role": null, "fallbacksTriggered": null, "degradedFrom": null })
     );
 }

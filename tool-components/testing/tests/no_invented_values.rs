@@ -69,11 +69,6 @@ const ALLOWED: &[Allowed] = &[
         reason: "words naming a step inside the explanatory `notes` sentence; no value of the output",
     },
     Allowed {
-        file: "sdk/src/ledger.rs",
-        code: ".unwrap_or_default()",
-        reason: "ledger::entries: the host always writes `ledger` with this very type; no ledger means no completion was brokered in the session, so an empty list is the fact",
-    },
-    Allowed {
         file: "test-combo/src/lib.rs",
         code: r#"r.map_or(json!("none"), |(step, _)| step["provider"].clone())"#,
         reason: "fastestProvider/cheapestProvider are \"none\" when no step succeeded: a known outcome of the test, documented in the output schema",

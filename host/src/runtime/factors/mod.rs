@@ -9,12 +9,14 @@
 //! * [`gateway`]: the broker, the capability set, the request allowance and
 //!   journal, the budget guard on completions, the call's deadline per request;
 //! * [`session`]: session state in the state store, the ledger and the
-//!   routing index;
+//!   routing index (the key-value import of components built against 0.1.0);
+//! * [`state`]: the same state as typed records (the import of 0.1.1);
 //! * [`progress`]: progress reports, coalesced and capped.
 
 pub mod gateway;
 pub mod progress;
 pub mod session;
+pub mod state;
 
 use crate::capability::CapabilitySet;
 use crate::gateway::Broker;

@@ -1,12 +1,15 @@
-//! The `session` import: the call's bucket in the state store (session
-//! start, budget guard, ledger, tool-private values), the routing index
-//! behind the read-only `request:<id>` keys, the call's handle behind
-//! `session-handle`, and annotations of the completions this call sent.
+//! The call's session state, shared by two imports: the typed `state`
+//! interface (`omniroute:tool@0.1.1`, in [`super::state`]) and this file's
+//! key-value `session` interface, which components built against 0.1.0 use.
+//! Both reach the call's bucket in the state store (session start, budget
+//! guard, ledger, tool-private values), the routing index, the call's
+//! handle and annotations of the completions this call sent, through the
+//! typed methods of [`SessionState`].
 //!
-//! Keys that the host owns are read-only to tools; `budget-guard` may be set
-//! only by a call that holds `write:budget`. Every other key is private to
-//! the tool that wrote it, so one tool (or plugin) cannot read or poison
-//! another's.
+//! In the key form, keys that the host owns are read-only to tools;
+//! `budget-guard` may be set only by a call that holds `write:budget`. Every
+//! other key is private to the tool that wrote it, so one tool (or plugin)
+//! cannot read or poison another's.
 
 use super::{CallCompletions, lock};
 use crate::capability::{CapabilitySet, Scope};
@@ -45,12 +48,9 @@ impl SessionState {
         lock(&self.bucket).clone()
     }
 
-    /// Applies `ledger-annotation` to a completion this call sent: by request
-    /// id, or the newest one without an id (a failed send).
-    async fn annotate(&mut self, value: &str) -> Result<(), String> {
-        let note: Annotation = serde_json::from_str(value).map_err(|e| {
-            format!("ledger-annotation must be a JSON object with requestId, combo, role, fallbacksTriggered, degradedFrom: {e}")
-        })?;
+    /// Applies an annotation to a completion this call sent: by request id,
+    /// or the newest one without an id (a failed send).
+    pub(super) async fn annotate(&mut self, note: &Annotation) -> Result<(), String> {
         let target = {
             let mut completions = lock(&self.completions);
             let found = completions.iter_mut().rev().find(|sent| match &note.request_id {
@@ -58,7 +58,7 @@ impl SessionState {
                 None => sent.entry.request_id.is_none(),
             });
             found.map(|sent| {
-                sent.entry.annotate(&note);
+                sent.entry.annotate(note);
                 crate::session::ledger::bound_strings(&mut sent.entry);
                 (sent.id, sent.entry.clone())
             })
@@ -73,9 +73,65 @@ impl SessionState {
         }
     }
 
+    /// `ledger-annotation`'s JSON form of [`SessionState::annotate`].
+    async fn annotate_json(&mut self, value: &str) -> Result<(), String> {
+        let note: Annotation = serde_json::from_str(value).map_err(|e| {
+            format!("ledger-annotation must be a JSON object with requestId, combo, role, fallbacksTriggered, degradedFrom: {e}")
+        })?;
+        self.annotate(&note).await
+    }
+
+    /// ISO 8601 time the call's bucket was first used.
+    pub(super) async fn session_start(&self) -> Result<String, StoreError> {
+        let bucket = self.bucket();
+        let state = self.store.open_bucket(&bucket.principal, &bucket.key).await?;
+        Ok(crate::session::iso8601_ms(state.started_ms))
+    }
+
+    /// The bucket's completions, oldest first.
+    pub(super) async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let bucket = self.bucket();
+        Ok(self.store.ledger(&bucket.principal, &bucket.key).await?.into_iter().map(|r| r.entry).collect())
+    }
+
+    /// The routing index: the principal's newest completion with this request id.
+    pub(super) async fn find_request(&self, request_id: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let principal = self.bucket().principal;
+        Ok(self.store.find_request(&principal, request_id).await?.map(|r| r.entry))
+    }
+
+    /// The bucket's guard JSON, else the principal's default budget.
+    pub(super) async fn guard_json(&self) -> Result<Option<String>, StoreError> {
+        let bucket = self.bucket();
+        let state = self.store.open_bucket(&bucket.principal, &bucket.key).await?;
+        Ok(state.budget_guard.or_else(|| self.default_guard.as_deref().map(str::to_owned)))
+    }
+
+    /// Stores the bucket's guard; only a call holding `write:budget` may.
+    pub(super) async fn set_guard_json(&self, json: &str) -> Result<(), SessionError> {
+        if !self.caps.has(Scope::WriteBudget) {
+            return Err(SessionError::NeedsWriteBudget);
+        }
+        let bucket = self.bucket();
+        self.store.set_guard(&bucket.principal, &bucket.key, Some(json)).await?;
+        Ok(())
+    }
+
+    /// A value private to the calling tool.
+    pub(super) async fn private_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let bucket = self.bucket();
+        self.store.get_value(&bucket.principal, &bucket.key, &self.tool, key).await
+    }
+
+    /// Stores a value private to the calling tool.
+    pub(super) async fn set_private_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let bucket = self.bucket();
+        self.store.set_value(&bucket.principal, &bucket.key, &self.tool, key, value).await
+    }
+
     /// The call's handle; a call on the default bucket that holds
     /// `write:budget` gets a fresh one and moves onto it.
-    async fn handle(&self) -> Result<Option<String>, StoreError> {
+    pub(super) async fn handle(&self) -> Result<Option<String>, StoreError> {
         let bucket = self.bucket();
         if let Some(handle) = bucket.handle {
             return Ok(Some(handle.to_string()));
@@ -88,47 +144,29 @@ impl SessionState {
         Ok(Some(handle.to_string()))
     }
 
+    /// A key of the 0.1.0 `session` interface.
     async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let bucket = self.bucket();
-        let principal = &*bucket.principal;
         if let Some(id) = key.strip_prefix(KEY_REQUEST_PREFIX) {
-            let found = self.store.find_request(principal, id).await?;
-            return Ok(found.and_then(|r| serde_json::to_string(&r.entry).ok()));
+            return Ok(self.find_request(id).await?.and_then(|e| serde_json::to_string(&e).ok()));
         }
         Ok(match key {
-            KEY_SESSION_START => {
-                let state = self.store.open_bucket(principal, &bucket.key).await?;
-                Some(serde_json::Value::from(crate::session::iso8601_ms(state.started_ms)).to_string())
-            }
-            KEY_BUDGET_GUARD => {
-                let state = self.store.open_bucket(principal, &bucket.key).await?;
-                state.budget_guard.or_else(|| self.default_guard.as_deref().map(str::to_owned))
-            }
-            KEY_LEDGER => {
-                let entries: Vec<LedgerEntry> =
-                    self.store.ledger(principal, &bucket.key).await?.into_iter().map(|r| r.entry).collect();
-                serde_json::to_string(&entries).ok()
-            }
+            KEY_SESSION_START => Some(serde_json::Value::from(self.session_start().await?).to_string()),
+            KEY_BUDGET_GUARD => self.guard_json().await?,
+            KEY_LEDGER => serde_json::to_string(&self.ledger().await?).ok(),
             KEY_SESSION_HANDLE => self.handle().await?.map(|h| serde_json::Value::from(h).to_string()),
-            _ => self.store.get_value(principal, &bucket.key, &self.tool, key).await?,
+            _ => self.private_value(key).await?,
         })
     }
 
+    /// A write of the 0.1.0 `session` interface.
     async fn write(&self, key: &str, value: &str) -> Result<(), SessionError> {
         match key {
             KEY_SESSION_START | KEY_LEDGER | KEY_SESSION_HANDLE => return Err(SessionError::ReadOnly(key.to_owned())),
             _ if key.starts_with(KEY_REQUEST_PREFIX) => return Err(SessionError::ReadOnly(key.to_owned())),
+            KEY_BUDGET_GUARD => return self.set_guard_json(value).await,
             _ => {}
         }
-        let bucket = self.bucket();
-        if key == KEY_BUDGET_GUARD {
-            if !self.caps.has(Scope::WriteBudget) {
-                return Err(SessionError::NeedsWriteBudget);
-            }
-            self.store.set_guard(&bucket.principal, &bucket.key, Some(value)).await?;
-            return Ok(());
-        }
-        self.store.set_value(&bucket.principal, &bucket.key, &self.tool, key, value).await?;
+        self.set_private_value(key, value).await?;
         Ok(())
     }
 }
@@ -147,7 +185,7 @@ impl session::Host for SessionState {
 
     async fn set(&mut self, key: String, value: String) -> Result<(), String> {
         if key == KEY_LEDGER_ANNOTATION {
-            return self.annotate(&value).await;
+            return self.annotate_json(&value).await;
         }
         self.write(&key, &value).await.map_err(|e| e.to_string())
     }
