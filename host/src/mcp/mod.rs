@@ -168,9 +168,9 @@ impl ServerHandler for McpHandler {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
-        Err(protocol::unroutable(&request.method, request.params.as_ref()))
+        Err(protocol::unroutable(&request.method, request.params.as_ref(), Some(&context.meta.0.0)))
     }
 }
 
