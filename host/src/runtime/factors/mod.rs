@@ -7,7 +7,8 @@
 //! session import annotates them).
 //!
 //! * [`gateway`]: the broker, the capability set, the request allowance and
-//!   journal, the budget guard on completions, the call's deadline per request;
+//!   journal, the budget guard and spend reservation on completions (its
+//!   `spend` helper), the call's deadline per request;
 //! * [`session`]: session state in the state store, the ledger and the
 //!   routing index;
 //! * [`progress`]: progress reports, coalesced and capped.
@@ -15,6 +16,7 @@
 pub mod gateway;
 pub mod progress;
 pub mod session;
+mod spend;
 
 use crate::capability::CapabilitySet;
 use crate::gateway::Broker;
@@ -40,6 +42,9 @@ pub struct CallContext {
     /// The guard of a bucket that has none of its own (a tenant's
     /// `default_budget`), as `set_budget_guard` stores guards.
     pub default_guard: Option<Arc<str>>,
+    /// The principal's spend cap and worst-case settings, checked by a
+    /// reservation before every completion.
+    pub spend: crate::state::SpendPolicy,
     /// Shapes of the gateway requests this call made, for the audit log.
     pub journal: Arc<Mutex<Vec<crate::audit::GatewayCall>>>,
     /// Where progress goes, when the client asked for it.
