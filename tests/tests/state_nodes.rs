@@ -235,10 +235,8 @@ async fn a_stateless_client_alternating_between_two_nodes_keeps_one_guard_and_on
     let gateway = gateway(Duration::ZERO);
     let dir = TempDir::new("nodes-alternate");
     let tenants = tenants_file(&dir, &tenant("alt", "rate_per_minute = 600"));
-    let (a, b) = tokio::join!(
-        Node::start(&node_command(&gateway, &tenants, Some(&schema))),
-        Node::start(&node_command(&gateway, &tenants, Some(&schema)))
-    );
+    let commands = [node_command(&gateway, &tenants, Some(&schema)), node_command(&gateway, &tenants, Some(&schema))];
+    let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
     let env = vec![
         ("URL_A".to_owned(), format!("{}/mcp", a.url)),
         ("URL_B".to_owned(), format!("{}/mcp", b.url)),
@@ -261,10 +259,8 @@ async fn concurrent_completions_over_two_nodes_stay_within_the_tenant_cap() {
         10.5 * C
     );
     let tenants = tenants_file(&dir, &tenant("capped", &settings));
-    let (a, b) = tokio::join!(
-        Node::start(&node_command(&gateway, &tenants, Some(&schema))),
-        Node::start(&node_command(&gateway, &tenants, Some(&schema)))
-    );
+    let commands = [node_command(&gateway, &tenants, Some(&schema)), node_command(&gateway, &tenants, Some(&schema))];
+    let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
     let (sa, sb) = (a.open_session("capped").await.expect("session on A"), b.open_session("capped").await.expect("session on B"));
     let calls = (0..20).map(|i| {
         let (node, session) = if i % 2 == 0 { (&a, &sa) } else { (&b, &sb) };
@@ -295,10 +291,8 @@ async fn a_rate_bucket_is_shared_by_both_nodes() {
     let dir = TempDir::new("nodes-rate");
     // 4 per minute: one token back every 15 s, far longer than these few requests take.
     let tenants = tenants_file(&dir, &tenant("rated", "rate_per_minute = 4"));
-    let (a, b) = tokio::join!(
-        Node::start(&node_command(&gateway, &tenants, Some(&schema))),
-        Node::start(&node_command(&gateway, &tenants, Some(&schema)))
-    );
+    let commands = [node_command(&gateway, &tenants, Some(&schema)), node_command(&gateway, &tenants, Some(&schema))];
+    let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
     // Session starts count under the rate too: one per node.
     let (sa, sb) = (a.open_session("rated").await.expect("session on A"), b.open_session("rated").await.expect("session on B"));
     let mut accepted = 2;
@@ -322,10 +316,8 @@ async fn sigkill_of_one_node_during_a_burst_loses_no_audit_row_of_an_answered_ca
     gateway.set_override("GET", "/api/monitoring/health", Override::delay(Duration::from_millis(20)));
     let dir = TempDir::new("nodes-kill");
     let tenants = tenants_file(&dir, &tenant("burst", "rate_per_minute = 6000\nmax_concurrent = 16"));
-    let (a, b) = tokio::join!(
-        Node::start(&node_command(&gateway, &tenants, Some(&schema))),
-        Node::start(&node_command(&gateway, &tenants, Some(&schema)))
-    );
+    let commands = [node_command(&gateway, &tenants, Some(&schema)), node_command(&gateway, &tenants, Some(&schema))];
+    let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
     let (sa, sb) = (a.open_session("burst").await.expect("session on A"), b.open_session("burst").await.expect("session on B"));
     let answered = std::sync::atomic::AtomicUsize::new(0);
     let worker = |node: &'static str| {
