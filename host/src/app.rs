@@ -86,6 +86,7 @@ impl App {
             store: state.clone(),
             bucket: Arc::new(std::sync::Mutex::new(crate::session::bucket::CallBucket::default_of(Arc::from("host:describe")))),
             default_guard: None,
+            spend: Default::default(),
             journal: Default::default(),
             progress: None,
         };

@@ -356,6 +356,12 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
         scopes: Grants::parse_checked(&env("OMNIROUTE_MCP_SCOPES").unwrap_or_default())
             .context("OMNIROUTE_MCP_SCOPES has a pattern that grants nothing")?,
         operator: PrincipalId::operator(env("OMNIROUTE_MCP_PRINCIPAL").as_deref().unwrap_or(auth::DEFAULT_OPERATOR))?,
+        operator_spend: config::operator_spend(
+            env("OMNIROUTE_MCP_SPEND_CAP").as_deref(),
+            env("OMNIROUTE_MCP_UNPRICED_COMPLETION_USD").as_deref(),
+            env("OMNIROUTE_MCP_DEFAULT_MAX_TOKENS").as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?,
         limits,
         audit_db: match global.audit {
             AuditMode::Off => None,

@@ -34,6 +34,10 @@ pub struct Settings {
     /// Who the stdio operator is (`OMNIROUTE_MCP_PRINCIPAL`, default
     /// [`crate::auth::DEFAULT_OPERATOR`]): its state's namespace.
     pub operator: PrincipalId,
+    /// The stdio operator's spend cap and worst-case settings
+    /// (`OMNIROUTE_MCP_SPEND_CAP`, `OMNIROUTE_MCP_UNPRICED_COMPLETION_USD`,
+    /// `OMNIROUTE_MCP_DEFAULT_MAX_TOKENS`).
+    pub operator_spend: crate::state::SpendPolicy,
     /// Per-call bounds; each tool's are derived from them by class.
     pub limits: LimitPolicy,
     /// Precompiled component cache.
@@ -166,4 +170,34 @@ mod tests {
         assert_eq!(gateway_timeout(15).unwrap(), Duration::from_secs(15));
         assert!(completion_timeout(0).is_err());
     }
+}
+
+/// The stdio operator's spend settings from the environment:
+/// `OMNIROUTE_MCP_SPEND_CAP` (`AMOUNT/PERIOD`, e.g. `25/month`),
+/// `OMNIROUTE_MCP_UNPRICED_COMPLETION_USD` and `OMNIROUTE_MCP_DEFAULT_MAX_TOKENS`.
+pub fn operator_spend(
+    cap: Option<&str>,
+    unpriced: Option<&str>,
+    max_tokens: Option<&str>,
+) -> Result<crate::state::SpendPolicy, String> {
+    use crate::state::SpendPolicy;
+    let set = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let cap = match set(cap) {
+        Some(text) => Some(SpendPolicy::parse_cap("OMNIROUTE_MCP_SPEND_CAP", &text).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let unpriced = match set(unpriced) {
+        Some(text) => Some(text.parse::<f64>().map_err(|_| {
+            format!("OMNIROUTE_MCP_UNPRICED_COMPLETION_USD must be a number of USD (e.g. 0.05), got \"{text}\"")
+        })?),
+        None => None,
+    };
+    let max_tokens = match set(max_tokens) {
+        Some(text) => Some(text.parse::<u32>().map_err(|_| {
+            format!("OMNIROUTE_MCP_DEFAULT_MAX_TOKENS must be a whole number of tokens (e.g. 4096), got \"{text}\"")
+        })?),
+        None => None,
+    };
+    SpendPolicy::from_settings("the stdio operator (OMNIROUTE_MCP_SPEND_CAP)", cap.as_ref(), unpriced, max_tokens)
+        .map_err(|e| e.to_string())
 }

@@ -248,10 +248,13 @@ async fn reservations_count_outstanding_and_settle(backend: Backend) {
     // The bucket's guard refuses on its own figures; the message names it.
     let guarded = BucketKey::session("guarded");
     let guard = SpendLimits { bucket_max: Some(0.5), cap: None };
+    // The guard's rule: sent while spent + reserved is under maxCost (the
+    // completion that crosses it goes), refused once it has reached it.
     store.reserve("p", &guarded, 0.4, guard).await.unwrap();
-    let err = store.reserve("p", &guarded, 0.2, guard).await.unwrap_err();
+    store.reserve("p", &guarded, 0.2, guard).await.unwrap();
+    let err = store.reserve("p", &guarded, 0.01, guard).await.unwrap_err();
     assert!(matches!(err, StoreError::Refused(Refusal::Guard { .. })), "{err:?}");
-    assert!(err.to_string().contains("session budget guard (0.5 USD)"), "{err}");
+    assert!(err.to_string().contains("session budget guard (0.5 USD) is reached"), "{err}");
     assert!(matches!(store.reserve("p", &guarded, f64::NAN, guard).await, Err(StoreError::Limit(_))));
     store.close().await.unwrap();
 }

@@ -5,6 +5,10 @@ use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use crate::state::{Store, StoreError};
+
+/// The state store's name of a principal's rate bucket (calls and session starts).
+pub const RATE_BUCKET: &str = "calls";
 
 /// Defaults when a tenant leaves a limit out.
 pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
@@ -89,14 +93,47 @@ impl Limiter {
 
     /// One concurrency slot and one rate token, or why not.
     pub(super) fn admit_call(&self) -> Result<CallPermit, String> {
-        let slot = self.concurrency.clone().try_acquire_owned().map_err(|_| {
+        let slot = self.slot()?;
+        self.take_rate_token()?;
+        Ok(CallPermit { _slot: Some(slot) })
+    }
+
+    /// One concurrency slot (calls at once are counted per node).
+    fn slot(&self) -> Result<OwnedSemaphorePermit, String> {
+        self.concurrency.clone().try_acquire_owned().map_err(|_| {
             format!(
                 "Concurrency limit reached for tenant {}: at most {} calls at a time; retry when a call finishes",
                 self.name, self.limits.max_concurrent
             )
-        })?;
-        self.take_rate_token()?;
+        })
+    }
+
+    /// [`Limiter::admit_call`] with the rate token taken from the state
+    /// store's bucket of `principal`, which every node sharing the store
+    /// draws from. A store that cannot answer falls back to this node's bucket.
+    pub(super) async fn admit_call_shared(&self, store: &Store, principal: &str) -> Result<CallPermit, String> {
+        let slot = self.slot()?;
+        self.take_shared_token(store, principal).await?;
         Ok(CallPermit { _slot: Some(slot) })
+    }
+
+    /// One token from the principal's shared rate bucket (capacity one
+    /// minute's worth, refilled continuously).
+    pub(super) async fn take_shared_token(&self, store: &Store, principal: &str) -> Result<(), String> {
+        let rate = self.limits.rate_per_minute;
+        match store.take_token(principal, RATE_BUCKET, rate, f64::from(rate) / 60.0).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::RateLimited(wait)) => Err(format!(
+                "Rate limit exceeded for tenant {}: {} calls per minute; retry in {} s",
+                self.name,
+                rate,
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            )),
+            Err(e) => {
+                tracing::warn!(tenant = %self.name, error = %e, "the shared rate bucket is unavailable; this node's own bucket limits the call");
+                self.take_rate_token()
+            }
+        }
     }
 
     /// One token from the bucket (refilled continuously up to one minute's worth).

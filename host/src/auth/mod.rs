@@ -11,9 +11,10 @@ pub mod live;
 pub mod oauth;
 pub mod tenants;
 
-pub use limits::{CallPermit, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits};
+pub use limits::{CallPermit, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits, RATE_BUCKET};
 
 use crate::capability::{Grants, Scope};
+use crate::state::{SpendPolicy, Store};
 use limits::Limiter;
 use std::fmt;
 use std::sync::Arc;
@@ -130,6 +131,8 @@ pub struct Principal {
     limiter: Option<Arc<Limiter>>,
     /// The budget guard each new session of this principal starts with.
     default_budget: Option<DefaultBudget>,
+    /// Its spend cap and how a completion's worst case is bounded.
+    spend: SpendPolicy,
 }
 
 impl Principal {
@@ -150,6 +153,7 @@ impl Principal {
             tools: None,
             limiter: None,
             default_budget: None,
+            spend: SpendPolicy::default(),
         }
     }
 
@@ -171,6 +175,7 @@ impl Principal {
             tools,
             limiter: Some(Arc::new(Limiter::new(name, limits))),
             default_budget,
+            spend: SpendPolicy::default(),
         }
     }
 
@@ -188,7 +193,19 @@ impl Principal {
             tools: self.tools.clone(),
             limiter: self.limiter.clone(),
             default_budget: self.default_budget.clone(),
+            spend: self.spend,
         }
+    }
+
+    /// The same principal with this spend policy (`spend_cap`, ...).
+    pub fn with_spend(mut self, spend: SpendPolicy) -> Principal {
+        self.spend = spend;
+        self
+    }
+
+    /// Its spend cap and how a completion's worst case is bounded.
+    pub fn spend(&self) -> &SpendPolicy {
+        &self.spend
     }
 
     pub fn id(&self) -> &PrincipalId {
@@ -255,6 +272,24 @@ impl Principal {
         match &self.limiter {
             None => Ok(()),
             Some(limiter) => limiter.take_rate_token(),
+        }
+    }
+
+    /// [`Principal::admit_call`] with the rate token from the principal's
+    /// bucket in the state store, shared by every node using that store
+    /// (the concurrency slot stays per node).
+    pub async fn admit_call_in(&self, store: &Store) -> Result<CallPermit, String> {
+        match &self.limiter {
+            None => Ok(CallPermit::unlimited()),
+            Some(limiter) => limiter.admit_call_shared(store, self.id.as_str()).await,
+        }
+    }
+
+    /// [`Principal::admit_session_start`] against the shared bucket.
+    pub async fn admit_session_start_in(&self, store: &Store) -> Result<(), String> {
+        match &self.limiter {
+            None => Ok(()),
+            Some(limiter) => limiter.take_shared_token(store, self.id.as_str()).await,
         }
     }
 }

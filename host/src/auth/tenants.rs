@@ -12,6 +12,7 @@ use super::oauth::{OAuth, OAuthConfig};
 use super::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits, Principal, PrincipalId};
 use std::collections::HashMap;
 use crate::capability::Grants;
+use crate::state::{SpendCapConfig, SpendPolicy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -49,6 +50,15 @@ pub struct TenantConfig {
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u32,
     pub default_budget: Option<DefaultBudget>,
+    /// The tenant's cap over all its sessions, handles and nodes:
+    /// `spend_cap = { amount = 25.0, period = "month" }` (UTC periods).
+    pub spend_cap: Option<SpendCapConfig>,
+    /// USD reserved for a completion whose model (or a model its combo can
+    /// reach) has no known price; without it such a completion is refused
+    /// while a cap applies.
+    pub unpriced_completion_usd: Option<f64>,
+    /// Output tokens assumed for a completion without `max_tokens`.
+    pub default_max_tokens: Option<u32>,
 }
 
 fn default_max_concurrent() -> u32 {
@@ -99,7 +109,9 @@ impl Tenant {
             rate_per_minute: c.rate_per_minute,
             max_sessions: c.max_sessions,
         };
-        let principal = Principal::tenant(id, &c.id, grants, c.tools, limits, c.default_budget);
+        let spend = SpendPolicy::from_settings(&format!("tenant {}", c.id), c.spend_cap.as_ref(), c.unpriced_completion_usd, c.default_max_tokens)
+            .map_err(|e| e.to_string())?;
+        let principal = Principal::tenant(id, &c.id, grants, c.tools, limits, c.default_budget).with_spend(spend);
         Ok(Tenant { token_sha256: hash, principal: Arc::new(principal) })
     }
 }
@@ -297,6 +309,21 @@ mod tests {
         assert!(err.contains("HS256 is refused"), "{err}");
         let err = Tenants::parse(&format!("{oauth_only}[oauth]\n[[oauth.issuer]]\nname = \"corp\"\nissuer = \"https://x\"\nalgorithms = [\"none\"]\n")).unwrap_err();
         assert!(err.contains("algorithm \"none\" is unknown"), "{err}");
+    }
+
+    #[test]
+    fn spend_caps_are_read_and_checked() {
+        let t = one("spend_cap = { amount = 25.0, period = \"month\" }\nunpriced_completion_usd = 0.02\ndefault_max_tokens = 1000\n");
+        let spend = *t.authenticate("secret").unwrap().spend();
+        assert_eq!(spend.cap, Some(crate::state::SpendCap { amount: 25.0, period: crate::state::Period::Month }));
+        assert_eq!((spend.unpriced_completion_usd, spend.default_max_tokens), (Some(0.02), 1000));
+        let legacy = one("default_budget = { max_cost = 1.0, action = \"block\" }\n");
+        assert_eq!(legacy.authenticate("secret").unwrap().spend().cap, None, "default_budget stays the per-session guard");
+        let h = token_hash("x");
+        let err = Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nspend_cap = {{ amount = 5, period = \"week\" }}\n")).unwrap_err();
+        assert!(err.contains("tenant a: spend_cap.period must be \"day\", \"month\" or \"total\""), "{err}");
+        let err = Tenants::parse(&format!("[[tenant]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\nspend_cap = {{ amount = 5 }}\n")).unwrap_err();
+        assert!(err.contains("period"), "{err}");
     }
 
     #[test]

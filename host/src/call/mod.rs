@@ -86,7 +86,7 @@ impl CallService {
             let message = format!("The tool {} is not available to tenant {}.", call.name, principal.caller());
             return run::refuse(&self.app, caller, call, "tool_not_allowed", message).await;
         }
-        let permit = match principal.admit_call() {
+        let permit = match principal.admit_call_in(self.app.state()).await {
             Ok(permit) => permit,
             Err(message) => return run::refuse(&self.app, caller, call, "tenant_limit", message).await,
         };

@@ -157,6 +157,7 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         store: app.state().clone(),
         bucket: Arc::new(Mutex::new(bucket)),
         default_guard: principal.default_budget().map(|b| Arc::from(b.guard_json())),
+        spend: *principal.spend(),
         journal: journal.clone(),
         progress,
     };

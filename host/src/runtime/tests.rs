@@ -67,6 +67,7 @@ fn context() -> CallContext {
         store: test_store(),
         bucket: Arc::new(std::sync::Mutex::new(crate::session::bucket::CallBucket::default_of(Arc::from("test")))),
         default_guard: None,
+        spend: Default::default(),
         journal: Default::default(),
         progress: None,
     }

@@ -12,6 +12,7 @@
 pub mod bucket;
 pub mod budget;
 pub mod ledger;
+pub mod spend;
 
 use crate::state::{Handle, Store, StoreError};
 use std::time::SystemTime;

@@ -15,12 +15,14 @@
 
 mod keys;
 mod period;
+mod policy;
 mod postgres;
 mod schema;
 mod sqlite;
 
 pub use keys::{BucketKey, Handle};
 pub use period::{Period, period_keys};
+pub use policy::{DEFAULT_MAX_TOKENS, SpendCapConfig, SpendConfigError, SpendPolicy};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -103,9 +105,12 @@ pub struct SpendCap {
 /// The limits one reservation is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SpendLimits {
-    /// The bucket's guard limit (`maxCost` of a blocking guard).
+    /// The bucket's guard limit (`maxCost` of a blocking guard): refused once
+    /// the bucket's settled spend plus its reservations has reached it (the
+    /// guard's own rule; the new amount is not added).
     pub bucket_max: Option<f64>,
-    /// The principal's cap.
+    /// The principal's cap: refused when settled spend, reservations and the
+    /// new amount together would exceed it.
     pub cap: Option<SpendCap>,
 }
 
@@ -123,7 +128,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::Guard { max, spent, reserved } => write!(
                 f,
-                "the session budget guard ({max} USD) would be exceeded: {spent} USD spent and {reserved} USD reserved by completions in flight"
+                "the session budget guard ({max} USD) is reached: {spent} USD spent and {reserved} USD reserved by completions in flight"
             ),
             Refusal::Cap { cap, period_key, spent, reserved } => write!(
                 f,
@@ -303,7 +308,8 @@ pub trait StateStore: Send + Sync {
 
     /// Reserves `amount` for a completion about to be sent, if the bucket's
     /// guard and the principal's cap both still allow it counting settled
-    /// spend and every outstanding reservation; else [`StoreError::Refused`].
+    /// spend and every outstanding reservation (see [`SpendLimits`]); else
+    /// [`StoreError::Refused`].
     fn reserve<'a>(&'a self, principal: &'a str, bucket: &'a BucketKey, amount: f64, limits: SpendLimits) -> StoreFuture<'a, ReservationId>;
     /// Settles a reservation at the real cost; `None` (never answered)
     /// settles at the full reserved amount. Returns what was charged.
@@ -407,8 +413,12 @@ fn check_reservation(
     period_key: &str,
 ) -> Result<(), Refusal> {
     if let Some(max) = limits.bucket_max {
+        // The guard's published rule (`exceeded = maxCost − spent ≤ 0`, the
+        // completion that crosses the limit is still sent), with every
+        // completion in flight counted as spent: the guard is the session's
+        // soft limit, the cap below the principal's hard one.
         let (spent, reserved) = bucket;
-        if spent + reserved + amount > max + COST_EPSILON {
+        if max - (spent + reserved) <= 0.0 {
             return Err(Refusal::Guard { max, spent, reserved });
         }
     }

@@ -65,7 +65,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
 /// The operator, resolved once from the environment: `OMNIROUTE_MCP_PRINCIPAL`,
 /// `OMNIROUTE_MCP_SCOPES` and `OMNIROUTE_MCP_ENFORCE_SCOPES`.
 pub fn operator(settings: &Settings) -> Principal {
-    Principal::operator(settings.operator.clone(), settings.scopes.clone(), settings.enforce_scopes)
+    Principal::operator(settings.operator.clone(), settings.scopes.clone(), settings.enforce_scopes).with_spend(settings.operator_spend)
 }
 
 /// Every request of a stdio session comes from the operator, over the

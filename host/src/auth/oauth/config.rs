@@ -56,6 +56,10 @@ pub struct IssuerConfig {
     /// Tools each per-subject principal may see and call (default: all its scopes allow).
     pub tools: Option<Vec<String>>,
     pub default_budget: Option<DefaultBudget>,
+    /// Each per-subject principal's spend cap, as for tenants.
+    pub spend_cap: Option<crate::state::SpendCapConfig>,
+    pub unpriced_completion_usd: Option<f64>,
+    pub default_max_tokens: Option<u32>,
 }
 
 /// One `[[oauth.map]]`: tokens of `issuer` whose `sub` (and/or client id)

@@ -77,6 +77,7 @@ struct Policy {
     limits: Limits,
     tools: Option<Vec<String>>,
     budget: Option<crate::auth::DefaultBudget>,
+    spend: crate::state::SpendPolicy,
 }
 
 pub(super) struct Mappings {
@@ -105,7 +106,9 @@ impl Mappings {
             if limits.max_concurrent == 0 || limits.rate_per_minute == 0 || limits.max_sessions == 0 {
                 return Err(ConfigError(format!("{who}: max_concurrent, rate_per_minute and max_sessions must be at least 1")));
             }
-            policies.insert(c.name.clone(), Policy { grants, limits, tools: c.tools.clone(), budget: c.default_budget.clone() });
+            let spend = crate::state::SpendPolicy::from_settings(&who, c.spend_cap.as_ref(), c.unpriced_completion_usd, c.default_max_tokens)
+                .map_err(|e| ConfigError(e.to_string()))?;
+            policies.insert(c.name.clone(), Policy { grants, limits, tools: c.tools.clone(), budget: c.default_budget.clone(), spend });
         }
         Ok(Mappings { mappings, policies, subjects: Mutex::new(HashMap::new()) })
     }
@@ -161,7 +164,7 @@ impl Mappings {
             policy.tools.clone(),
             policy.limits,
             policy.budget.clone(),
-        ));
+        ).with_spend(policy.spend));
         subjects.insert(id, principal.clone());
         Ok((principal, policy.grants.clone()))
     }

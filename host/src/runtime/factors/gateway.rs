@@ -10,7 +10,6 @@ use crate::capability::{Method, Scope};
 use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use crate::runtime::bindings::gateway;
 use crate::runtime::clock::CallClock;
-use crate::session::budget::{self, BudgetGuard, Decision};
 use crate::session::ledger::{self, FromExchange, LedgerEntry};
 use futures::StreamExt;
 // Headers the host adds to a response to say what it did.
@@ -115,70 +114,47 @@ impl Exchange {
     }
 }
 
-/// The guard of the call's bucket (else the principal's default) and what
-/// the bucket has spent so far: Σ of the known costs in its ledger.
-async fn guard_and_spent(ctx: &CallContext) -> Result<Option<(BudgetGuard, f64)>, String> {
-    let bucket = ctx.bucket();
-    let unavailable = |e: crate::state::StoreError| {
-        format!("Budget guard could not be checked: the session state is unavailable ({e}); request not sent.")
-    };
-    let state = ctx.store.open_bucket(&bucket.principal, &bucket.key).await.map_err(unavailable)?;
-    let json = state.budget_guard.or_else(|| ctx.default_guard.as_deref().map(str::to_owned));
-    let Some(guard) = BudgetGuard::parse(json.as_deref()) else { return Ok(None) };
-    let ledger = ctx.store.ledger(&bucket.principal, &bucket.key).await.map_err(unavailable)?;
-    let spent = ledger.iter().filter_map(|r| r.entry.cost).sum();
-    Ok(Some((guard, spent)))
-}
-
-/// Sends one request for a call: the budget guard for completions, then the
-/// broker (which checks the capability set); a completion that left the
-/// host is recorded in the ledger as soon as it is answered.
+/// Sends one request for a call: for a completion, the budget guard and a
+/// reservation of its worst case against the guard and the principal's
+/// spend cap first (see [`super::spend`]), then the broker (which checks
+/// the capability set); a completion that left the host is recorded in the
+/// ledger as soon as it is answered and its reservation settled with the
+/// real cost. Dropped before the answer, the reservation settles in full.
 async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallCompletions, mut req: GatewayRequest) -> Exchange {
     let sent_at = SystemTime::now();
     let started = Instant::now();
-    let mut warnings = Vec::new();
-    let mut degraded_from = None;
-    let guarded = if ledger::is_completion(&req) && ctx.caps.has(Scope::ExecuteCompletions) {
-        match guard_and_spent(ctx).await {
-            Ok(g) => g,
+    let admitted = if ledger::is_completion(&req) && ctx.caps.has(Scope::ExecuteCompletions) {
+        match super::spend::admit(ctx, clock, &mut req).await {
+            Ok(admitted) => Some(admitted),
             Err(message) => return refused(message),
         }
     } else {
         None
     };
-    if let Some((guard, spent_before)) = &guarded {
-        match guard.decide(*spent_before) {
-            Decision::Send { warnings: w } => warnings = w,
-            Decision::Refuse(message) => return refused(message),
-            Decision::Degrade { tier } => match budget::degrade(&ctx.broker, clock.request_budget(), &mut req, &tier).await {
-                Ok(Some(original)) => {
-                    let target = requested_model(&req).unwrap_or_default();
-                    warnings.push(budget::degraded_text(&original, &target, &tier));
-                    degraded_from = Some(original);
-                }
-                Ok(None) => {}
-                Err(message) => return refused(message),
-            },
-        }
-    }
     let mut result = ctx.broker.send_within(&ctx.caps, &req, clock.request_budget()).await;
     if let Ok(resp) = &mut result {
         strip_host_headers(&mut resp.headers);
     }
     let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     journal(ctx, &req, &result, elapsed_ms);
-    record_if_completion(ctx, completions, &req, &result, sent_at, degraded_from.clone()).await;
-    if let (Some((guard, spent_before)), Ok(resp)) = (&guarded, &mut result) {
-        let spent_before = *spent_before;
-        let cost = LedgerEntry::from_exchange("", &req, &Ok(resp.clone()), sent_at, sent_at).cost;
-        if warnings.is_empty() && !guard.exceeded(spent_before) && guard.exceeded(spent_before + cost.unwrap_or(0.0)) {
-            warnings.push(guard.reached_text(spent_before + cost.unwrap_or(0.0)));
+    let degraded_from = admitted.as_ref().and_then(|a| a.degraded_from.clone());
+    let cost = record_if_completion(ctx, completions, &req, &result, sent_at, degraded_from.clone()).await;
+    if let Some(mut admitted) = admitted {
+        let warnings = std::mem::take(&mut admitted.warnings);
+        let guard = admitted.guard.take();
+        admitted.settle(&result, cost).await;
+        if let (Some((guard, spent_before)), Ok(resp)) = (&guard, &mut result) {
+            let mut warnings = warnings;
+            let spent_before = *spent_before;
+            if warnings.is_empty() && !guard.exceeded(spent_before) && guard.exceeded(spent_before + cost.unwrap_or(0.0)) {
+                warnings.push(guard.reached_text(spent_before + cost.unwrap_or(0.0)));
+            }
+            if let Some(from) = &degraded_from {
+                resp.headers.push((HEADER_DEGRADED_FROM.to_owned(), from.clone()));
+                resp.headers.push((HEADER_DEGRADED_TO.to_owned(), requested_model(&req).unwrap_or_default()));
+            }
+            resp.headers.extend(warnings.into_iter().map(|w| (HEADER_WARNING.to_owned(), w)));
         }
-        if let Some(from) = &degraded_from {
-            resp.headers.push((HEADER_DEGRADED_FROM.to_owned(), from.clone()));
-            resp.headers.push((HEADER_DEGRADED_TO.to_owned(), requested_model(&req).unwrap_or_default()));
-        }
-        resp.headers.extend(warnings.into_iter().map(|w| (HEADER_WARNING.to_owned(), w)));
     }
     Exchange {
         result,
@@ -196,9 +172,9 @@ async fn record_if_completion(
     result: &Result<GatewayResponse, GatewayError>,
     sent_at: SystemTime,
     degraded_from: Option<String>,
-) {
+) -> Option<f64> {
     if !ledger::is_completion(sent) || matches!(result, Err(GatewayError::Denied(_))) {
-        return;
+        return None;
     }
     let mut entry = LedgerEntry::from_exchange(&ctx.tool, sent, result, sent_at, SystemTime::now());
     entry.degraded_from = degraded_from;
@@ -210,7 +186,9 @@ async fn record_if_completion(
             None
         }
     };
+    let cost = entry.cost;
     lock(completions).push(Sent { id, entry });
+    cost
 }
 
 /// Records the request's shape (never its path values, query or body).

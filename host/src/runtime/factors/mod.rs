@@ -7,7 +7,8 @@
 //! session import annotates them).
 //!
 //! * [`gateway`]: the broker, the capability set, the request allowance and
-//!   journal, the budget guard on completions, the call's deadline per request;
+//!   journal, the budget guard and spend reservation on completions (its
+//!   `spend` helper), the call's deadline per request;
 //! * [`session`]: session state in the state store, the ledger and the
 //!   routing index (the key-value import of components built against 0.1.0);
 //! * [`state`]: the same state as typed records (the import of 0.1.1);
@@ -16,6 +17,7 @@
 pub mod gateway;
 pub mod progress;
 pub mod session;
+mod spend;
 pub mod state;
 
 use crate::capability::CapabilitySet;
@@ -42,6 +44,9 @@ pub struct CallContext {
     /// The guard of a bucket that has none of its own (a tenant's
     /// `default_budget`), as `set_budget_guard` stores guards.
     pub default_guard: Option<Arc<str>>,
+    /// The principal's spend cap and worst-case settings, checked by a
+    /// reservation before every completion.
+    pub spend: crate::state::SpendPolicy,
     /// Shapes of the gateway requests this call made, for the audit log.
     pub journal: Arc<Mutex<Vec<crate::audit::GatewayCall>>>,
     /// Where progress goes, when the client asked for it.

@@ -128,7 +128,7 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
                 return refusal;
             }
             if session_id.is_none() && peek.method.as_deref() == Some("initialize") {
-                match admit_session(&shared, &principal) {
+                match admit_session(&shared, &principal).await {
                     Ok(pending) => pending_start = Some(pending),
                     Err(message) => return refuse(StatusCode::TOO_MANY_REQUESTS, message),
                 }
@@ -247,10 +247,10 @@ fn step_up(shared: &Shared, oauth: &OAuth, host: &str, grant: &TokenGrant, peek:
     Some(refuse_with_challenge(StatusCode::FORBIDDEN, message, &challenge.header()))
 }
 
-/// An `initialize` counts under the tenant's rate limit and needs a free
-/// session slot.
-fn admit_session(shared: &Arc<Shared>, principal: &Arc<Principal>) -> Result<super::sessions::PendingStart, String> {
-    principal.admit_session_start()?;
+/// An `initialize` counts under the tenant's rate limit (the bucket in the
+/// state store every node shares) and needs a free session slot.
+async fn admit_session(shared: &Arc<Shared>, principal: &Arc<Principal>) -> Result<super::sessions::PendingStart, String> {
+    principal.admit_session_start_in(shared.service.app().state()).await?;
     shared.sessions.reserve(principal, shared.session_idle)
 }
 
