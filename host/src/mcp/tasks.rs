@@ -2,7 +2,7 @@
 //! (SEP-2663, MCP 2026-07-28): `tools/call` answers a task handle
 //! (`resultType: "task"`), `tasks/get` returns the task with its result
 //! inlined once completed, `tasks/cancel` and `tasks/update` acknowledge.
-//! A working task's progress is its `statusMessage` ("3/6: …") and, as
+//! A working task's progress is its `statusMessage` ("3/6: <step>: ok in 812 ms") and, as
 //! numbers, `_meta["io.github.omniroute/progress"]` of `tasks/get`.
 
 use crate::state::{TaskRecord, TaskStatus};
