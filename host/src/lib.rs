@@ -10,7 +10,8 @@
 //! the only code that talks to it, `session` decides which state a call uses
 //! (handle, legacy session or default bucket) and records its ledger, `state`
 //! keeps what outlives calls, processes and nodes (SQLite or PostgreSQL,
-//! through `db`) and `audit` records every call.
+//! through `db`), `tasks` runs long calls detached as MCP tasks recorded in
+//! that store, and `audit` records every call.
 
 pub mod app;
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod registry;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod tasks;
 pub mod stop_cause;
 pub mod telemetry;
 pub mod transport;

@@ -27,6 +27,7 @@
 //! fails a test instead of hanging the run.
 
 pub mod gateway;
+pub mod http_server;
 pub mod markdown;
 pub mod mcp;
 pub mod paths;
@@ -38,7 +39,7 @@ pub mod temp;
 pub mod tools;
 pub mod wat_plugins;
 
-pub use gateway::{FakeGateway, Override, RecordedRequest};
+pub use gateway::{CompletionHold, FakeGateway, Override, RecordedRequest};
 pub use mcp::{McpClient, ToolResult, assert_same, combo_named, error_message, keys, numbers_as_f64};
 pub use process::ServerCommand;
 pub use raw::{RawServer, RawTranscript};

@@ -2,21 +2,39 @@
 //! the registry and whose calls go to the [`CallService`]. One handler value
 //! per MCP session; the transport tells it who is calling
 //! ([`ResolveCaller`]), so the handler has one shape for every transport.
+//!
+//! Cancellation: a `notifications/cancelled` for a running `tools/call`
+//! (stdio, legacy HTTP sessions and 2026-07-28 requests alike) cancels
+//! rmcp's request token, which stops the guest and drops its in-flight
+//! gateway requests; rmcp then sends nothing more for that request. An HTTP
+//! client that drops the connection of its `tools/call` cancels it the same
+//! way ([`ClientGone`]), unless the call runs as a task ([`crate::tasks`]).
 
 mod protocol;
+mod tasks;
+
+pub use tasks::PROGRESS_META;
 
 use crate::call::{CallService, Caller, Outcome, ToolCall};
 use crate::registry::ToolEntry;
 use crate::runtime::ProgressSink;
+use crate::tasks::Tasks;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, CustomRequest, CustomResult,
+    GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations, UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::ErrorData as McpError;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Put by the HTTP transport into the extensions of a POST: cancelled when
+/// the client goes away before the response has been sent in full, so a
+/// call whose connection dropped stops like a cancelled one.
+#[derive(Clone, Debug)]
+pub struct ClientGone(pub CancellationToken);
 
 /// How a transport tells the handler who sent a request and over which
 /// legacy session (stdio: the operator and the process; HTTP: the tenant of
@@ -31,13 +49,15 @@ pub trait ResolveCaller: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct McpHandler {
     service: Arc<CallService>,
+    tasks: Arc<Tasks>,
     callers: Arc<dyn ResolveCaller>,
 }
 
 impl McpHandler {
-    /// A handler for a new session whose callers `callers` resolves.
-    pub fn new(service: Arc<CallService>, callers: Arc<dyn ResolveCaller>) -> Self {
-        Self { service, callers }
+    /// A handler for a new session whose callers `callers` resolves; the
+    /// node's `tasks` are shared by all its sessions.
+    pub fn new(service: Arc<CallService>, tasks: Arc<Tasks>, callers: Arc<dyn ResolveCaller>) -> Self {
+        Self { service, tasks, callers }
     }
 }
 
@@ -47,6 +67,7 @@ impl ServerHandler for McpHandler {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("omniroute-mcp", env!("CARGO_PKG_VERSION")))
@@ -131,6 +152,16 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.callers.resolve(&context)?;
+        let mut meta = context.meta.0.0.clone();
+        if let Some(m) = &request.meta {
+            meta.extend(m.0.0.clone());
+        }
+        // A long tool runs as a task when the client can take a task handle.
+        if context.client_capabilities().is_some_and(|c| c.supports_tasks()) && self.tasks.supports(&request.name) {
+            let call = ToolCall { name: request.name.to_string(), arguments: request.arguments, meta, progress: None, cancel: None };
+            let record = self.tasks.start(caller, call).await.map_err(tasks::to_mcp_error)?;
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(tasks::task_of(&record))));
+        }
         let (progress, forwarder) = match context.meta.get_progress_token() {
             Some(token) => {
                 let (sink, forwarder) = progress_sink(context.peer.clone(), token);
@@ -138,20 +169,19 @@ impl ServerHandler for McpHandler {
             }
             None => (None, None),
         };
-        let mut meta = context.meta.0.0.clone();
-        if let Some(m) = &request.meta {
-            meta.extend(m.0.0.clone());
-        }
-        let cancel = Some(context.ct.clone());
-        let call = ToolCall { name: request.name.to_string(), arguments: request.arguments, meta, progress, cancel };
+        let (cancel, _watch) = call_token(&context);
+        let call = ToolCall { name: request.name.to_string(), arguments: request.arguments, meta, progress, cancel: Some(cancel.clone()) };
         let outcome = self.service.call(&caller, call).await;
         // The call is over and its sink dropped: the forwarder sends the last
         // report it holds and ends, so progress precedes the result; a client
-        // too slow to take even that does not hold the result back.
-        if let Some(mut forwarder) = forwarder
-            && tokio::time::timeout(std::time::Duration::from_secs(1), &mut forwarder).await.is_err()
-        {
-            forwarder.abort();
+        // too slow to take even that does not hold the result back. A
+        // cancelled call sends nothing further.
+        if let Some(mut forwarder) = forwarder {
+            if cancel.is_cancelled() {
+                forwarder.abort();
+            } else if tokio::time::timeout(std::time::Duration::from_secs(1), &mut forwarder).await.is_err() {
+                forwarder.abort();
+            }
         }
         match outcome {
             Outcome::Answered(result) => Ok(result.into()),
@@ -160,6 +190,28 @@ impl ServerHandler for McpHandler {
                 None,
             )),
         }
+    }
+
+    /// `tasks/get`: the caller's task, with its result once it has one.
+    async fn get_task(&self, request: GetTaskParams, context: RequestContext<RoleServer>) -> Result<GetTaskResult, McpError> {
+        let caller = self.callers.resolve(&context)?;
+        let record = self.tasks.get(&caller, &request.task_id).await.map_err(tasks::to_mcp_error)?;
+        Ok(tasks::get_result(&record))
+    }
+
+    /// `tasks/update`: no tool asks for input mid-call, so there is nothing
+    /// to deliver; a known task is acknowledged, an unknown one is an error.
+    async fn update_task(&self, request: UpdateTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let caller = self.callers.resolve(&context)?;
+        self.tasks.get(&caller, &request.task_id).await.map_err(tasks::to_mcp_error)?;
+        Ok(())
+    }
+
+    /// `tasks/cancel`: stops the task (at once on the node running it, else
+    /// within the poll interval); `tasks/get` says `cancelled` once stopped.
+    async fn cancel_task(&self, request: CancelTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let caller = self.callers.resolve(&context)?;
+        self.tasks.cancel(&caller, &request.task_id).await.map_err(tasks::to_mcp_error)
     }
 
     /// Requests rmcp could not route: an unknown method, or a known one whose
@@ -171,6 +223,43 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
         Err(protocol::unroutable(&request.method, request.params.as_ref(), Some(&context.meta.0.0)))
+    }
+}
+
+/// The token that stops a call: rmcp's request token (`notifications/cancelled`,
+/// the end of the session, a dropped 2026-07-28 request), or the HTTP
+/// client going away mid-call ([`ClientGone`]). The returned guard ends the
+/// watch when the call is over.
+fn call_token(context: &RequestContext<RoleServer>) -> (CancellationToken, Option<AbortOnDrop>) {
+    let gone = context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ClientGone>())
+        .map(|g| g.0.clone());
+    let Some(gone) = gone else {
+        return (context.ct.clone(), None);
+    };
+    let token = context.ct.child_token();
+    let (watched, request) = (token.clone(), context.ct.clone());
+    let watch = tokio::spawn(async move {
+        tokio::select! {
+            () = gone.cancelled() => {
+                tracing::info!("the HTTP client went away mid-call; cancelling the call");
+                watched.cancel();
+            }
+            () = request.cancelled() => {}
+            () = watched.cancelled() => {}
+        }
+    });
+    (token, Some(AbortOnDrop(watch)))
+}
+
+/// Aborts a helper task when the call it watches is over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -19,6 +19,11 @@ pub struct Manifest {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// `tasks = true`: the tool may run as an MCP task (the tasks extension,
+    /// `io.modelcontextprotocol/tasks`) when the client declares support, so
+    /// a long call can be polled, read later and cancelled (`crate::tasks`).
+    #[serde(default)]
+    pub tasks: bool,
 }
 
 /// Optional per-tool limits; they can only tighten the server's.

@@ -12,6 +12,7 @@ use crate::auth::Principal;
 use crate::call::{CallService, Caller};
 use crate::config::Settings;
 use crate::mcp::{McpHandler, ResolveCaller};
+use crate::tasks::Tasks;
 use crate::session::Session;
 use anyhow::Context;
 use rmcp::ServiceExt;
@@ -52,13 +53,27 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     app.watch_plugins();
     let caller = Caller { principal: Arc::new(principal), session: Arc::new(Session::legacy(format!("stdio-{}", std::process::id()))) };
     let service = Arc::new(CallService::new(app));
+    let tasks = Tasks::new(service.clone());
     let ((reader, reader_mode), (writer, writer_mode)) = streams();
     tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");
-    let running = McpHandler::new(service, Arc::new(Operator(caller)))
+    let running = McpHandler::new(service.clone(), tasks.clone(), Arc::new(Operator(caller)))
         .serve((reader, writer))
         .await
         .context("MCP initialization over stdio failed")?;
-    running.waiting().await.context("MCP stdio session ended with an error")?;
+    // Until the client closes stdin, or SIGTERM/SIGINT.
+    let ended = tokio::select! {
+        ended = running.waiting() => ended.map(drop).context("MCP stdio session ended with an error"),
+        () = super::http::wait_for_signal() => {
+            tracing::info!("signal received; stopping");
+            Ok(())
+        }
+    };
+    // Tasks the client started get the shutdown grace period to finish
+    // (their results stay readable through a shared store), then are
+    // recorded as cancelled.
+    tasks.drain(super::http::SHUTDOWN_GRACE).await;
+    service.app().audit().close().await;
+    ended?;
     Ok(())
 }
 

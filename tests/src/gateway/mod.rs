@@ -17,12 +17,15 @@
 //! | `PUT /api/combos/{id}` | sets `isActive` on that copy; unknown id: `404 {"error":"Combo not found"}` |
 //! | `GET /api/combos/metrics[?combo=]` | all, `coding-fast`, or the "no metrics" body |
 //! | `GET`, `PATCH /api/resilience` | `resilience-defaults.json`; PATCH deep-merges and answers `{"ok":true, …}` |
-//! | `POST /v1/chat/completions` | `chat-completion-combo.json` body and `x-omniroute-*` headers, a fresh `x-request-id` |
+//! | `POST /v1/chat/completions` | `chat-completion-combo.json` body and `x-omniroute-*` headers, a fresh `x-request-id` (held until released after [`FakeGateway::hold_completions`]) |
 //!
 //! Every response carries `x-request-id` and `x-omniroute-route-class`, as the real gateway does.
 
+mod hold;
 mod routes;
 mod server;
+
+pub use hold::CompletionHold;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -104,6 +107,15 @@ impl FakeGateway {
     /// `Authorization: Bearer <key>`. `None` (the default) accepts anonymous client calls.
     pub fn require_api_key(&self, key: Option<&str>) {
         *lock(&self.shared.api_key) = key.map(str::to_owned);
+    }
+
+    /// From now on every `POST /v1/chat/completions` is recorded and then held until the
+    /// returned handle releases it; the handle counts arrivals, answers and the requests the
+    /// server abandoned while they were held (its connection closed).
+    pub fn hold_completions(&self) -> CompletionHold {
+        let state = Arc::new(hold::HoldState::new());
+        *lock(&self.shared.hold) = Some(Arc::clone(&state));
+        CompletionHold { state }
     }
 
     /// The current in-memory combos body (changed by `PUT /api/combos/{id}`).

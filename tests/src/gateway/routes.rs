@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     /// The server's startup probes, apart from the tools' traffic in `log`.
     pub(crate) probes: Mutex<Vec<RecordedRequest>>,
     pub(crate) api_key: Mutex<Option<String>>,
+    /// When set, every `POST /v1/chat/completions` waits for the test to release it.
+    pub(crate) hold: Mutex<Option<Arc<super::hold::HoldState>>>,
 }
 
 impl Shared {
@@ -138,6 +140,7 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             probes: Mutex::new(Vec::new()),
             api_key: Mutex::new(None),
+            hold: Mutex::new(None),
         }
     }
 
@@ -190,6 +193,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             .collect(),
         body: body.to_vec(),
     });
+
+    let held = (parts.method == Method::POST && path == "/v1/chat/completions")
+        .then(|| lock(&shared.hold).clone())
+        .flatten();
+    if let Some(hold) = held {
+        hold.wait_for_release().await;
+    }
 
     let overridden = {
         let overrides = lock(&shared.overrides);

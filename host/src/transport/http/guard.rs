@@ -138,10 +138,14 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
         _ => {}
     }
     request.extensions_mut().insert::<Arc<Principal>>(principal);
+    let gone = (request.method() == Method::POST).then(|| super::disconnect::watch(&mut request));
     let response = next.run(request).await;
     // By now rmcp has bound the new session (if it made one) to its tenant.
     drop(pending_start);
-    response
+    match gone {
+        Some(gone) => gone.wrap(response),
+        None => response,
+    }
 }
 
 /// The principal behind the request's bearer token: a tenant's static token,

@@ -7,6 +7,7 @@
 //! lets calls in flight finish and flushes the audit log.
 
 mod caller;
+mod disconnect;
 mod guard;
 mod sessions;
 mod well_known;
@@ -17,6 +18,7 @@ use crate::auth::tenants::Tenants;
 use crate::call::CallService;
 use crate::config::Settings;
 use crate::mcp::McpHandler;
+use crate::tasks::Tasks;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -124,7 +126,8 @@ pub async fn serve(service: Arc<CallService>, options: HttpOptions) -> anyhow::R
     let shutdown = CancellationToken::new();
     let in_flight = service.in_flight().clone();
     let app = service.app().clone();
-    let router = router(service, options, shutdown.clone());
+    let tasks = Tasks::new(service.clone());
+    let router = router_with_tasks(service, tasks.clone(), options, shutdown.clone());
     eprintln!("omniroute-mcp listening on http://{local}/mcp");
     tracing::info!(%local, "serving MCP Streamable HTTP at /mcp");
 
@@ -147,7 +150,9 @@ pub async fn serve(service: Arc<CallService>, options: HttpOptions) -> anyhow::R
     tracing::info!("shutting down: no new connections; waiting up to {SHUTDOWN_GRACE:?} for calls in flight");
     stop_accepting.cancel();
     in_flight.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, in_flight.wait()).await.is_err() {
+    // Tasks finish within the grace period or are cancelled and recorded so.
+    let (calls, ()) = tokio::join!(tokio::time::timeout(SHUTDOWN_GRACE, in_flight.wait()), tasks.drain(SHUTDOWN_GRACE));
+    if calls.is_err() {
         tracing::warn!("calls still running after {SHUTDOWN_GRACE:?}; stopping them");
     }
     // Let finished calls' responses reach their clients; then end the MCP
@@ -162,7 +167,8 @@ pub async fn serve(service: Arc<CallService>, options: HttpOptions) -> anyhow::R
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGINT or SIGTERM (stdio uses it too).
+pub(super) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -186,6 +192,12 @@ async fn wait_for_signal() {
 
 /// The whole HTTP surface (exposed for in-process tests).
 pub fn router(service: Arc<CallService>, options: HttpOptions, shutdown: CancellationToken) -> Router {
+    let tasks = Tasks::new(service.clone());
+    router_with_tasks(service, tasks, options, shutdown)
+}
+
+/// [`router`] with the node's tasks, which the shutdown drains.
+fn router_with_tasks(service: Arc<CallService>, tasks: Arc<Tasks>, options: HttpOptions, shutdown: CancellationToken) -> Router {
     let config = StreamableHttpServerConfig::default()
         // Host and Origin are checked (with tenant-aware errors) in `guard`.
         .disable_allowed_hosts()
@@ -197,7 +209,7 @@ pub fn router(service: Arc<CallService>, options: HttpOptions, shutdown: Cancell
     manager.session_config.keep_alive = Some(options.session_idle);
     let factory_service = service.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(McpHandler::new(factory_service.clone(), Arc::new(caller::SessionCaller::default()))),
+        move || Ok(McpHandler::new(factory_service.clone(), tasks.clone(), Arc::new(caller::SessionCaller::default()))),
         Arc::new(TrackedSessions::new(manager, sessions.clone())),
         config,
     );
