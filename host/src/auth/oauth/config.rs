@@ -56,6 +56,19 @@ pub struct IssuerConfig {
     /// Tools each per-subject principal may see and call (default: all its scopes allow).
     pub tools: Option<Vec<String>>,
     pub default_budget: Option<DefaultBudget>,
+    /// RFC 7662 token introspection endpoint: when set, bearer tokens that
+    /// are not JWTs (opaque tokens) are checked there.
+    pub introspection_endpoint: Option<String>,
+    /// The client id this server authenticates to the introspection
+    /// endpoint with (HTTP Basic); required with `introspection_endpoint`.
+    pub introspection_client_id: Option<String>,
+    /// The name of the environment variable holding that client's secret
+    /// (secrets stay out of the file); required with `introspection_endpoint`.
+    pub introspection_client_secret_env: Option<String>,
+    /// How long an introspection answer is reused, in seconds (at most 60):
+    /// a revoked token is refused within this time.
+    #[serde(default = "default_introspection_cache")]
+    pub introspection_cache_s: u64,
 }
 
 /// One `[[oauth.map]]`: tokens of `issuer` whose `sub` (and/or client id)
@@ -81,4 +94,7 @@ fn default_leeway() -> u64 {
 }
 fn default_min_refresh() -> u64 {
     30
+}
+fn default_introspection_cache() -> u64 {
+    5
 }

@@ -149,15 +149,16 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallComple
     if let Some((guard, spent_before)) = &guarded {
         match guard.decide(*spent_before) {
             Decision::Send { warnings: w } => warnings = w,
-            Decision::Refuse(message) => return refused(message),
+            Decision::Refuse(message) => return refused(crate::telemetry::metrics::budget_blocked(&ctx.bucket().principal, message)),
             Decision::Degrade { tier } => match budget::degrade(&ctx.broker, clock.request_budget(), &mut req, &tier).await {
                 Ok(Some(original)) => {
                     let target = requested_model(&req).unwrap_or_default();
                     warnings.push(budget::degraded_text(&original, &target, &tier));
                     degraded_from = Some(original);
+                    crate::telemetry::metrics::budget(&ctx.bucket().principal, crate::telemetry::metrics::BudgetAction::Degraded);
                 }
                 Ok(None) => {}
-                Err(message) => return refused(message),
+                Err(message) => return refused(crate::telemetry::metrics::budget_blocked(&ctx.bucket().principal, message)),
             },
         }
     }
