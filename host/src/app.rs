@@ -126,11 +126,16 @@ impl App {
         crate::telemetry::trace::start_from_env();
         if let Some(endpoint) = &settings.metrics {
             let weak = Arc::downgrade(&app);
-            let tool_counts: crate::telemetry::endpoint::ToolCounts = Arc::new(move || {
-                let registry = weak.upgrade()?.registry();
-                Some((registry.tools().len(), registry.refused().len()))
+            let snapshot: crate::telemetry::endpoint::ReadSnapshot = Arc::new(move || {
+                let app = weak.upgrade()?;
+                let registry = app.registry();
+                Some(crate::telemetry::endpoint::Snapshot {
+                    tools_loaded: registry.tools().len(),
+                    tools_refused: registry.refused().len(),
+                    audit_queue: app.audit.queue_depth(),
+                })
             });
-            crate::telemetry::endpoint::spawn(tool_counts, endpoint).await?;
+            crate::telemetry::endpoint::spawn(snapshot, endpoint).await?;
         }
         if app.plugins.is_some() {
             let loader = app.clone();

@@ -11,13 +11,20 @@
 //   client, the code's scope on authorization-code tokens, and honours test-only form fields
 //   of client-credentials requests: test_sub, test_aud, test_exp (seconds from now, may be
 //   negative), test_nbf (likewise), test_kid (a header kid the signing key does not have);
-// * beforeIntrospect answers RFC 7662 requests for the tokens this server issued.
+// * beforeResponse replaces the access token by an opaque one (random, not a JWT) when the
+//   token request has the test-only form field test_opaque=1, remembering its claims;
+// * beforeRevoke (RFC 7009, POST /revoke token=…) marks a token revoked;
+// * beforeIntrospect answers RFC 7662 requests for the tokens this server issued: active with
+//   their claims until they expire or are revoked, else inactive; the caller must authenticate
+//   as the introspection client INTROSPECTION_CLIENT (HTTP Basic), else 401.
 //
-// Test routes on the same port: GET /test/stats ({ jwks_fetches }), POST /test/rotate (adds
-// a new RS256 key to the JWKS; the token endpoint then signs with the keys in turn).
+// Test routes on the same port: GET /test/stats ({ jwks_fetches, introspections }), POST
+// /test/rotate (adds a new RS256 key to the JWKS; the token endpoint then signs with the keys
+// in turn).
 //
 // Usage: node authorization-server.mjs  → prints "issuer http://127.0.0.1:PORT" on stdout.
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -35,7 +42,10 @@ const service = server.service;
 
 const codes = new Map(); // code -> { scope, resource }
 const issued = new Map(); // access token -> payload (for introspection)
+const revoked = new Set(); // access tokens revoked through /revoke
+const INTROSPECTION_CLIENT = 'mcp-server:introspection-secret';
 let jwksFetches = 0;
+let introspections = 0;
 
 service.on(Events.BeforeAuthorizeRedirect, (redirect, req) => {
   const code = redirect.url.searchParams.get('code');
@@ -61,24 +71,44 @@ service.on(Events.BeforeTokenSigning, (token, req) => {
   if (body.test_kid !== undefined) token.header.kid = body.test_kid;
 });
 
-service.on(Events.BeforeResponse, (response) => {
+service.on(Events.BeforeResponse, (response, req) => {
   const token = response.body?.access_token;
   if (typeof token === 'string') {
     const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
-    issued.set(token, payload);
+    if (req.body?.test_opaque === '1') {
+      const opaque = `opaque_${crypto.randomBytes(24).toString('hex')}`;
+      response.body.access_token = opaque;
+      issued.set(opaque, payload);
+    } else {
+      issued.set(token, payload);
+    }
   }
 });
 
-service.on(Events.BeforeIntrospect, (response, req) => {
+service.on(Events.BeforeRevoke, (_response, req) => {
   const token = req.body?.token;
-  const payload = typeof token === 'string' ? issued.get(token) : undefined;
+  if (typeof token === 'string') revoked.add(token);
+});
+
+service.on(Events.BeforeIntrospect, (response, req) => {
+  introspections += 1;
+  const basic = req.headers.authorization?.startsWith('Basic ')
+    ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString()
+    : undefined;
+  if (basic !== INTROSPECTION_CLIENT) {
+    response.statusCode = 401;
+    response.body = { error: 'invalid_client' };
+    return;
+  }
+  const token = req.body?.token;
+  const payload = typeof token === 'string' && !revoked.has(token) ? issued.get(token) : undefined;
   const now = Math.floor(Date.now() / 1000);
   response.body = payload && payload.exp > now ? { active: true, ...payload } : { active: false };
 });
 
 service.addRoute('GET', '/test/stats', (_req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jwks_fetches: jwksFetches }));
+  res.end(JSON.stringify({ jwks_fetches: jwksFetches, introspections }));
 });
 
 service.addRoute('POST', '/test/rotate', async (_req, res) => {
@@ -91,8 +121,8 @@ const handler = service.requestHandler;
 const httpServer = http.createServer((req, res) => {
   const route = req.url?.split('?')[0];
   if (req.method === 'GET' && route === '/jwks') jwksFetches += 1;
-  if (req.method === 'POST' && route === '/introspect') {
-    // The mock's introspection handler reads no body; the hook needs the token.
+  if (req.method === 'POST' && (route === '/introspect' || route === '/revoke')) {
+    // The mock's introspection and revocation handlers read no body; the hooks need the token.
     let text = '';
     req.on('data', (chunk) => (text += chunk));
     req.on('end', () => {

@@ -19,8 +19,12 @@ const HEALTH: &str = "omniroute_get_health";
 const COMBOS: &str = "omniroute_list_combos";
 
 fn tenant(id: &str, token: &str, extra: &str) -> String {
+    tenant_with_scopes(id, token, r#""read:health""#, extra)
+}
+
+fn tenant_with_scopes(id: &str, token: &str, scopes: &str, extra: &str) -> String {
     format!(
-        "[[tenant]]\nid = \"{id}\"\ntoken_sha256 = \"{}\"\nscopes = [\"read:health\"]\n{extra}\n",
+        "[[tenant]]\nid = \"{id}\"\ntoken_sha256 = \"{}\"\nscopes = [{scopes}]\n{extra}\n",
         hex::encode(Sha256::digest(token.as_bytes()))
     )
 }
@@ -122,6 +126,20 @@ impl Server {
             .unwrap();
         assert!(note.status().is_success(), "{}", note.status());
         session
+    }
+
+    /// Ends a session (DELETE /mcp), as a client that closes does.
+    async fn close_session(&self, token: &str, session: &str) {
+        let response = self
+            .client
+            .delete(format!("{}/mcp", self.mcp.as_ref().unwrap()))
+            .header("authorization", format!("Bearer {token}"))
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .expect("DELETE /mcp");
+        assert!(response.status().is_success(), "DELETE /mcp: {}\n{}", response.status(), self.log());
     }
 
     /// tools/call; returns the JSON-RPC answer.
@@ -261,6 +279,11 @@ async fn each_counter_moves_by_exactly_the_calls_made() {
     assert_eq!(after[&audited] - before.get(&audited).copied().unwrap_or(0.0), 9.0);
     assert_eq!(after[&key("omniroute_mcp_audit_write_failures_total", &[])], 0.0);
     assert_eq!(after[&key("omniroute_mcp_calls_in_flight", &[])], 0.0);
+    // Every row was committed before its answer: nothing waits in the audit queue.
+    assert_eq!(after[&key("omniroute_mcp_audit_queue_depth", &[])], 0.0);
+    // One live session per tenant, until one is closed.
+    let sessions = |samples: &Samples, tenant: &str| samples.get(&key("omniroute_mcp_http_sessions", &[("tenant", tenant)])).copied();
+    assert_eq!((sessions(&after, "acme"), sessions(&after, "tiny")), (Some(1.0), Some(1.0)), "{}", server.log());
 
     // Gateway requests: exactly what the fake gateway received, by method and route.
     let mut received: BTreeMap<_, f64> = BTreeMap::new();
@@ -278,6 +301,66 @@ async fn each_counter_moves_by_exactly_the_calls_made() {
     let loaded = components_in(&paths::builtin_tools_dir()) + components_in(&paths::test_tools_dir());
     assert_eq!(after[&key("omniroute_mcp_tools_loaded", &[])], loaded as f64);
     assert_eq!(after[&key("omniroute_mcp_tools_refused", &[])], 0.0);
+
+    server.close_session("token-acme", &acme).await;
+    let closed = server.scrape().await;
+    assert_eq!((sessions(&closed, "acme"), sessions(&closed, "tiny")), (Some(0.0), Some(1.0)), "{}", server.log());
+}
+
+/// The session budget guard's blocks and degrades, counted by tenant: with a priced completion
+/// (0.0000285 USD) and a 0.00001 USD guard, `block` lets the first completion through and
+/// refuses the second; `degrade` to tier `free` sends the next one to the `free-tier` combo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_blocks_and_degrades_are_counted_by_tenant() {
+    use omniroute_mcp_tests::Override;
+    use omniroute_mcp_tests::tools::{BUDGET, ROUTE};
+    let gateway = FakeGateway::start();
+    let priced = FakeGateway::fixture("chat-completion-priced.json");
+    let mut answer = Override::json(200, priced["body"].clone());
+    for (name, value) in priced["headers"].as_object().unwrap() {
+        answer = answer.with_header(name, value.as_str().unwrap());
+    }
+    gateway.set_override("POST", "/v1/chat/completions", answer);
+    let dir = TempDir::new("metrics-budget");
+    let file = dir.path().join("tenants.toml");
+    let scopes = r#""execute:completions", "write:budget", "read:combos", "read:models""#;
+    std::fs::write(&file, tenant_with_scopes("spender", "token-spender", scopes, "")).unwrap();
+    let command = ServerCommand::new(&gateway.url())
+        .arg("serve")
+        .arg("--http")
+        .arg("127.0.0.1:0")
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .arg("--tenants")
+        .arg(file.as_os_str());
+    let server = spawn(command, dir, true).await;
+    let session = server.open_session("token-spender").await;
+    let route = || json!({"model": "coding-fast", "messages": [{"role": "user", "content": "Say hi"}]});
+    let before = server.scrape().await;
+
+    let guard = server.call("token-spender", &session, BUDGET, json!({"maxCost": 0.00001, "action": "block"})).await;
+    assert_eq!(guard["result"]["isError"], json!(false), "{guard}");
+    let sent = server.call("token-spender", &session, ROUTE, route()).await;
+    assert_eq!(sent["result"]["isError"], json!(false), "{sent}");
+    let blocked = server.call("token-spender", &session, ROUTE, route()).await;
+    let text = blocked["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("Budget guard blocked the request"), "{blocked}");
+    let after_block = server.scrape().await;
+    let blocks = key("omniroute_mcp_budget_blocks_total", &[("tenant", "spender")]);
+    let degrades = key("omniroute_mcp_budget_degrades_total", &[("tenant", "spender")]);
+    let delta = |after: &Samples, k: &(String, Vec<(String, String)>)| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    assert_eq!((delta(&after_block, &blocks), delta(&after_block, &degrades)), (1.0, 0.0), "{}", server.log());
+
+    let guard = server
+        .call("token-spender", &session, BUDGET, json!({"maxCost": 0.00001, "action": "degrade", "degradeToTier": "free"}))
+        .await;
+    assert_eq!(guard["result"]["isError"], json!(false), "{guard}");
+    let degraded = server.call("token-spender", &session, ROUTE, route()).await;
+    assert_eq!(degraded["result"]["structuredContent"]["routing"]["degradedFrom"], json!("coding-fast"), "{degraded}");
+    let after = server.scrape().await;
+    assert_eq!((delta(&after, &blocks), delta(&after, &degrades)), (1.0, 1.0), "{}", server.log());
+    // Only the tenant's own labels moved.
+    assert_eq!(moved(&before, &after, "omniroute_mcp_budget_").len(), 2, "{:?}", moved(&before, &after, "omniroute_mcp_budget_"));
 }
 
 /// Metrics name tenants: off loopback they need a token, and then every scrape must carry it.

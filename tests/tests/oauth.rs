@@ -8,8 +8,9 @@
 //! accepted tokens; wrong audience, expired, unknown `kid`, bad signature, `alg: none`, unknown
 //! issuer, unmapped subject and missing scope refused with the right status and header; token
 //! scopes only narrow the operator's; per-subject principals; key rotation picked up with a
-//! bound on JWKS refreshes; static tenant tokens beside OAuth; and the Python SDK's OAuth client
-//! walking the discovery to `tools/list`.
+//! bound on JWKS refreshes; static tenant tokens beside OAuth; opaque tokens through RFC 7662
+//! introspection (accepted and narrowed, inactive and revoked ones refused); and the Python SDK's
+//! OAuth client walking the discovery to `tools/list`.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -93,8 +94,30 @@ impl AuthServer {
     }
 
     async fn jwks_fetches(&self) -> u64 {
+        self.stat("jwks_fetches").await
+    }
+
+    /// RFC 7662 requests the authorization server answered.
+    async fn introspections(&self) -> u64 {
+        self.stat("introspections").await
+    }
+
+    async fn stat(&self, name: &str) -> u64 {
         let answer: Value = self.http.get(format!("{}/test/stats", self.issuer)).send().await.unwrap().json().await.unwrap();
-        answer["jwks_fetches"].as_u64().expect("jwks_fetches")
+        answer[name].as_u64().unwrap_or_else(|| panic!("no {name} in {answer}"))
+    }
+
+    /// An opaque (non-JWT) access token for `resource` with `subject` and `scope`, from the real
+    /// token endpoint (the launcher swaps the JWT for a random string it can introspect).
+    async fn opaque_token_for(&self, resource: &str, subject: &str, scope: &str) -> String {
+        self.token(&[("resource", resource), ("test_sub", subject), ("scope", scope), ("client_id", "test-client"), ("test_opaque", "1")])
+            .await
+    }
+
+    /// Revokes `token` at the revocation endpoint (RFC 7009).
+    async fn revoke(&self, token: &str) {
+        let answer = self.http.post(format!("{}/revoke", self.issuer)).form(&[("token", token)]).send().await.unwrap();
+        assert!(answer.status().is_success(), "revoke: {}", answer.status());
     }
 }
 
@@ -126,12 +149,20 @@ struct Reply {
 
 impl Server {
     async fn start(tenants: &str) -> Server {
+        Server::start_with_env(tenants, &[]).await
+    }
+
+    /// [`Server::start`] with these extra environment variables.
+    async fn start_with_env(tenants: &str, env: &[(&str, &str)]) -> Server {
         let gateway = RealGateway::plain();
         let dir = TempDir::new("oauth");
         let file = dir.path().join("tenants.toml");
         std::fs::write(&file, tenants).unwrap();
-        let command =
+        let mut command =
             gateway.server().arg("serve").arg("--http").arg("127.0.0.1:0").arg("--tenants").arg(file.as_os_str());
+        for (name, value) in env {
+            command = command.env(name, value);
+        }
         let mut child = command.to_command().spawn().expect("spawn the server");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -594,4 +625,69 @@ async fn tenants_and_mappings_reload_on_file_change_and_on_sighup() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(server.initialize(STATIC_TOKEN).await.status, 200, "{}", server.log());
     assert!(server.log().contains("still serving the previous tenants"), "{}", server.log());
+}
+
+/// A 401 `invalid_token` whose challenge and body say `needle`.
+fn assert_invalid_token(reply: &Reply, needle: &str) {
+    assert_eq!(reply.status, 401, "{needle}: {}", reply.text);
+    let challenge = challenge_of(reply);
+    assert!(challenge.contains("error=\"invalid_token\""), "{needle}: {challenge}");
+    assert!(challenge.contains("resource_metadata=\""), "{needle}: {challenge}");
+    assert!(challenge.contains(needle) && reply.text.contains(needle), "{needle}: {challenge} / {}", reply.text);
+}
+
+/// Opaque tokens through RFC 7662 introspection: the issuer's introspection endpoint, this
+/// server's client credentials (the secret from the environment; the launcher answers 401 to
+/// any other client) and a 1 s answer cache. An active token acts as its mapped tenant with its
+/// scopes narrowed by the tenant's; unknown, foreign-audience and revoked tokens get 401
+/// `invalid_token`, the revoked one as soon as the cached answer runs out; JWTs still verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_are_introspected_narrowed_and_refused_once_revoked() {
+    let auth = AuthServer::start().await;
+    let extra = format!(
+        "introspection_endpoint = \"{}/introspect\"\nintrospection_client_id = \"mcp-server\"\n\
+         introspection_client_secret_env = \"TEST_INTROSPECTION_SECRET\"\nintrospection_cache_s = 1",
+        auth.issuer
+    );
+    let file = tenants(&auth, r#""read:health""#, &extra);
+    let server = Server::start_with_env(&file, &[("TEST_INTROSPECTION_SECRET", "introspection-secret")]).await;
+    let resource = server.resource();
+
+    let opaque = auth.opaque_token_for(&resource, "alice", "read:health read:combos").await;
+    assert!(opaque.starts_with("opaque_") && !opaque.contains('.'), "not a JWT: {opaque}");
+    let asked = auth.introspections().await;
+    let session = server.open(&opaque).await;
+    assert!(auth.introspections().await > asked, "the server introspected the token");
+    assert_read_health_only(&server.tools(&opaque, &session).await, "the token's read:combos narrowed away by acme's scopes");
+    let call = server.call(&opaque, &session, HEALTH).await;
+    assert_eq!(call.status, 200, "{}", call.text);
+    assert_eq!(call.message.as_ref().unwrap()["result"]["isError"], json!(false), "{}", call.text);
+
+    assert_invalid_token(&server.initialize("opaque_never_issued_by_the_server").await, "not active");
+    let foreign = auth.opaque_token_for("http://127.0.0.1:1/mcp", "alice", "read:health").await;
+    assert_invalid_token(&server.initialize(&foreign).await, "audience");
+    // JWTs are still verified against the JWKS beside introspection.
+    let jwt = auth.token_for(&resource, "alice", "read:health").await;
+    server.open(&jwt).await;
+
+    // Revoked while its session is open: refused once the cached answer (1 s) runs out.
+    auth.revoke(&opaque).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let reply = server.post(Some(&opaque), Some(&session), json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "the revoked token is still accepted\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_invalid_token(&refused, "not active");
+
+    // This server's own client refused by the introspection endpoint: 503 saying what to fix,
+    // not a 401 that would make the client drop a good token.
+    let wrong = Server::start_with_env(&file, &[("TEST_INTROSPECTION_SECRET", "not-the-secret")]).await;
+    let good = auth.opaque_token_for(&wrong.resource(), "alice", "read:health").await;
+    let reply = wrong.initialize(&good).await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert!(wrong.log().contains("introspection_client_id"), "{}", wrong.log());
 }

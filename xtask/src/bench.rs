@@ -7,7 +7,9 @@
 //! gateway and the original server (cached), starts a dedicated gateway instance named
 //! [`INSTANCE`], runs the example, stops the instance, and leaves `target/bench/results.{json,md}`
 //! and `target/bench/latency.svg`. With `--compare OLD_BINARY` it runs the program's A/B of two
-//! builds instead (fake gateway only) and leaves `target/bench/compare.{json,md}`.
+//! builds instead (fake gateway only) and leaves `target/bench/compare.{json,md}`; with
+//! `--instructions`, only the instructions per call under callgrind, metrics off vs on
+//! (`target/bench/instructions.{json,md}`; the full run includes them when valgrind is installed).
 
 use crate::gateway::{self, Installed, StartOptions};
 use crate::util::{self, RunExt};
@@ -45,12 +47,23 @@ pub struct BenchArgs {
     /// A/B rounds: each binary is measured this many times, alternating (default 2).
     #[arg(long, requires = "compare")]
     pub rounds: Option<usize>,
+    /// Only count instructions per tools/call under callgrind (valgrind), metrics off vs on;
+    /// writes target/bench/instructions.{json,md}. Takes a few minutes.
+    #[arg(long, conflicts_with_all = ["compare", "real_calls"])]
+    pub instructions: bool,
+    /// Skip the callgrind count the full run adds when valgrind is installed.
+    #[arg(long, conflicts_with = "instructions")]
+    pub no_instructions: bool,
+    /// Counted calls per tool under callgrind (default 30, 10 with --quick).
+    #[arg(long)]
+    pub instruction_calls: Option<usize>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let root = util::workspace_root();
-    let ab = args.compare.is_some();
+    // The A/B and the instruction count use the fake gateway only.
+    let ab = args.compare.is_some() || args.instructions;
     // The gateway install (npm, minutes on a fresh machine) overlaps the build.
     let install = (!args.fake_only && !ab).then(|| std::thread::spawn(gateway::ensure_installed));
     let built = build_all_release()?;
@@ -101,6 +114,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.rounds {
         cmd.arg("--rounds").arg(n.to_string());
     }
+    if args.instructions {
+        cmd.arg("--instructions");
+    }
+    if args.no_instructions {
+        cmd.arg("--no-instructions");
+    }
+    if let Some(n) = args.instruction_calls {
+        cmd.arg("--instruction-calls").arg(n.to_string());
+    }
     if let Some(installed) = installed.as_ref().filter(|_| !ab) {
         let server = installed.app_dir.join("open-sse").join("mcp-server").join("server.js");
         cmd.arg("--node").arg(&installed.node).arg("--original").arg(server);
@@ -117,7 +139,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     measured?;
-    let files = if ab { "compare.json, compare.md" } else { "results.json, results.md, latency.svg" };
+    let files = if args.instructions {
+        "instructions.json, instructions.md"
+    } else if ab {
+        "compare.json, compare.md"
+    } else {
+        "results.json, results.md, latency.svg"
+    };
     util::step(&format!(
         "results in {} ({files}); {:.0} s in all",
         out.display(),

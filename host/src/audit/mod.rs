@@ -91,6 +91,25 @@ pub struct AuditLog {
     on_failure: OnFailure,
     /// Rows lost under `--audit-on-failure warn` (warned about on stderr).
     lost: AtomicU64,
+    /// Rows handed to the writer and not yet answered (the metrics' queue depth).
+    queued: AtomicU64,
+}
+
+/// Counts one row in [`AuditLog::queue_depth`] while it lives (also when
+/// the caller's future is dropped before the writer answers).
+struct Queued<'a>(&'a AtomicU64);
+
+impl<'a> Queued<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum Inner {
@@ -156,7 +175,7 @@ impl AuditLog {
             })
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         ready_rx.await.map_err(|_| "the audit writer stopped".to_owned())??;
-        Ok(AuditLog { inner: Inner::On { tx, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0) })
+        Ok(AuditLog { inner: Inner::On { tx, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) })
     }
 
     fn start(sink: impl writer::Sink, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
@@ -165,7 +184,7 @@ impl AuditLog {
             .name("audit-writer".into())
             .spawn(move || writer::run(sink, rx, writer_config(options)));
         match spawned {
-            Ok(_) => AuditLog { inner: Inner::On { tx, path }, on_failure: options.on_failure, lost: AtomicU64::new(0) },
+            Ok(_) => AuditLog { inner: Inner::On { tx, path }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) },
             Err(e) => AuditLog::broken(format!("cannot start the audit writer: {e}"), options),
         }
     }
@@ -175,12 +194,12 @@ impl AuditLog {
             OnFailure::Refuse => tracing::error!("{message}; tool calls will be refused (use --audit off to run without auditing)"),
             OnFailure::Warn => tracing::warn!("{message}; calls run UNAUDITED (--audit-on-failure warn)"),
         }
-        AuditLog { inner: Inner::Broken(message), on_failure: options.on_failure, lost: AtomicU64::new(0) }
+        AuditLog { inner: Inner::Broken(message), on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) }
     }
 
     /// `--audit off`: the operator chose to run without auditing.
     pub fn off() -> AuditLog {
-        AuditLog { inner: Inner::Off, on_failure: OnFailure::Refuse, lost: AtomicU64::new(0) }
+        AuditLog { inner: Inner::Off, on_failure: OnFailure::Refuse, lost: AtomicU64::new(0), queued: AtomicU64::new(0) }
     }
 
     /// The SQLite database rows go to, if that is where they go.
@@ -189,6 +208,12 @@ impl AuditLog {
             Inner::On { path, .. } => path.as_deref(),
             _ => None,
         }
+    }
+
+    /// Rows waiting for the writer's commit right now: a depth that stays up
+    /// means the database is slower than the calls (alert on it).
+    pub fn queue_depth(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Whether a call may run: an unusable audit log refuses all calls
@@ -222,6 +247,7 @@ impl AuditLog {
             Inner::Off => return Ok(()),
             Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
             Inner::On { tx, .. } => {
+                let _queued = Queued::enter(&self.queued);
                 let (done_tx, done_rx) = oneshot::channel();
                 match tx.send(message(record.bounded(), done_tx)) {
                     Err(_) => Err(AuditUnavailable("the audit writer stopped".into())),

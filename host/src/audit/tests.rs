@@ -268,3 +268,61 @@ async fn a_schema_1_database_is_upgraded_and_chained() {
     let gateway: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_gateway_requests", [], |r| r.get(0)).unwrap();
     assert_eq!(gateway, 5, "the fixture's 4 gateway requests and the new row's one");
 }
+
+/// A sink whose commits wait until the test lets them through.
+struct GatedSink(std::sync::mpsc::Receiver<()>);
+
+impl writer::Sink for GatedSink {
+    fn write(&mut self, _rows: &[writer::Row]) -> Result<(), String> {
+        self.0.recv().map_err(|_| "the gate closed".to_owned())
+    }
+    fn prune(&mut self, _cutoff: &str) -> Result<u64, String> {
+        Ok(0)
+    }
+    fn heartbeat(&mut self) {}
+    fn leave(&mut self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_depth_counts_the_rows_waiting_for_their_commit() {
+    let (gate, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(AuditLog::start(GatedSink(rx), AuditOptions::default(), None));
+    assert_eq!(log.queue_depth(), 0);
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.commit(record(&format!("t{i}"), true)).await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.queue_depth() < 3 {
+        assert!(std::time::Instant::now() < deadline, "depth {} never reached 3", log.queue_depth());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The writer holds the first batch at the gate: nothing is answered yet.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(log.queue_depth(), 3);
+    for _ in 0..3 {
+        let _ = gate.send(());
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(log.queue_depth(), 0);
+
+    // A caller that gives up (its future dropped) leaves the queue too.
+    let (closed_gate, rx) = std::sync::mpsc::channel::<()>();
+    let log = Arc::new(AuditLog::start(GatedSink(rx), AuditOptions::default(), None));
+    let waiting = {
+        let log = log.clone();
+        tokio::spawn(async move { log.commit(record("dropped", true)).await })
+    };
+    while log.queue_depth() < 1 {
+        assert!(std::time::Instant::now() < deadline, "the row never queued");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    waiting.abort();
+    let _ = waiting.await;
+    assert_eq!(log.queue_depth(), 0);
+    drop(closed_gate);
+}

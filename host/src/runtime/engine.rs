@@ -35,6 +35,28 @@ pub enum RuntimeError {
     World(String),
 }
 
+/// The environment variable that picks wasmtime's instance allocator:
+/// `pooling` (the default: instances come from a pool reserved at start,
+/// the fastest instantiation) or `on-demand` (memory mapped per call; for
+/// tools that cannot host the pool's multi-terabyte address-space
+/// reservation, such as valgrind in `cargo xtask bench --instructions`, or
+/// hosts with a small `ulimit -v`).
+pub const ALLOCATOR_ENV: &str = "OMNIROUTE_MCP_WASM_ALLOCATOR";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allocator {
+    Pooling,
+    OnDemand,
+}
+
+fn allocator_from_env() -> Result<Allocator, RuntimeError> {
+    match std::env::var(ALLOCATOR_ENV).ok().as_deref().map(str::trim) {
+        None | Some("" | "pooling") => Ok(Allocator::Pooling),
+        Some("on-demand") => Ok(Allocator::OnDemand),
+        Some(other) => Err(RuntimeError::Engine(format!("{ALLOCATOR_ENV}=\"{other}\" is not an allocator: use pooling (the default) or on-demand"))),
+    }
+}
+
 /// Engine, linker and cache, shared by every call.
 pub struct Runtime {
     engine: Engine,
@@ -50,6 +72,11 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        if allocator_from_env()? == Allocator::OnDemand {
+            // Memory is mapped per instance when a call starts; no up-front reservation.
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            return Self::with_config(&config, cache_root);
+        }
         let mut pool = PoolingAllocationConfig::new();
         // A Rust wasip2 tool is one component with a handful of core
         // instances; 1,000 concurrent calls is far above what 2 cores serve.
@@ -64,7 +91,11 @@ impl Runtime {
         pool.max_memory_size(MAX_MEMORY_BYTES);
         pool.max_unused_warm_slots(64);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Self::with_config(&config, cache_root)
+    }
+
+    fn with_config(config: &Config, cache_root: Option<&Path>) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)

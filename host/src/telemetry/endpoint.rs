@@ -52,11 +52,23 @@ impl MetricsEndpoint {
     }
 }
 
-/// How many tools are loaded and refused right now (read at each scrape).
-pub type ToolCounts = Arc<dyn Fn() -> Option<(usize, usize)> + Send + Sync>;
+/// The gauges read from the server's state at each scrape (not pushed on
+/// every change: reading them costs nothing between scrapes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// Tools on offer.
+    pub tools_loaded: usize,
+    /// Components and plugins refused at the last load.
+    pub tools_refused: usize,
+    /// Audit rows waiting for their commit.
+    pub audit_queue: u64,
+}
+
+/// Reads a [`Snapshot`] (`None` once the server is gone).
+pub type ReadSnapshot = Arc<dyn Fn() -> Option<Snapshot> + Send + Sync>;
 
 struct Scrape {
-    tool_counts: ToolCounts,
+    snapshot: ReadSnapshot,
     metrics: &'static Metrics,
     /// SHA-256 of the token: compared in constant time over fixed-size digests.
     token_sha256: Option<[u8; 32]>,
@@ -64,7 +76,7 @@ struct Scrape {
 
 /// Turns metrics on, binds the listener and serves it in the background;
 /// prints `omniroute-mcp metrics on http://ADDR/metrics` on stderr.
-pub async fn spawn(tool_counts: ToolCounts, endpoint: &MetricsEndpoint) -> Result<SocketAddr, EndpointError> {
+pub async fn spawn(snapshot: ReadSnapshot, endpoint: &MetricsEndpoint) -> Result<SocketAddr, EndpointError> {
     if !endpoint.addr.ip().is_loopback() && endpoint.token.is_none() {
         return Err(EndpointError::NeedsToken(endpoint.addr));
     }
@@ -73,7 +85,7 @@ pub async fn spawn(tool_counts: ToolCounts, endpoint: &MetricsEndpoint) -> Resul
         .map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
     let local = listener.local_addr().map_err(|e| EndpointError::Bind(endpoint.addr, e))?;
     let scrape = Arc::new(Scrape {
-        tool_counts,
+        snapshot,
         metrics: install(),
         token_sha256: endpoint.token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into()),
     });
@@ -105,9 +117,11 @@ async fn metrics(State(scrape): State<Arc<Scrape>>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    if let Some((loaded, refused)) = (scrape.tool_counts)() {
-        scrape.metrics.tools_loaded.set(loaded as i64);
-        scrape.metrics.tools_refused.set(refused as i64);
+    if let Some(now) = (scrape.snapshot)() {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        scrape.metrics.tools_loaded.set(gauge(now.tools_loaded as u64));
+        scrape.metrics.tools_refused.set(gauge(now.tools_refused as u64));
+        scrape.metrics.audit_queue.set(gauge(now.audit_queue));
     }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

@@ -41,6 +41,73 @@ pub enum CallOutcome {
     error,
 }
 
+/// What the session budget guard did to a completion instead of sending it as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BudgetAction {
+    /// Refused before anything left the host (`action = "block"`, or a
+    /// `degrade` that found no cheaper target).
+    Blocked,
+    /// Sent to a cheaper model of the guard's tier (`action = "degrade"`).
+    Degraded,
+}
+
+/// The tenant label of a principal id (`tenant:<id>` → `<id>`,
+/// `operator:<name>` → `anonymous` as stdio audit rows say, and a
+/// per-subject OAuth principal `oauth:<issuer>:<subject>` → `oauth:<issuer>`,
+/// its issuer's default policy): subjects never become label values.
+pub fn tenant_of_principal(id: &str) -> String {
+    if let Some(tenant) = id.strip_prefix("tenant:") {
+        return tenant.to_owned();
+    }
+    if let Some(rest) = id.strip_prefix("oauth:") {
+        return format!("oauth:{}", rest.split(':').next().unwrap_or_default());
+    }
+    "anonymous".to_owned()
+}
+
+/// The tenant label of a caller name as audit rows show it: a tenant id or
+/// `anonymous` stays itself; a per-subject OAuth caller `<issuer>:<subject>`
+/// becomes `oauth:<issuer>` (tenant ids cannot hold a `:`), the same label
+/// [`tenant_of_principal`] gives its principal id.
+pub fn tenant_of_caller(caller: &str) -> String {
+    match caller.split_once(':') {
+        Some((issuer, _)) => format!("oauth:{issuer}"),
+        None => caller.to_owned(),
+    }
+}
+
+/// Counts one budget-guard block or degrade of a completion sent for the
+/// principal `principal_id` (a no-op with metrics off).
+pub fn budget(principal_id: &str, action: BudgetAction) {
+    if let Some(m) = metrics() {
+        let family = match action {
+            BudgetAction::Blocked => &m.budget_blocks,
+            BudgetAction::Degraded => &m.budget_degrades,
+        };
+        family.get_or_create(&TenantLabel { tenant: tenant_of_principal(principal_id) }).inc();
+    }
+}
+
+/// [`budget`] for a block, passing the refusal's message through, so the
+/// guard's refusal points count it in one expression.
+pub fn budget_blocked(principal_id: &str, message: String) -> String {
+    budget(principal_id, BudgetAction::Blocked);
+    message
+}
+
+/// A Streamable HTTP session of `principal_id` started (`opened`) or ended:
+/// moves the `sessions` gauge of its tenant (a no-op with metrics off).
+pub fn http_session(principal_id: &str, opened: bool) {
+    if let Some(m) = metrics() {
+        let gauge = m.sessions.get_or_create(&TenantLabel { tenant: tenant_of_principal(principal_id) });
+        if opened {
+            gauge.inc();
+        } else {
+            gauge.dec();
+        }
+    }
+}
+
 /// The stop-cause label: the runtime's [`StopCause`] by its wire name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CauseLabel(pub StopCause);
@@ -56,6 +123,11 @@ struct CallLabels {
     tool: String,
     tenant: String,
     outcome: CallOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -99,6 +171,11 @@ pub struct Metrics {
     gateway_duration: HistogramFamily<RouteLabel>,
     audit_commit: Histogram,
     audit_failures: Counter,
+    budget_blocks: Family<TenantLabel, Counter>,
+    budget_degrades: Family<TenantLabel, Counter>,
+    sessions: Family<TenantLabel, Gauge>,
+    /// Refreshed at each scrape from the audit log.
+    pub audit_queue: Gauge,
     /// Refreshed at each scrape from the registry snapshot.
     pub tools_loaded: Gauge,
     /// Refreshed at each scrape from the registry snapshot.
@@ -167,6 +244,26 @@ impl Metrics {
             "Audit rows that could not be written (the call was answered with the audit error)",
             audit_failures.clone(),
         );
+        let budget_blocks = Family::<TenantLabel, Counter>::default();
+        registry.register(
+            "budget_blocks",
+            "Completions the session budget guard refused before sending (action block, or degrade without a cheaper target), by tenant",
+            budget_blocks.clone(),
+        );
+        let budget_degrades = Family::<TenantLabel, Counter>::default();
+        registry.register(
+            "budget_degrades",
+            "Completions the session budget guard sent to a cheaper model (action degrade), by tenant",
+            budget_degrades.clone(),
+        );
+        let sessions = Family::<TenantLabel, Gauge>::default();
+        registry.register("http_sessions", "Live Streamable HTTP sessions (Mcp-Session-Id), by tenant", sessions.clone());
+        let audit_queue = Gauge::default();
+        registry.register(
+            "audit_queue_depth",
+            "Audit rows handed to the writer and not yet committed (refreshed at each scrape)",
+            audit_queue.clone(),
+        );
         let tools_loaded = Gauge::default();
         registry.register("tools_loaded", "Tools on offer (built-ins and plugins)", tools_loaded.clone());
         let tools_refused = Gauge::default();
@@ -186,6 +283,10 @@ impl Metrics {
             gateway_duration,
             audit_commit,
             audit_failures,
+            budget_blocks,
+            budget_degrades,
+            sessions,
+            audit_queue,
             tools_loaded,
             tools_refused,
             calls_in_flight,
@@ -193,10 +294,11 @@ impl Metrics {
     }
 
     /// One finished call. `tool` must already be bounded (a loaded tool's
-    /// name, or `unknown`); `tenant` is the principal's configured id.
+    /// name, or `unknown`); `tenant` is the principal's caller name (a
+    /// per-subject OAuth caller is counted under its issuer's policy).
     pub fn call(&self, tool: &str, tenant: &str, outcome: CallOutcome, stop: Option<StopCause>, elapsed: Duration) {
         self.calls
-            .get_or_create(&CallLabels { tool: tool.to_owned(), tenant: tenant.to_owned(), outcome })
+            .get_or_create(&CallLabels { tool: tool.to_owned(), tenant: tenant_of_caller(tenant), outcome })
             .inc();
         self.call_duration.get_or_create(&ToolLabel { tool: tool.to_owned() }).observe(elapsed.as_secs_f64());
         if let Some(cause) = stop {
@@ -262,5 +364,22 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn tenant_labels_are_bounded_to_tenants_and_policies() {
+        assert_eq!(tenant_of_principal("tenant:acme"), "acme");
+        assert_eq!(tenant_of_principal("operator:local"), "anonymous");
+        assert_eq!(tenant_of_principal("oauth:corp:sha256-0123"), "oauth:corp");
+        assert_eq!(tenant_of_caller("acme"), "acme");
+        assert_eq!(tenant_of_caller("anonymous"), "anonymous");
+        assert_eq!(tenant_of_caller("corp:alice"), "oauth:corp");
+        let m = Metrics::new();
+        m.call("omniroute_get_health", "corp:alice", CallOutcome::ok, None, Duration::from_millis(1));
+        m.call("omniroute_get_health", "corp:bob", CallOutcome::ok, None, Duration::from_millis(1));
+        let text = m.encode();
+        let line = "omniroute_mcp_tool_calls_total{tool=\"omniroute_get_health\",tenant=\"oauth:corp\",outcome=\"ok\"} 2";
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(!text.contains("alice"), "{text}");
     }
 }

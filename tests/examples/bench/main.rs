@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo xtask bench [--quick] [--fake-only] [--calls N] [--real-calls N]   # builds, starts the gateway, runs this
 //! cargo xtask bench --compare OLD_BINARY [--compare-tools DIR] [--rounds N] [--calls N]   # A/B of two builds
+//! cargo xtask bench --instructions [--instruction-calls N]   # only the callgrind counts (instructions.rs)
 //! ```
 //! Run by hand (after `cargo xtask build --release`):
 //! ```sh
@@ -14,11 +15,15 @@
 //! ```
 //! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown; with
 //! `--compare OLD_BINARY`, only the A/B of `compare.rs`, into `compare.json` and `compare.md`.
+//! When valgrind is installed, the run also counts instructions per call with metrics off and on
+//! (`instructions.rs`, skipped with `--no-instructions`); `--instructions` runs only that, into
+//! `instructions.json` and `instructions.md`.
 //! A measurement, not a test: it asserts nothing about the numbers.
 
 mod compare;
 mod direct;
 mod http;
+mod instructions;
 mod report;
 mod stats;
 mod stdio;
@@ -61,6 +66,11 @@ struct Config {
     compare: Option<PathBuf>,
     compare_tools: Option<PathBuf>,
     rounds: usize,
+    /// Only the callgrind instruction counts; or none of them.
+    instructions_only: bool,
+    no_instructions: bool,
+    /// Counted calls per tool under callgrind.
+    instruction_calls: usize,
 }
 
 impl Config {
@@ -79,7 +89,11 @@ impl Config {
             compare: None,
             compare_tools: None,
             rounds: 2,
+            instructions_only: false,
+            no_instructions: false,
+            instruction_calls: 30,
         };
+        let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -96,12 +110,21 @@ impl Config {
                 "--compare" => cfg.compare = Some(PathBuf::from(value()?)),
                 "--compare-tools" => cfg.compare_tools = Some(PathBuf::from(value()?)),
                 "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
+                "--instructions" => cfg.instructions_only = true,
+                "--no-instructions" => cfg.no_instructions = true,
+                "--instruction-calls" => {
+                    instruction_calls = Some(value()?.parse::<usize>().map_err(|e| format!("--instruction-calls: {e}"))?.max(1))
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
         if cfg.quick {
             (cfg.calls, cfg.real_calls, cfg.route_real_calls, cfg.startup_repeats) = (200, 20, 3, 3);
         }
+        if cfg.quick {
+            cfg.instruction_calls = 10;
+        }
+        cfg.instruction_calls = instruction_calls.unwrap_or(cfg.instruction_calls);
         cfg.calls = calls.unwrap_or(cfg.calls).max(1);
         cfg.real_calls = real_calls.unwrap_or(cfg.real_calls).max(1);
         // The real gateway queues completions beyond ~100 per minute: keep route_request few.
@@ -401,6 +424,11 @@ async fn main() -> ExitCode {
     if let Some(old) = cfg.compare.clone() {
         return ab(cfg, old).await;
     }
+    if cfg.instructions_only {
+        return instructions_only(&cfg).await;
+    }
+    let count = !cfg.no_instructions;
+    let instruction_calls = cfg.instruction_calls;
     let results = match run(cfg).await {
         Ok(results) => results,
         Err(e) => {
@@ -408,9 +436,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let markdown = results.markdown();
+    let mut markdown = results.markdown();
+    let mut json = results.json();
+    if count {
+        let counted = count_instructions(instruction_calls).await;
+        match &counted {
+            Ok(counted) => markdown.push_str(&format!("\n{}", counted.markdown())),
+            Err(e) => markdown.push_str(&format!("\nInstructions per call not counted: {e}\n")),
+        }
+        json["instructions"] = match counted {
+            Ok(counted) => counted.json(),
+            Err(e) => json!({ "not_measured": e }),
+        };
+    }
     let written = std::fs::create_dir_all(&out).and_then(|()| {
-        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results.json()).expect("JSON") + "\n")?;
+        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json).expect("JSON") + "\n")?;
         std::fs::write(out.join("results.md"), &markdown)?;
         std::fs::write(out.join("latency.svg"), results.svg())
     });
@@ -421,6 +461,36 @@ async fn main() -> ExitCode {
     println!("{markdown}");
     progress(&format!("wrote results.json, results.md and latency.svg to {}", out.display()));
     if results.sections.first().is_some_and(|s| s.ours.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Instructions per call of every tool, metrics off and on, against a fresh fake gateway.
+async fn count_instructions(calls: usize) -> Result<instructions::Instructions, String> {
+    let fake = FakeGateway::start();
+    let tools: Vec<(&'static str, Value)> = TOOLS.iter().map(|t| (*t, args_for(t))).collect();
+    instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10).await
+}
+
+/// `--instructions`: only the callgrind counts, into `instructions.{json,md}`.
+async fn instructions_only(cfg: &Config) -> ExitCode {
+    let counted = match count_instructions(cfg.instruction_calls).await {
+        Ok(counted) => counted,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let markdown = counted.markdown();
+    let written = std::fs::create_dir_all(&cfg.out).and_then(|()| {
+        std::fs::write(cfg.out.join("instructions.json"), serde_json::to_string_pretty(&counted.json()).expect("JSON") + "\n")?;
+        std::fs::write(cfg.out.join("instructions.md"), &markdown)
+    });
+    if let Err(e) = written {
+        eprintln!("bench: cannot write to {}: {e}", cfg.out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{markdown}");
+    progress(&format!("wrote instructions.json and instructions.md to {}", cfg.out.display()));
+    ExitCode::SUCCESS
 }
 
 /// `--compare OLD_BINARY`: the A/B of the binary under test against `OLD_BINARY`.

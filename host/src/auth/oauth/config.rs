@@ -60,6 +60,19 @@ pub struct IssuerConfig {
     pub spend_cap: Option<crate::state::SpendCapConfig>,
     pub unpriced_completion_usd: Option<f64>,
     pub default_max_tokens: Option<u32>,
+    /// RFC 7662 token introspection endpoint: when set, bearer tokens that
+    /// are not JWTs (opaque tokens) are checked there.
+    pub introspection_endpoint: Option<String>,
+    /// The client id this server authenticates to the introspection
+    /// endpoint with (HTTP Basic); required with `introspection_endpoint`.
+    pub introspection_client_id: Option<String>,
+    /// The name of the environment variable holding that client's secret
+    /// (secrets stay out of the file); required with `introspection_endpoint`.
+    pub introspection_client_secret_env: Option<String>,
+    /// How long an introspection answer is reused, in seconds (at most 60):
+    /// a revoked token is refused within this time.
+    #[serde(default = "default_introspection_cache")]
+    pub introspection_cache_s: u64,
 }
 
 /// One `[[oauth.map]]`: tokens of `issuer` whose `sub` (and/or client id)
@@ -85,4 +98,7 @@ fn default_leeway() -> u64 {
 }
 fn default_min_refresh() -> u64 {
     30
+}
+fn default_introspection_cache() -> u64 {
+    5
 }

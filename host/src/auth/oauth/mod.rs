@@ -1,7 +1,8 @@
 //! OAuth 2.1 for the HTTP transport: this server as an OAuth resource server.
 //!
 //! Access tokens (JWTs) from the authorization servers of the tenants file's
-//! `[oauth]` table are verified against their JWKS ([`verify`], [`jwks`]);
+//! `[oauth]` table are verified against their JWKS ([`verify`], [`jwks`]),
+//! opaque ones by RFC 7662 introspection where configured ([`introspect`]);
 //! the token's subject or client is mapped to a tenant, or under an issuer's
 //! default policy to a principal of its own ([`principals`]); the token's
 //! scopes only narrow what the operator allows that principal. Clients find
@@ -10,6 +11,7 @@
 //! `WWW-Authenticate` challenge. Static tenant tokens keep working beside it.
 
 pub mod config;
+pub mod introspect;
 pub mod jwks;
 pub mod metadata;
 mod principals;
@@ -128,15 +130,25 @@ impl OAuth {
         self.mappings.requestable()
     }
 
-    /// Verifies a bearer token for `resource` and resolves its principal.
+    /// Whether some issuer checks opaque (non-JWT) tokens by introspection.
+    pub fn introspects(&self) -> bool {
+        self.issuers.iter().any(|i| i.introspection.is_some())
+    }
+
+    /// Verifies a bearer token for `resource` and resolves its principal:
+    /// a JWT against its issuer's keys, any other token by introspection.
     pub async fn authenticate(&self, token: &str, resource: &str) -> Result<TokenGrant, Refusal> {
-        let iss = verify::unverified_issuer(token).map_err(Refusal::Token)?;
-        let issuer = self
-            .issuers
-            .iter()
-            .find(|i| i.issuer == iss)
-            .ok_or(Refusal::Token(TokenError::UnknownIssuer(iss)))?;
-        let verified = issuer.verify(token, resource).await.map_err(Refusal::Token)?;
+        let (issuer, verified) = if verify::looks_like_jwt(token) || !self.introspects() {
+            let iss = verify::unverified_issuer(token).map_err(Refusal::Token)?;
+            let issuer = self
+                .issuers
+                .iter()
+                .find(|i| i.issuer == iss)
+                .ok_or(Refusal::Token(TokenError::UnknownIssuer(iss)))?;
+            (issuer, issuer.verify(token, resource).await.map_err(Refusal::Token)?)
+        } else {
+            self.introspect(token, resource).await.map_err(Refusal::Token)?
+        };
         let (base, allowed) = self.mappings.resolve(&issuer.name, &verified)?;
         let granted: Vec<&str> = Scope::ALL
             .iter()
@@ -149,6 +161,28 @@ impl OAuth {
         }
         let principal = Arc::new(base.with_token_grants(Grants::from_patterns(granted)));
         Ok(TokenGrant { principal, allowed })
+    }
+
+    /// An opaque token, asked of each issuer that introspects (in the
+    /// file's order) until one calls it active for this resource.
+    async fn introspect(&self, token: &str, resource: &str) -> Result<(&Arc<IssuerVerifier>, verify::VerifiedToken), TokenError> {
+        let mut refusal = None;
+        for issuer in &self.issuers {
+            let Some(introspection) = &issuer.introspection else { continue };
+            let expect = introspect::Expect { issuer: &issuer.issuer, audience: resource, leeway_s: issuer.leeway_s };
+            match introspection.check(token, &expect).await {
+                Ok(verified) => return Ok((issuer, verified)),
+                // An outage is said over an inactive answer elsewhere: the token may be good.
+                Err(e) if e.is_unavailable() || refusal.is_none() => refusal = Some(e),
+                Err(_) => {}
+            }
+        }
+        Err(refusal.unwrap_or(TokenError::NotJwt))
+    }
+
+    /// Introspection requests sent so far, by issuer name (issuers that introspect).
+    pub fn introspections(&self) -> Vec<(String, u64)> {
+        self.issuers.iter().filter_map(|i| Some((i.name.clone(), i.introspection.as_ref()?.requests()))).collect()
     }
 
     /// Fetches every issuer's keys once in the background, so a wrong

@@ -5,6 +5,7 @@
 //! across the tokens one subject presents.
 
 use super::config::{IssuerConfig, MappingConfig, OAuthConfig};
+use super::introspect::{self, Introspector};
 use super::jwks::{KeySet, KeySource};
 use super::verify::{IssuerVerifier, VerifiedToken};
 use super::{ConfigError, Refusal, secs};
@@ -55,13 +56,54 @@ pub(super) fn verifier(c: &IssuerConfig, http: reqwest::Client) -> Result<Issuer
     if c.leeway_s > 300 {
         return Err(ConfigError(format!("{who}: leeway_s {} is over 300 s; clock skew should be seconds", c.leeway_s)));
     }
+    let introspection = introspector(c, &who, http.clone())?;
     Ok(IssuerVerifier {
         name: c.name.clone(),
         issuer: c.issuer.clone(),
         algorithms,
         leeway_s: c.leeway_s,
         keys: KeySet::new(source, secs(c.jwks_min_refresh_s), http),
+        introspection,
     })
+}
+
+/// The issuer's introspection settings, checked; `None` when it has none.
+fn introspector(c: &IssuerConfig, who: &str, http: reqwest::Client) -> Result<Option<Introspector>, ConfigError> {
+    let Some(endpoint) = &c.introspection_endpoint else {
+        if c.introspection_client_id.is_some() || c.introspection_client_secret_env.is_some() {
+            return Err(ConfigError(format!(
+                "{who}: introspection_client_id / introspection_client_secret_env are set without introspection_endpoint"
+            )));
+        }
+        return Ok(None);
+    };
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| ConfigError(format!("{who}: introspection_endpoint \"{endpoint}\" is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError(format!("{who}: introspection_endpoint must be an http(s) URL")));
+    }
+    let client_id = c.introspection_client_id.clone().filter(|id| !id.is_empty()).ok_or_else(|| {
+        ConfigError(format!(
+            "{who}: introspection_client_id is missing: name the client this server authenticates to the introspection endpoint as"
+        ))
+    })?;
+    let var = c.introspection_client_secret_env.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+        ConfigError(format!(
+            "{who}: introspection_client_secret_env is missing: name the environment variable that holds the client's secret"
+        ))
+    })?;
+    let secret = std::env::var(var).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
+        ConfigError(format!("{who}: the environment variable {var} (introspection_client_secret_env) is not set or empty"))
+    })?;
+    let cache = secs(c.introspection_cache_s);
+    if cache > introspect::MAX_CACHE {
+        return Err(ConfigError(format!(
+            "{who}: introspection_cache_s {} is over {} s; a revoked token must be refused within seconds",
+            c.introspection_cache_s,
+            introspect::MAX_CACHE.as_secs()
+        )));
+    }
+    Ok(Some(Introspector::new(endpoint.clone(), client_id, secret, cache, http)))
 }
 
 struct Mapping {

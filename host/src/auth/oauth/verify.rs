@@ -36,13 +36,19 @@ pub enum TokenError {
     MissingClaim(String),
     #[error("the token is invalid: {0}")]
     Invalid(String),
+    /// RFC 7662: the authorization server says the (opaque) token is not active.
+    #[error("the token is not active: the authorization server revoked it, it expired, or it never issued it")]
+    Inactive,
+    /// The introspection endpoint could not answer (answered 503, not 401).
+    #[error("cannot introspect the token at {endpoint}: {reason}")]
+    IntrospectionUnavailable { endpoint: String, reason: String },
 }
 
 impl TokenError {
     /// Whether the fault is ours or the authorization server's, not the
     /// token's (the JWKS cannot be fetched): answered 503, not 401.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, TokenError::Key(KeyError::Unavailable { .. }))
+        matches!(self, TokenError::Key(KeyError::Unavailable { .. }) | TokenError::IntrospectionUnavailable { .. })
     }
 }
 
@@ -53,6 +59,8 @@ pub struct IssuerVerifier {
     pub algorithms: Vec<Algorithm>,
     pub leeway_s: u64,
     pub keys: KeySet,
+    /// Set when opaque tokens of this issuer are checked by introspection.
+    pub introspection: Option<super::introspect::Introspector>,
 }
 
 /// A verified token's identity and scopes.
@@ -78,7 +86,7 @@ struct Claims {
 /// `scope` is a space-separated string (RFC 9068); some IdPs send an array (`scp`).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum ScopeClaim {
+pub(super) enum ScopeClaim {
     Text(String),
     List(Vec<String>),
 }
@@ -90,6 +98,21 @@ impl ScopeClaim {
             ScopeClaim::List(v) => v.iter().map(String::as_str).collect(),
         }
     }
+}
+
+/// Our scopes among those the claims name (other names are ignored), each once.
+pub(super) fn scopes_of<'a>(claims: impl IntoIterator<Item = &'a Option<ScopeClaim>>) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for claim in claims.into_iter().flatten() {
+        for name in claim.names() {
+            if let Ok(scope) = name.parse::<Scope>()
+                && !scopes.contains(&scope)
+            {
+                scopes.push(scope);
+            }
+        }
+    }
+    scopes
 }
 
 #[derive(Deserialize)]
@@ -166,16 +189,7 @@ impl IssuerVerifier {
             other => TokenError::Invalid(format!("{other:?}")),
         })?;
         let claims = data.claims;
-        let mut scopes = Vec::new();
-        for claim in [&claims.scope, &claims.scp].into_iter().flatten() {
-            for name in claim.names() {
-                if let Ok(scope) = name.parse::<Scope>()
-                    && !scopes.contains(&scope)
-                {
-                    scopes.push(scope);
-                }
-            }
-        }
+        let scopes = scopes_of([&claims.scope, &claims.scp]);
         Ok(VerifiedToken { subject: claims.sub, client_id: claims.client_id.or(claims.azp), scopes })
     }
 }
@@ -210,6 +224,7 @@ mod tests {
                 std::time::Duration::from_secs(30),
                 reqwest::Client::new(),
             ),
+            introspection: None,
         };
         let claims = b64(r#"{"iss":"https://as.example","aud":"x","exp":9999999999}"#);
         let none = format!("{}.{claims}.", b64(r#"{"alg":"none"}"#));

@@ -9,6 +9,7 @@ use crate::runtime::clock::CallClock;
 use crate::session::budget::{self, BudgetGuard, Decision, GuardAction};
 use crate::session::spend::{self, Estimate, Reservation};
 use crate::state::{Refusal, SpendLimits, StoreError};
+use crate::telemetry::metrics;
 use omniroute_tool_contract::coerce::usd;
 
 /// A completion the host lets go: the guard it ran under, what the bucket
@@ -55,12 +56,16 @@ pub(crate) async fn admit(ctx: &CallContext, clock: &CallClock, req: &mut Gatewa
         spent = state.spent.max(in_ledger) + state.reserved;
         match g.decide(spent) {
             Decision::Send { warnings: w } => warnings = w,
-            Decision::Refuse(message) => return Err(with_in_flight(message, state.reserved)),
-            Decision::Degrade { tier } => match budget::degrade(&ctx.broker, clock.request_budget(), req, &tier).await? {
+            Decision::Refuse(message) => return Err(metrics::budget_blocked(&bucket.principal, with_in_flight(message, state.reserved))),
+            Decision::Degrade { tier } => match budget::degrade(&ctx.broker, clock.request_budget(), req, &tier)
+                .await
+                .map_err(|message| metrics::budget_blocked(&bucket.principal, message))?
+            {
                 Some(original) => {
                     let target = spend::requested_model(req).unwrap_or_default();
                     warnings.push(budget::degraded_text(&original, &target, &tier));
                     degraded_from = Some(original);
+                    metrics::budget(&bucket.principal, metrics::BudgetAction::Degraded);
                 }
                 None => {}
             },
@@ -85,7 +90,7 @@ pub(crate) async fn admit(ctx: &CallContext, clock: &CallClock, req: &mut Gatewa
     let reservation = Reservation::reserve(&ctx.store, bucket.principal.clone(), &bucket.key, amount, limits)
         .await
         .map_err(|e| match e {
-            StoreError::Refused(refusal) => refusal_text(&refusal, guard.as_ref(), amount),
+            StoreError::Refused(refusal) => metrics::budget_blocked(&bucket.principal, refusal_text(&refusal, guard.as_ref(), amount)),
             other => unavailable(other),
         })?;
     Ok(Admitted { guard: guard.map(|g| (g, spent)), warnings, degraded_from, reservation })

@@ -180,7 +180,7 @@ async fn authenticate(
     let Some(oauth) = oauth else {
         return Err(Box::new(refuse(StatusCode::UNAUTHORIZED, "Invalid bearer token: it matches no tenant of this server")));
     };
-    if !looks_like_jwt(token) {
+    if !looks_like_jwt(token) && !oauth.introspects() {
         let message = "Invalid bearer token: it matches no tenant of this server and is not a JWT access token";
         return Err(Box::new(refuse_with_challenge(
             StatusCode::UNAUTHORIZED,
@@ -194,7 +194,7 @@ async fn authenticate(
             tracing::error!("cannot verify an OAuth access token: {e}");
             Err(Box::new(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "The authorization server's keys cannot be fetched, so no access token can be verified; retry later",
+                "The authorization server's keys or introspection endpoint cannot be used, so no access token can be verified; retry later",
             )))
         }
         Err(Refusal::Token(e)) => {

@@ -82,6 +82,7 @@ impl SessionOwners {
     fn bind(&self, session: &str, principal: &PrincipalId) {
         let mut owners = self.lock();
         if owners.by_session.insert(session.to_owned(), principal.clone()).is_none() {
+            crate::telemetry::metrics::http_session(principal.as_str(), true);
             *owners.held.entry(principal.clone()).or_default() += 1;
         }
     }
@@ -90,6 +91,7 @@ impl SessionOwners {
     fn forget(&self, session: &str) {
         let mut owners = self.lock();
         if let Some(principal) = owners.by_session.remove(session) {
+            crate::telemetry::metrics::http_session(principal.as_str(), false);
             owners.release(&principal);
         }
     }

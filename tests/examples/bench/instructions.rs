@@ -1,0 +1,215 @@
+//! `--instructions`: instructions per `tools/call`, counted by callgrind (valgrind), for each
+//! tool with metrics off and with metrics on (`serve --metrics 127.0.0.1:0`), traces off in both.
+//!
+//! Why callgrind: hardware counters (`perf stat -e instructions`) are not available on every VM,
+//! and wall time on a shared 2-core machine moves by more than the 2 % this checks; callgrind
+//! counts every instruction of every thread of the process, the same run after run.
+//!
+//! How: the server runs under `valgrind --tool=callgrind` on stdio against the in-process fake
+//! gateway; per tool, `warmup` calls, then `callgrind_control --zero`, `calls` calls,
+//! `callgrind_control --dump`, and the dump's `totals:` divided by `calls`. Startup and warm-up
+//! are so left out. The compiled-component cache is filled by a native run first, so nothing is
+//! compiled under valgrind. The server runs with `OMNIROUTE_MCP_WASM_ALLOCATOR=on-demand`:
+//! wasmtime's pooling allocator reserves terabytes of address space up front, which valgrind's
+//! address-space manager refuses (the engine cannot start), so both modes use the on-demand
+//! allocator; the ratio compares like with like, and the absolute figure is for that allocator.
+//! Background threads (the 5 ms epoch ticker, idle tokio workers) add a few instructions per
+//! millisecond of wall time to both modes alike.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use omniroute_mcp_tests::TempDir;
+use serde_json::{Value, json};
+
+use crate::stdio::{self, StdioServer};
+
+/// The environment variable that picks wasmtime's instance allocator (see the module doc).
+const ALLOCATOR_VAR: &str = "OMNIROUTE_MCP_WASM_ALLOCATOR";
+
+/// One tool's instructions per call in both modes.
+pub struct ToolCount {
+    pub tool: &'static str,
+    pub off: f64,
+    pub on: f64,
+}
+
+impl ToolCount {
+    /// (on − off) / off, in percent.
+    pub fn overhead_pct(&self) -> f64 {
+        (self.on - self.off) / self.off * 100.0
+    }
+}
+
+/// What `--instructions` measured.
+pub struct Instructions {
+    pub calls: usize,
+    pub warmup: usize,
+    pub valgrind: String,
+    pub tools: Vec<ToolCount>,
+}
+
+/// Whether valgrind can run here (its version line), else why not.
+pub fn valgrind_version() -> Result<String, String> {
+    let out = std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("valgrind is not installed ({e}); install it (apt-get install valgrind) to count instructions"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Measures `tools` (name, arguments) on `bin` against `gateway`.
+pub async fn run(bin: &Path, gateway: &str, tools: &[(&'static str, Value)], calls: usize, warmup: usize) -> Result<Instructions, String> {
+    let valgrind = valgrind_version()?;
+    let mut counts: Vec<ToolCount> = tools.iter().map(|(tool, _)| ToolCount { tool, off: 0.0, on: 0.0 }).collect();
+    for metrics in [false, true] {
+        let per_call = measure(bin, gateway, tools, calls, warmup, metrics).await?;
+        for (count, n) in counts.iter_mut().zip(per_call) {
+            if metrics {
+                count.on = n;
+            } else {
+                count.off = n;
+            }
+        }
+    }
+    Ok(Instructions { calls, warmup, valgrind, tools: counts })
+}
+
+fn command(bin: &Path, gateway: &str, data: &Path, cache: &Path, metrics: bool) -> tokio::process::Command {
+    let extra: &[&str] = if metrics { &["serve", "--metrics", "127.0.0.1:0"] } else { &["serve"] };
+    let mut cmd = stdio::ours(bin, None, data, cache, gateway, None, extra);
+    cmd.env(ALLOCATOR_VAR, "on-demand");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
+/// `cmd` run under callgrind, writing its dumps to `out` (`out.1`, `out.2`, …).
+fn under_callgrind(cmd: &tokio::process::Command, out: &Path) -> tokio::process::Command {
+    let std = cmd.as_std();
+    let mut wrapped = tokio::process::Command::new("valgrind");
+    let mut file = OsString::from("--callgrind-out-file=");
+    file.push(out);
+    wrapped
+        .arg("--tool=callgrind")
+        .arg(file)
+        // Counts only: no per-instruction or cache data, no collection of jumps.
+        .arg("--dump-instr=no")
+        .arg("--collect-jumps=no")
+        .arg("--vgdb=yes")
+        .arg(std.get_program())
+        .args(std.get_args());
+    for (name, value) in std.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
+}
+
+async fn measure(
+    bin: &Path,
+    gateway: &str,
+    tools: &[(&'static str, Value)],
+    calls: usize,
+    warmup: usize,
+    metrics: bool,
+) -> Result<Vec<f64>, String> {
+    let mode = if metrics { "metrics on" } else { "metrics off" };
+    let data = TempDir::new("bench-instructions-data");
+    let cache = TempDir::new("bench-instructions-cache");
+    // Natively first: compiles every component into the cache.
+    crate::progress(&format!("instructions, {mode}: filling the compiled cache natively"));
+    let mut native = StdioServer::spawn(command(bin, gateway, data.path(), cache.path(), metrics))?;
+    native.handshake().await?;
+    for (tool, args) in tools {
+        native.call(&format!("omniroute_{tool}"), args).await?;
+    }
+    native.finish().await;
+
+    let out = data.path().join("callgrind.out");
+    let mut server = StdioServer::spawn(under_callgrind(&command(bin, gateway, data.path(), cache.path(), metrics), &out))?;
+    server.handshake().await?;
+    let pid = server.pid().ok_or("the server under valgrind has no pid")?;
+    let mut per_call = Vec::new();
+    for (dump, (tool, args)) in tools.iter().enumerate() {
+        let name = format!("omniroute_{tool}");
+        crate::progress(&format!("instructions, {mode}: {tool}, {warmup} warm-up + {calls} counted calls under callgrind"));
+        for _ in 0..warmup {
+            server.call(&name, args).await?;
+        }
+        control(pid, "--zero").await?;
+        let mut is_error = 0;
+        for _ in 0..calls {
+            is_error += usize::from(server.call(&name, args).await?);
+        }
+        control(pid, "--dump").await?;
+        if is_error > 0 {
+            return Err(format!("{tool}: {is_error} of {calls} calls answered isError under callgrind ({mode})"));
+        }
+        let file = PathBuf::from(format!("{}.{}", out.display(), dump + 1));
+        let total = totals(&file)?;
+        per_call.push(total as f64 / calls as f64);
+    }
+    server.finish().await;
+    Ok(per_call)
+}
+
+/// `callgrind_control <flag> <pid>`, waiting for its answer.
+async fn control(pid: u32, flag: &str) -> Result<(), String> {
+    let out = tokio::process::Command::new("callgrind_control")
+        .arg(flag)
+        .arg(pid.to_string())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run callgrind_control (part of valgrind): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("OK") {
+        return Err(format!("callgrind_control {flag} {pid} failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// The `totals:` (instructions) of a callgrind dump.
+fn totals(file: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read the callgrind dump {}: {e}", file.display()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no totals: line in {}", file.display()))
+}
+
+impl Instructions {
+    pub fn markdown(&self) -> String {
+        let mut md = String::from("## Instructions per tools/call (callgrind)\n\n");
+        md.push_str(&format!(
+            "{}; stdio, fake gateway, {} counted calls per tool after {} warm-up calls; traces off; wasmtime on-demand \
+             allocator (valgrind cannot host the pooling allocator's reservation).\n\n",
+            self.valgrind, self.calls, self.warmup
+        ));
+        md.push_str("| tool | metrics off | metrics on | on vs off |\n|---|---:|---:|---:|\n");
+        for t in &self.tools {
+            md.push_str(&format!("| {} | {:.0} | {:.0} | {:+.2} % |\n", t.tool, t.off, t.on, t.overhead_pct()));
+        }
+        md
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "valgrind": self.valgrind,
+            "calls": self.calls,
+            "warmup": self.warmup,
+            "allocator": "on-demand",
+            "tools": self.tools.iter().map(|t| json!({
+                "tool": t.tool,
+                "instructionsPerCallMetricsOff": t.off.round(),
+                "instructionsPerCallMetricsOn": t.on.round(),
+                "metricsOverheadPct": (t.overhead_pct() * 100.0).round() / 100.0,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
