@@ -170,6 +170,21 @@ mod tests {
         assert_eq!(gateway_timeout(15).unwrap(), Duration::from_secs(15));
         assert!(completion_timeout(0).is_err());
     }
+
+    #[test]
+    fn the_operators_spend_settings_come_from_the_environment() {
+        use crate::state::{Period, SpendCap};
+        let p = operator_spend(Some("25/month"), Some("0.05"), Some("1000")).unwrap();
+        assert_eq!(p.cap, Some(SpendCap { amount: 25.0, period: Period::Month }));
+        assert_eq!((p.unpriced_completion_usd, p.default_max_tokens), (Some(0.05), 1000));
+        assert_eq!(operator_spend(None, Some(" "), None).unwrap(), crate::state::SpendPolicy::default());
+        let err = operator_spend(Some("25"), None, None).unwrap_err();
+        assert!(err.starts_with("OMNIROUTE_MCP_SPEND_CAP: a spend cap is written AMOUNT/PERIOD"), "{err}");
+        let err = operator_spend(Some("5/week"), None, None).unwrap_err();
+        assert!(err.contains("spend_cap.period must be"), "{err}");
+        assert!(operator_spend(None, Some("cheap"), None).unwrap_err().starts_with("OMNIROUTE_MCP_UNPRICED_COMPLETION_USD"));
+        assert!(operator_spend(None, None, Some("-1")).unwrap_err().starts_with("OMNIROUTE_MCP_DEFAULT_MAX_TOKENS"));
+    }
 }
 
 /// The stdio operator's spend settings from the environment:
