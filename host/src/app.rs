@@ -127,12 +127,26 @@ impl App {
         if let Some(endpoint) = &settings.metrics {
             let weak = Arc::downgrade(&app);
             let snapshot: crate::telemetry::endpoint::ReadSnapshot = Arc::new(move || {
-                let app = weak.upgrade()?;
-                let registry = app.registry();
-                Some(crate::telemetry::endpoint::Snapshot {
-                    tools_loaded: registry.tools().len(),
-                    tools_refused: registry.refused().len(),
-                    audit_queue: app.audit.queue_depth(),
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let app = weak.upgrade()?;
+                    let (tools_loaded, tools_refused) = {
+                        let registry = app.registry();
+                        (registry.tools().len(), registry.refused().len())
+                    };
+                    let handles = match app.state.handle_counts().await {
+                        Ok(counts) => Some(counts),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the session_handles gauge could not be read from the state store");
+                            None
+                        }
+                    };
+                    Some(crate::telemetry::endpoint::Snapshot {
+                        tools_loaded,
+                        tools_refused,
+                        audit_queue: app.audit.queue_depth(),
+                        handles,
+                    })
                 })
             });
             crate::telemetry::endpoint::spawn(snapshot, endpoint).await?;

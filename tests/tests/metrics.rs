@@ -359,6 +359,10 @@ async fn budget_blocks_and_degrades_are_counted_by_tenant() {
     assert_eq!(degraded["result"]["structuredContent"]["routing"]["degradedFrom"], json!("coding-fast"), "{degraded}");
     let after = server.scrape().await;
     assert_eq!((delta(&after, &blocks), delta(&after, &degrades)), (1.0, 1.0), "{}", server.log());
+    // The legacy session's state got one handle in the store (minted on its first call and
+    // reused), read from the store at each scrape.
+    let handles = key("omniroute_mcp_session_handles", &[("tenant", "spender")]);
+    assert_eq!((after_block.get(&handles).copied(), after.get(&handles).copied()), (Some(1.0), Some(1.0)), "{}", server.log());
     // Only the tenant's own labels moved.
     assert_eq!(moved(&before, &after, "omniroute_mcp_budget_").len(), 2, "{:?}", moved(&before, &after, "omniroute_mcp_budget_"));
 }

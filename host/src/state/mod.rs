@@ -343,6 +343,10 @@ pub trait StateStore: Send + Sync {
     /// stale reservations (see [`Retention`]).
     fn prune(&self, now_ms: i64) -> StoreFuture<'_, PruneReport>;
 
+    /// How many handles each principal holds now (principals holding none
+    /// are left out): the `handles` gauge of the metrics endpoint.
+    fn handle_counts(&self) -> StoreFuture<'_, Vec<(String, u64)>>;
+
     /// Stops background work and deregisters the node.
     fn close(&self) -> StoreFuture<'_, ()>;
 }

@@ -663,6 +663,17 @@ impl StateStore for PostgresStore {
         })
     }
 
+    fn handle_counts(&self) -> StoreFuture<'_, Vec<(String, u64)>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query("SELECT principal, handles FROM state_principals WHERE handles > 0 ORDER BY principal", &[])
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
+        })
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.heartbeat.abort();

@@ -624,6 +624,18 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn handle_counts(&self) -> StoreFuture<'_, Vec<(String, u64)>> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT principal, handles FROM state_principals WHERE handles > 0 ORDER BY principal")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(backend)?;
+            rows.map(|r| r.map(|(p, n)| (p, u64::try_from(n).unwrap_or(0))).map_err(backend)).collect()
+        })
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         let node_id = self.node_id.clone();
         self.run(move |conn| schema::leave_sqlite(conn, &node_id).map_err(backend))

@@ -54,7 +54,7 @@ impl MetricsEndpoint {
 
 /// The gauges read from the server's state at each scrape (not pushed on
 /// every change: reading them costs nothing between scrapes).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Tools on offer.
     pub tools_loaded: usize,
@@ -62,10 +62,15 @@ pub struct Snapshot {
     pub tools_refused: usize,
     /// Audit rows waiting for their commit.
     pub audit_queue: u64,
+    /// Session handles per principal in the state store (`None`: the store
+    /// did not answer, the gauge keeps its last values).
+    pub handles: Option<Vec<(String, u64)>>,
 }
 
-/// Reads a [`Snapshot`] (`None` once the server is gone).
-pub type ReadSnapshot = Arc<dyn Fn() -> Option<Snapshot> + Send + Sync>;
+/// Reads a [`Snapshot`] (`None` once the server is gone); async, for the
+/// figures that come from the state store.
+pub type ReadSnapshot =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Snapshot>> + Send>> + Send + Sync>;
 
 struct Scrape {
     snapshot: ReadSnapshot,
@@ -117,11 +122,14 @@ async fn metrics(State(scrape): State<Arc<Scrape>>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    if let Some(now) = (scrape.snapshot)() {
+    if let Some(now) = (scrape.snapshot)().await {
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         scrape.metrics.tools_loaded.set(gauge(now.tools_loaded as u64));
         scrape.metrics.tools_refused.set(gauge(now.tools_refused as u64));
         scrape.metrics.audit_queue.set(gauge(now.audit_queue));
+        if let Some(handles) = &now.handles {
+            scrape.metrics.set_handles(handles);
+        }
     }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

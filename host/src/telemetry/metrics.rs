@@ -174,6 +174,8 @@ pub struct Metrics {
     budget_blocks: Family<TenantLabel, Counter>,
     budget_degrades: Family<TenantLabel, Counter>,
     sessions: Family<TenantLabel, Gauge>,
+    /// Refreshed at each scrape from the state store.
+    handles: Family<TenantLabel, Gauge>,
     /// Refreshed at each scrape from the audit log.
     pub audit_queue: Gauge,
     /// Refreshed at each scrape from the registry snapshot.
@@ -258,6 +260,12 @@ impl Metrics {
         );
         let sessions = Family::<TenantLabel, Gauge>::default();
         registry.register("http_sessions", "Live Streamable HTTP sessions (Mcp-Session-Id), by tenant", sessions.clone());
+        let handles = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "session_handles",
+            "Session handles (sessionId) held in the state store, by tenant; with a shared store, every node reports the same (refreshed at each scrape)",
+            handles.clone(),
+        );
         let audit_queue = Gauge::default();
         registry.register(
             "audit_queue_depth",
@@ -286,10 +294,24 @@ impl Metrics {
             budget_blocks,
             budget_degrades,
             sessions,
+            handles,
             audit_queue,
             tools_loaded,
             tools_refused,
             calls_in_flight,
+        }
+    }
+
+    /// Sets the `session_handles` gauge from the store's per-principal
+    /// counts, summed by tenant label; tenants that hold none drop out.
+    pub fn set_handles(&self, counts: &[(String, u64)]) {
+        let mut by_tenant: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for (principal, n) in counts {
+            *by_tenant.entry(tenant_of_principal(principal)).or_default() += n;
+        }
+        self.handles.clear();
+        for (tenant, n) in by_tenant {
+            self.handles.get_or_create(&TenantLabel { tenant }).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
