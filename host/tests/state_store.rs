@@ -444,6 +444,22 @@ async fn a_newer_node_refuses_to_break_a_running_older_one(backend: Backend) {
     db.open(Retention::default()).await.close().await.unwrap();
 }
 
+/// The per-principal handle counts behind the `session_handles` gauge.
+async fn handle_counts_are_per_principal(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = db.open(Retention::default()).await;
+    assert_eq!(store.handle_counts().await.unwrap(), vec![]);
+    store.mint_handle("tenant-a").await.unwrap();
+    store.mint_handle("tenant-a").await.unwrap();
+    store.mint_handle("tenant-b").await.unwrap();
+    store.open_bucket("tenant-c", &BucketKey::default_bucket()).await.unwrap();
+    assert_eq!(
+        store.handle_counts().await.unwrap(),
+        vec![("tenant-a".to_owned(), 2), ("tenant-b".to_owned(), 1)],
+        "a principal with only its default bucket holds no handle"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -476,6 +492,7 @@ conformance!(
     retention_applies_quotas_and_prunes_idle_state,
     an_incompatible_schema_is_refused_with_the_fix,
     a_newer_node_refuses_to_break_a_running_older_one,
+    handle_counts_are_per_principal,
 );
 
 /// SQLite only: the embedded store survives a restart (a tenant cannot reset
