@@ -81,6 +81,18 @@ impl HttpServer {
         format!("{}/mcp", self.url)
     }
 
+    /// SIGKILL: nothing is flushed on the way out, so what survives was committed.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill the server");
+    }
+
+    /// SIGKILL while others still hold the server (their requests then fail).
+    pub fn sigkill(&self) {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -KILL {pid} failed");
+    }
+
     /// SIGTERM, then waits (bounded by `limit`) for the exit; returns whether it exited cleanly.
     pub async fn terminate(mut self, limit: Duration) -> (bool, String) {
         let pid = self.child.id().expect("the server is running");

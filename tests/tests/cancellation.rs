@@ -14,37 +14,15 @@ use std::time::Duration;
 
 use omniroute_mcp_tests::http_server::{HttpServer, LegacySession, ModernClient, tenant_entry};
 use omniroute_mcp_tests::tools::{HEALTH, TEST_COMBO};
-use omniroute_mcp_tests::{CompletionHold, FakeGateway, Override, RawServer, ServerCommand, TEST_API_KEY, TempDir};
+use omniroute_mcp_tests::gateway::{SIX_STEPS, held_six_step_gateway};
+use omniroute_mcp_tests::{CompletionHold, FakeGateway, RawServer, ServerCommand, TEST_API_KEY, TempDir};
 use serde_json::{Value, json};
 
 /// Bound on every wait; a hung server fails the test long before.
 const WAIT: Duration = Duration::from_secs(60);
 /// The combo every test runs: six steps, so `test_combo` (four in flight) holds four and has
 /// two more to send.
-pub const SIX_STEPS: &str = "six-steps";
 const TOKEN: &str = "cancel-test-token";
-
-/// The combos fixture plus [`SIX_STEPS`].
-fn combos_with_six_steps() -> Value {
-    let mut body = FakeGateway::fixture("combos-populated.json");
-    let models: Vec<Value> = (1..=6)
-        .map(|i| json!({"id": format!("six-{i}"), "kind": "model", "model": format!("mock/model-{i}"), "providerId": "mock", "weight": 0}))
-        .collect();
-    body["combos"].as_array_mut().expect("a combos array").push(json!({
-        "name": SIX_STEPS, "id": "6b9d0c1e-0000-4000-8000-000000000006", "models": models, "strategy": "priority",
-        "config": {}, "isHidden": false, "sortOrder": 3, "version": 1,
-        "createdAt": "2026-11-25T22:36:03.518Z", "updatedAt": "2026-11-25T22:36:03.518Z",
-    }));
-    body
-}
-
-/// A fake gateway serving [`SIX_STEPS`] whose completions are held.
-fn held_gateway() -> (FakeGateway, CompletionHold) {
-    let gateway = FakeGateway::start();
-    gateway.set_override("GET", "/api/combos", Override::json(200, combos_with_six_steps()));
-    let hold = gateway.hold_completions();
-    (gateway, hold)
-}
 
 fn combo_args() -> Value {
     json!({"comboId": SIX_STEPS, "testPrompt": "Say hello"})
@@ -77,7 +55,7 @@ async fn assert_stopped_at(hold: &CompletionHold, sent: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_test_combo_over_stdio_stops_its_completions() {
-    let (gateway, hold) = held_gateway();
+    let (gateway, hold) = held_six_step_gateway();
     let command = ServerCommand::new(&gateway.url()).api_key(TEST_API_KEY);
     let audit = command.data_dir().join("audit.sqlite");
     let mut server = RawServer::start(command).await;
@@ -120,7 +98,7 @@ fn http_command(gateway: &FakeGateway, dir: &TempDir) -> ServerCommand {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_http_connection_cancels_test_combo() {
-    let (gateway, hold) = held_gateway();
+    let (gateway, hold) = held_six_step_gateway();
     let dir = TempDir::new("cancel-http");
     let command = http_command(&gateway, &dir);
     let audit = command.data_dir().join("audit.sqlite");

@@ -12,13 +12,12 @@
 //! * SIGKILL of one node during a burst loses no audit row of an answered call;
 //! * a restarted SQLite-backed server keeps the tenant's spend: the cap still holds.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use omniroute_mcp_tests::http_server::HttpServer;
 use omniroute_mcp_tests::{FakeGateway, Override, ServerCommand, TempDir, python};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const STARTUP: Duration = Duration::from_secs(90);
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,53 +90,28 @@ impl Schema {
     }
 }
 
-/// One `serve --http` process; killed on drop.
+/// One `serve --http` process (killed on drop), and a client for it.
 struct Node {
-    child: tokio::process::Child,
-    url: String,
-    log: Arc<Mutex<String>>,
+    server: HttpServer,
     http: reqwest::Client,
 }
 
 impl Node {
     async fn start(command: &ServerCommand) -> Node {
-        let mut child = command.to_command().spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", command.describe()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("listening on http://").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim().trim_end_matches("/mcp").to_owned());
-                }
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let text = |log: &Arc<Mutex<String>>| log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let addr = tokio::time::timeout(STARTUP, rx)
-            .await
-            .unwrap_or_else(|_| panic!("no listening line within {STARTUP:?}: {}", text(&log)))
-            .unwrap_or_else(|_| panic!("the server exited before listening: {}", text(&log)));
-        let node = Node { child, url: format!("http://{addr}"), log, http: reqwest::Client::new() };
+        let server = HttpServer::start(command).await;
+        let node = Node { server, http: reqwest::Client::new() };
         node.wait_ready().await;
         node
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.server.log()
     }
 
     async fn wait_ready(&self) {
         let deadline = std::time::Instant::now() + STARTUP;
         loop {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.server.url)).send().await
                 && r.status() == 200
             {
                 return;
@@ -148,22 +122,20 @@ impl Node {
     }
 
     /// SIGKILL: nothing is flushed on the way out, so what survives was committed.
-    async fn kill(mut self) {
-        self.child.kill().await.expect("kill the server");
+    async fn kill(self) {
+        self.server.kill().await;
     }
 
     /// SIGKILL while others still hold the node (its requests then fail).
     fn sigkill(&self) {
-        let pid = self.child.id().expect("the node is running");
-        let status = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -KILL {pid} failed");
+        self.server.sigkill();
     }
 
     /// A POST to /mcp; the status, the session id header and the JSON-RPC answer.
     async fn post(&self, tenant: &str, session: Option<&str>, body: Value) -> Result<(u16, Option<String>, Option<Value>), String> {
         let mut req = self
             .http
-            .post(format!("{}/mcp", self.url))
+            .post(format!("{}/mcp", self.server.url))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("authorization", format!("Bearer {}", token(tenant)))
@@ -238,8 +210,8 @@ async fn a_stateless_client_alternating_between_two_nodes_keeps_one_guard_and_on
     let commands = [node_command(&gateway, &tenants, Some(&schema)), node_command(&gateway, &tenants, Some(&schema))];
     let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
     let env = vec![
-        ("URL_A".to_owned(), format!("{}/mcp", a.url)),
-        ("URL_B".to_owned(), format!("{}/mcp", b.url)),
+        ("URL_A".to_owned(), format!("{}/mcp", a.server.url)),
+        ("URL_B".to_owned(), format!("{}/mcp", b.server.url)),
         ("OMNIROUTE_MCP_TOKEN".to_owned(), token("alt")),
         ("COST".to_owned(), format!("{C}")),
     ];

@@ -15,35 +15,15 @@ use std::time::Duration;
 
 use omniroute_mcp_tests::http_server::{HttpServer, LegacySession, ModernClient, tenant_entry};
 use omniroute_mcp_tests::tools::TEST_COMBO;
-use omniroute_mcp_tests::{CompletionHold, FakeGateway, Override, ServerCommand, TEST_API_KEY, TempDir};
+use omniroute_mcp_tests::gateway::{SIX_STEPS, held_six_step_gateway};
+use omniroute_mcp_tests::{FakeGateway, ServerCommand, TEST_API_KEY, TempDir};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
-const SIX_STEPS: &str = "six-steps";
 const TOKEN_A: &str = "tasks-test-token-a";
 const TOKEN_B: &str = "tasks-test-token-b";
 /// The server's task ttl (host/src/tasks/mod.rs, documented in the README).
 const TASK_TTL_MS: u64 = 3_600_000;
-
-fn combos_with_six_steps() -> Value {
-    let mut body = FakeGateway::fixture("combos-populated.json");
-    let models: Vec<Value> = (1..=6)
-        .map(|i| json!({"id": format!("six-{i}"), "kind": "model", "model": format!("mock/model-{i}"), "providerId": "mock", "weight": 0}))
-        .collect();
-    body["combos"].as_array_mut().expect("a combos array").push(json!({
-        "name": SIX_STEPS, "id": "6b9d0c1e-0000-4000-8000-000000000006", "models": models, "strategy": "priority",
-        "config": {}, "isHidden": false, "sortOrder": 3, "version": 1,
-        "createdAt": "2026-11-25T22:36:03.518Z", "updatedAt": "2026-11-25T22:36:03.518Z",
-    }));
-    body
-}
-
-fn held_gateway() -> (FakeGateway, CompletionHold) {
-    let gateway = FakeGateway::start();
-    gateway.set_override("GET", "/api/combos", Override::json(200, combos_with_six_steps()));
-    let hold = gateway.hold_completions();
-    (gateway, hold)
-}
 
 fn tenants(dir: &TempDir) -> std::path::PathBuf {
     let scopes = ["execute:completions", "read:combos", "read:health"];
@@ -118,7 +98,7 @@ async fn audited_stop_causes(db: &Path, n: usize) -> Vec<Option<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_drives_test_combo_as_a_task_and_cancels_another() {
-    let (gateway, hold) = held_gateway();
+    let (gateway, hold) = held_six_step_gateway();
     let dir = TempDir::new("tasks-http");
     let command = http_command(&gateway, &tenants(&dir));
     let audit = command.data_dir().join("audit.sqlite");
@@ -204,7 +184,7 @@ async fn fresh_schema() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_started_on_one_node_is_polled_and_cancelled_through_another() {
     let state_url = fresh_schema().await;
-    let (gateway, hold) = held_gateway();
+    let (gateway, hold) = held_six_step_gateway();
     let dir = TempDir::new("tasks-nodes");
     let file = tenants(&dir);
     let node = |gateway: &FakeGateway| http_command(gateway, &file).arg("--state-url").arg(&state_url);

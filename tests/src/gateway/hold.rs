@@ -102,3 +102,29 @@ impl CompletionHold {
         self.wait_until("to be abandoned", n, limit, Self::abandoned).await;
     }
 }
+
+/// The name of a combo of six model steps that [`held_six_step_gateway`] adds.
+pub const SIX_STEPS: &str = "six-steps";
+
+/// The combos fixture plus [`SIX_STEPS`].
+fn combos_with_six_steps() -> serde_json::Value {
+    let mut body = super::FakeGateway::fixture("combos-populated.json");
+    let models: Vec<serde_json::Value> = (1..=6)
+        .map(|i| serde_json::json!({"id": format!("six-{i}"), "kind": "model", "model": format!("mock/model-{i}"), "providerId": "mock", "weight": 0}))
+        .collect();
+    body["combos"].as_array_mut().expect("a combos array").push(serde_json::json!({
+        "name": SIX_STEPS, "id": "6b9d0c1e-0000-4000-8000-000000000006", "models": models, "strategy": "priority",
+        "config": {}, "isHidden": false, "sortOrder": 3, "version": 1,
+        "createdAt": "2026-11-25T22:36:03.518Z", "updatedAt": "2026-11-25T22:36:03.518Z",
+    }));
+    body
+}
+
+/// A fake gateway serving [`SIX_STEPS`] whose completions are held: the cancellation and
+/// task tests drive `test_combo` through it.
+pub fn held_six_step_gateway() -> (super::FakeGateway, CompletionHold) {
+    let gateway = super::FakeGateway::start();
+    gateway.set_override("GET", "/api/combos", super::Override::json(200, combos_with_six_steps()));
+    let hold = gateway.hold_completions();
+    (gateway, hold)
+}

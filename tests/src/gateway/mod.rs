@@ -25,7 +25,7 @@ mod hold;
 mod routes;
 mod server;
 
-pub use hold::CompletionHold;
+pub use hold::{CompletionHold, SIX_STEPS, held_six_step_gateway};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
