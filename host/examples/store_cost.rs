@@ -7,12 +7,14 @@
 //!
 //! ```sh
 //! cargo xtask postgres start   # prints the URL
-//! OMNIROUTE_MCP_TEST_POSTGRES_URL=postgres://… cargo run --release -p omniroute-mcp --example store_cost -- 2000
+//! OMNIROUTE_MCP_TEST_POSTGRES_URL=postgres://… cargo run --release -p omniroute-mcp --example store_cost -- 2000 [--json FILE]
 //! ```
-//! A measurement: it prints medians and 90th percentiles in microseconds.
+//! A measurement: it prints medians and 90th percentiles in microseconds, and with `--json` also
+//! writes them to FILE (`cargo xtask bench` does, and puts them into `results.{json,md}`).
 
 use omniroute_mcp::session::ledger::LedgerEntry;
 use omniroute_mcp::state::{BucketKey, Retention, SpendLimits, StateLocation, Store};
+use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
 fn entry(i: usize) -> LedgerEntry {
@@ -39,13 +41,17 @@ fn entry(i: usize) -> LedgerEntry {
     }
 }
 
-fn summary(name: &str, mut samples: Vec<Duration>) {
+/// Prints one line and returns `{median_us, p90_us}`.
+fn summary(name: &str, mut samples: Vec<Duration>) -> Value {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    println!("  {name:<34} median {:>8.1} µs   p90 {:>8.1} µs", at(0.5), at(0.9));
+    let (median, p90) = (at(0.5), at(0.9));
+    println!("  {name:<34} median {median:>8.1} µs   p90 {p90:>8.1} µs");
+    json!({ "median_us": (median * 10.0).round() / 10.0, "p90_us": (p90 * 10.0).round() / 10.0 })
 }
 
-async fn measure(label: &str, store: Store, n: usize) {
+/// Runs `n` iterations against `store` and returns the summaries as JSON.
+async fn measure(label: &str, store: Store, n: usize) -> Value {
     println!("{label}:");
     let principal = "bench-tenant";
     let handle = store.mint_handle(principal).await.unwrap();
@@ -81,28 +87,40 @@ async fn measure(label: &str, store: Store, n: usize) {
         lap(6, &mut ops);
         completion.push(t.elapsed());
     }
-    summary("plain call (token + bucket)", plain);
-    summary("completion call (all seven below)", completion);
+    let plain = summary("plain call (token + bucket)", plain);
+    let completion = summary("completion call (all seven below)", completion);
+    let mut each = Map::new();
     for (name, samples) in
         ["take_token", "resolve", "open_bucket", "reserve", "append_ledger", "settle", "update_ledger"].iter().zip(ops)
     {
-        summary(&format!("  {name}"), samples);
+        each.insert((*name).to_owned(), summary(&format!("  {name}"), samples));
     }
     store.close().await.unwrap();
+    json!({ "label": label, "iterations": n, "plain_call": plain, "completion_call": completion, "operations": each })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let json_out = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
+    let mut report = Map::new();
     let dir = std::env::temp_dir().join(format!("omniroute-store-cost-{}", std::process::id()));
     let sqlite = omniroute_mcp::state::open(&StateLocation::Sqlite(dir.join("state.sqlite")), Retention::default()).await.unwrap();
-    measure(&format!("SQLite ({n} iterations, WAL, synchronous=NORMAL)"), sqlite, n).await;
+    report.insert("sqlite".into(), measure(&format!("SQLite ({n} iterations, WAL, synchronous=NORMAL)"), sqlite, n).await);
     let _ = std::fs::remove_dir_all(&dir);
     match std::env::var("OMNIROUTE_MCP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
         Some(url) => {
             let pg = omniroute_mcp::state::open(&StateLocation::Postgres(url), Retention::default()).await.unwrap();
-            measure(&format!("PostgreSQL ({n} iterations, loopback)"), pg, n).await;
+            report.insert("postgres".into(), measure(&format!("PostgreSQL ({n} iterations, loopback)"), pg, n).await);
         }
         None => println!("PostgreSQL: set OMNIROUTE_MCP_TEST_POSTGRES_URL (cargo xtask postgres start) to measure it too"),
+    }
+    if let Some(path) = json_out {
+        let text = serde_json::to_string_pretty(&Value::Object(report)).unwrap() + "\n";
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("store_cost: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
     }
 }

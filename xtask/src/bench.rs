@@ -10,6 +10,12 @@
 //! builds instead (fake gateway only) and leaves `target/bench/compare.{json,md}`; with
 //! `--instructions`, only the instructions per call under callgrind, metrics off vs on
 //! (`target/bench/instructions.{json,md}`; the full run includes them when valgrind is installed).
+//!
+//! The full run also measures the state store (issue #13): it starts PostgreSQL (as the tests
+//! do), runs the release example `host/examples/store_cost` (each store operation of a
+//! tools/call, SQLite and PostgreSQL) into `target/bench/store_cost.json`, and passes the URL and
+//! that file to the program, which adds per-call medians with `--state-url postgres://…` beside
+//! the default SQLite store (`tests/examples/bench/store.rs`). `--no-postgres` skips both.
 
 use crate::gateway::{self, Installed, StartOptions};
 use crate::util::{self, RunExt};
@@ -57,6 +63,10 @@ pub struct BenchArgs {
     /// Counted calls per tool under callgrind (default 30, 10 with --quick).
     #[arg(long)]
     pub instruction_calls: Option<usize>,
+    /// Skip the state-store measurement (PostgreSQL start, store_cost example, per-call medians
+    /// with `--state-url postgres://…`).
+    #[arg(long)]
+    pub no_postgres: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -71,6 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     util::cargo(&["build", "--release", "-p", "omniroute-mcp-tests", "--example", "bench"])
         .current_dir(&root)
         .run()?;
+    let store = if args.no_postgres || ab { None } else { Some(StoreBench::run(&built, args.quick)?) };
     let installed: Option<Installed> = match install {
         Some(handle) => Some(
             handle
@@ -130,8 +141,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(real) = &real {
         cmd.arg("--real-url").arg(&real.base_url).arg("--real-api-key").arg(&real.api_key);
     }
+    if let Some(store) = &store {
+        cmd.arg("--postgres-url").arg(&store.url).arg("--store-cost").arg(&store.report);
+    }
     util::step("measuring (progress below; the table follows)");
     let measured = cmd.run();
+    if let Some(store) = store {
+        store.stop();
+    }
     if real.is_some() {
         util::step(&format!("stopping the gateway instance '{INSTANCE}'"));
         if let Err(e) = gateway::stop_instance(INSTANCE) {
@@ -170,4 +187,50 @@ fn build_all_release() -> anyhow::Result<Release> {
         .map(PathBuf::from)
         .context("the host binary has no target directory")?;
     Ok(Release { binary: built.binary, tools_dir: built.tools_dir, target })
+}
+
+/// The state store's part of a full run: a PostgreSQL server and the store_cost report.
+struct StoreBench {
+    url: String,
+    /// `target/bench/store_cost.json`, written by the store_cost example.
+    report: PathBuf,
+    /// Whether this run started the server (and so stops it).
+    ours: bool,
+}
+
+impl StoreBench {
+    /// Starts (or reuses) PostgreSQL, builds and runs `host/examples/store_cost` in release.
+    fn run(built: &Release, quick: bool) -> anyhow::Result<StoreBench> {
+        util::step("starting PostgreSQL for the state-store measurement (--no-postgres skips it)");
+        let (url, ours) = crate::postgres::for_tests().context("starting PostgreSQL for the bench")?;
+        let bench = StoreBench { url, report: built.target.join("bench").join("store_cost.json"), ours };
+        let root = util::workspace_root();
+        util::step("measuring the state store per operation (host/examples/store_cost, release)");
+        std::fs::create_dir_all(built.target.join("bench"))?;
+        let iterations = if quick { "300" } else { "2000" };
+        // Built with the workspace's features (as `build_all` built the rest), so nothing is
+        // compiled again with `-p omniroute-mcp`'s narrower feature set.
+        let measured = util::cargo(&["build", "--release", "-q", "--workspace", "--example", "store_cost"]).current_dir(&root).run().and_then(|()| {
+            std::process::Command::new(built.target.join("release").join("examples").join("store_cost"))
+                .arg(iterations)
+                .arg("--json")
+                .arg(&bench.report)
+                .env(crate::postgres::URL_VAR, &bench.url)
+                .current_dir(&root)
+                .run()
+        });
+        if let Err(e) = measured {
+            bench.stop();
+            return Err(e.context("the store_cost example failed"));
+        }
+        Ok(bench)
+    }
+
+    fn stop(self) {
+        if self.ours {
+            if let Err(e) = crate::postgres::stop() {
+                util::step(&format!("warning: could not stop PostgreSQL: {e:#}"));
+            }
+        }
+    }
 }

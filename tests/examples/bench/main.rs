@@ -27,6 +27,7 @@ mod instructions;
 mod report;
 mod stats;
 mod stdio;
+mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +72,9 @@ struct Config {
     no_instructions: bool,
     /// Counted calls per tool under callgrind.
     instruction_calls: usize,
+    /// The state-store measurement (store.rs): a PostgreSQL base URL and the store_cost report.
+    postgres_url: Option<String>,
+    store_cost: Option<PathBuf>,
 }
 
 impl Config {
@@ -92,6 +96,8 @@ impl Config {
             instructions_only: false,
             no_instructions: false,
             instruction_calls: 30,
+            postgres_url: None,
+            store_cost: None,
         };
         let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
@@ -112,6 +118,8 @@ impl Config {
                 "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
                 "--instructions" => cfg.instructions_only = true,
                 "--no-instructions" => cfg.no_instructions = true,
+                "--postgres-url" => cfg.postgres_url = Some(value()?),
+                "--store-cost" => cfg.store_cost = Some(PathBuf::from(value()?)),
                 "--instruction-calls" => {
                     instruction_calls = Some(value()?.parse::<usize>().map_err(|e| format!("--instruction-calls: {e}"))?.max(1))
                 }
@@ -429,6 +437,7 @@ async fn main() -> ExitCode {
     }
     let count = !cfg.no_instructions;
     let instruction_calls = cfg.instruction_calls;
+    let store_plan = cfg.postgres_url.clone().map(|url| (url, cfg.store_cost.clone(), cfg.calls));
     let results = match run(cfg).await {
         Ok(results) => results,
         Err(e) => {
@@ -438,6 +447,11 @@ async fn main() -> ExitCode {
     };
     let mut markdown = results.markdown();
     let mut json = results.json();
+    if let Some((url, report, calls)) = store_plan {
+        let store = store::measure(&paths::server_binary(), &url, report.as_deref(), calls, 20).await;
+        markdown.push_str(&store.markdown());
+        json["state_store"] = store.json();
+    }
     if count {
         let counted = count_instructions(instruction_calls).await;
         match &counted {
