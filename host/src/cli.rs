@@ -164,6 +164,22 @@ pub enum TenantsCommand {
         #[arg(long, env = "OMNIROUTE_MCP_TENANTS")]
         file: Option<PathBuf>,
     },
+    /// Revoke a principal in the state store: every node sharing it (--state-url) refuses its
+    /// credentials, static token or OAuth, within about a second, whatever its tenants file says.
+    Revoke {
+        /// A tenant id (acme) or a full principal id (tenant:acme, oauth:<issuer>:<sub>).
+        principal: String,
+        /// Why, shown in the refusal and the server logs.
+        #[arg(long, default_value = "revoked by the operator")]
+        reason: String,
+    },
+    /// Lift a revocation made with `tenants revoke`.
+    Restore {
+        /// A tenant id or a full principal id, as given to `revoke`.
+        principal: String,
+    },
+    /// List the principals revoked in the state store.
+    Revoked,
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,7 +404,7 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Settings> {
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Tenants { command }) = cli.command {
-        return tenants_command(&cli.global, command);
+        return tenants_command(&cli.global, command).await;
     }
     let mut settings = settings(&cli.global)?;
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
@@ -417,7 +433,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Result<()> {
+async fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Result<()> {
     match command {
         TenantsCommand::Add { name, scopes, tools, max_concurrent, rate_per_minute, max_sessions, file } => {
             let path = match file {
@@ -443,7 +459,56 @@ fn tenants_command(global: &GlobalArgs, command: TenantsCommand) -> anyhow::Resu
             println!("{token}");
             Ok(())
         }
+        TenantsCommand::Revoke { principal, reason } => {
+            let id = omniroute_mcp::auth::revocations::principal_from_cli(&principal).map_err(anyhow::Error::msg)?;
+            let (store, location) = open_state(global).await?;
+            store.revoke(id.as_str(), &reason).await.with_context(|| format!("revoking {id} in {location}"))?;
+            store.close().await.ok();
+            eprintln!("Revoked {id} in {location}: every server using this state store refuses it within about a second.");
+            Ok(())
+        }
+        TenantsCommand::Restore { principal } => {
+            let id = omniroute_mcp::auth::revocations::principal_from_cli(&principal).map_err(anyhow::Error::msg)?;
+            let (store, location) = open_state(global).await?;
+            let restored = store.restore(id.as_str()).await.with_context(|| format!("restoring {id} in {location}"))?;
+            store.close().await.ok();
+            if restored {
+                eprintln!("Restored {id} in {location}.");
+                Ok(())
+            } else {
+                anyhow::bail!("{id} is not revoked in {location}; `omniroute-mcp tenants revoked` lists the revoked principals")
+            }
+        }
+        TenantsCommand::Revoked => {
+            let (store, location) = open_state(global).await?;
+            let list = store.revocations().await.with_context(|| format!("reading revocations from {location}"))?;
+            store.close().await.ok();
+            eprintln!("{} revoked principal(s) in {location}", list.len());
+            for r in list {
+                println!("{}\t{}\t{}", r.principal, omniroute_mcp::session::iso8601_ms(r.revoked_ms), r.reason);
+            }
+            Ok(())
+        }
     }
+}
+
+/// The state store the global options name (`--state-url`, else `state.sqlite`
+/// in the data folder), and how to name it in messages (never a password).
+async fn open_state(global: &GlobalArgs) -> anyhow::Result<(omniroute_mcp::state::Store, String)> {
+    use omniroute_mcp::state::{Retention, StateLocation};
+    let data_dir = match &global.data_dir {
+        Some(dir) => dir.clone(),
+        None => config::default_data_dir()?,
+    };
+    let location = StateLocation::from_setting(global.state_url.as_deref(), &data_dir);
+    let named = match &location {
+        StateLocation::Sqlite(path) => path.display().to_string(),
+        StateLocation::Postgres(_) => "the PostgreSQL state store (--state-url)".to_owned(),
+    };
+    let store = omniroute_mcp::state::open(&location, Retention::default())
+        .await
+        .with_context(|| format!("opening {named}"))?;
+    Ok((store, named))
 }
 
 async fn print_tools(settings: &Settings, json: bool) -> anyhow::Result<()> {

@@ -460,6 +460,23 @@ async fn handle_counts_are_per_principal(backend: Backend) {
     );
 }
 
+/// Revocations: recorded once per principal (a second revoke updates the reason), seen
+/// by another instance on the same database, lifted by restore.
+async fn revocations_are_shared_listed_and_lifted(backend: Backend) {
+    let db = Db::new(backend).await;
+    let (one, two) = (db.open(Retention::default()).await, db.open(Retention::default()).await);
+    assert!(one.revocations().await.unwrap().is_empty());
+    one.revoke("tenant:b", "first").await.unwrap();
+    one.revoke("tenant:a", "left").await.unwrap();
+    one.revoke("tenant:b", "second").await.unwrap();
+    let seen: Vec<(String, String)> = two.revocations().await.unwrap().into_iter().map(|r| (r.principal, r.reason)).collect();
+    assert_eq!(seen, vec![("tenant:a".to_owned(), "left".to_owned()), ("tenant:b".to_owned(), "second".to_owned())]);
+    assert!(two.restore("tenant:a").await.unwrap());
+    assert!(!two.restore("tenant:a").await.unwrap(), "nothing left to lift");
+    let left: Vec<String> = one.revocations().await.unwrap().into_iter().map(|r| r.principal).collect();
+    assert_eq!(left, vec!["tenant:b".to_owned()]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -493,6 +510,7 @@ conformance!(
     an_incompatible_schema_is_refused_with_the_fix,
     a_newer_node_refuses_to_break_a_running_older_one,
     handle_counts_are_per_principal,
+    revocations_are_shared_listed_and_lifted,
 );
 
 /// SQLite only: the embedded store survives a restart (a tenant cannot reset

@@ -351,3 +351,86 @@ async fn a_restarted_sqlite_server_keeps_the_tenant_spend_and_its_cap() {
     assert!(refused && text.contains("Spend cap reached"), "the cap must still hold after a restart: {text}");
     assert_eq!(gateway.requests_to("POST", "/v1/chat/completions").len(), 2);
 }
+
+/// `omniroute-mcp tenants ARGS --state-url URL`, as an operator runs it; its stdout, or the
+/// failure with stderr.
+fn tenants_cli(schema: &Schema, args: &[&str]) -> Result<String, String> {
+    let mut command = std::process::Command::new(omniroute_mcp_tests::paths::server_binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OMNIROUTE_") {
+            command.env_remove(&name);
+        }
+    }
+    let output = command.arg("tenants").args(args).arg("--state-url").arg(&schema.url).output().map_err(|e| e.to_string())?;
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    if output.status.success() { Ok(stdout) } else { Err(format!("{}: {stderr}", output.status)) }
+}
+
+/// Polls until `tenant`'s initialize on `node` answers `status`; how long that took, or `None`.
+async fn until_status(node: &Node, tenant: &str, status: u16, within: Duration) -> Option<(Duration, Value)> {
+    let started = std::time::Instant::now();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "nodes-test", "version": "0"}}});
+    while started.elapsed() < within {
+        let mut req = node
+            .http
+            .post(format!("{}/mcp", node.server.url))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {}", token(tenant)));
+        req = req.body(init.to_string());
+        let response = req.send().await.expect("the node answers");
+        if response.status().as_u16() == status {
+            let body = response.text().await.unwrap_or_default();
+            return Some((started.elapsed(), serde_json::from_str(&body).unwrap_or(json!({ "text": body }))));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Issue 18: a principal revoked in the shared store is refused by every node within seconds,
+/// though each node has its own tenants file that still lists it; others are untouched; a
+/// restore lets it back in on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_revoked_in_the_shared_store_is_refused_on_every_node_within_seconds() {
+    let schema = Schema::new().await;
+    let gateway = gateway(Duration::ZERO);
+    // One tenants file per node, as on two machines: the revocation must travel through the store.
+    let (dir_a, dir_b) = (TempDir::new("nodes-revoke-a"), TempDir::new("nodes-revoke-b"));
+    let text = format!("{}{}", tenant("leaver", "rate_per_minute = 600"), tenant("stayer", "rate_per_minute = 600"));
+    let (file_a, file_b) = (tenants_file(&dir_a, &text), tenants_file(&dir_b, &text));
+    let commands = [node_command(&gateway, &file_a, Some(&schema)), node_command(&gateway, &file_b, Some(&schema))];
+    let (a, b) = tokio::join!(Node::start(&commands[0]), Node::start(&commands[1]));
+    let sa = a.open_session("leaver").await.expect("leaver's session on A");
+    let sb = b.open_session("leaver").await.expect("leaver's session on B");
+    assert!(!a.call("leaver", &sa, "omniroute_get_health", json!({}), 2).await.expect("an answer").0);
+
+    tenants_cli(&schema, &["revoke", "leaver", "--reason", "left the project"]).expect("tenants revoke");
+    let listed = tenants_cli(&schema, &["revoked"]).expect("tenants revoked");
+    assert!(listed.starts_with("tenant:leaver\t") && listed.contains("left the project"), "{listed}");
+    let within = Duration::from_secs(10);
+    for (name, node) in [("A", &a), ("B", &b)] {
+        let (took, body) = until_status(node, "leaver", 401, within).await.unwrap_or_else(|| panic!("node {name} still admits leaver after {within:?}: {}", node.log()));
+        assert!(body.to_string().contains("left the project"), "node {name}: {body}");
+        eprintln!("node {name} refused the revoked tenant {took:?} after the revocation");
+    }
+    // Its live sessions are refused too, on both nodes; the other tenant is untouched.
+    let (status, _, _) = a.post("leaver", Some(&sa), json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})).await.expect("A answers");
+    assert_eq!(status, 401, "a live session of a revoked tenant on A");
+    let (status, _, _) = b.post("leaver", Some(&sb), json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})).await.expect("B answers");
+    assert_eq!(status, 401, "a live session of a revoked tenant on B");
+    for node in [&a, &b] {
+        let session = node.open_session("stayer").await.expect("the other tenant still starts sessions");
+        assert!(!node.call("stayer", &session, "omniroute_get_health", json!({}), 4).await.expect("an answer").0);
+    }
+
+    tenants_cli(&schema, &["restore", "leaver"]).expect("tenants restore");
+    for (name, node) in [("A", &a), ("B", &b)] {
+        until_status(node, "leaver", 200, within).await.unwrap_or_else(|| panic!("node {name} still refuses leaver after the restore: {}", node.log()));
+    }
+    let again = tenants_cli(&schema, &["restore", "leaver"]).expect_err("a second restore has nothing to lift");
+    assert!(again.contains("is not revoked"), "{again}");
+    let bad = tenants_cli(&schema, &["revoke", "no such tenant"]).expect_err("an invalid name is refused");
+    assert!(bad.contains("tenant id") && bad.contains("full id (tenant:acme"), "{bad}");
+}

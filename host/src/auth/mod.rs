@@ -9,6 +9,7 @@
 mod limits;
 pub mod live;
 pub mod oauth;
+pub mod revocations;
 pub mod tenants;
 
 pub use limits::{CallPermit, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_SESSIONS, DEFAULT_RATE_PER_MINUTE, DefaultBudget, Limits, RATE_BUCKET};
@@ -56,6 +57,19 @@ impl PrincipalId {
     pub fn oauth_subject(issuer: &str, subject: &str) -> Result<Self, InvalidName> {
         let issuer = checked_name("oauth issuer name", issuer)?;
         Ok(Self(format!("oauth:{issuer}:{}", subject_label(subject))))
+    }
+
+    /// A full id as [`PrincipalId::as_str`] writes it (`tenant:acme`,
+    /// `operator:local`, `oauth:sso:alice`), checked part by part; `None`
+    /// for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, rest) = text.split_once(':')?;
+        let valid = match kind {
+            "tenant" | "operator" => checked_name("name", rest).is_ok(),
+            "oauth" => rest.split_once(':').is_some_and(|(issuer, sub)| checked_name("issuer", issuer).is_ok() && checked_name("subject", sub).is_ok()),
+            _ => false,
+        };
+        valid.then(|| Self(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -238,6 +238,14 @@ pub struct TaskUpdate {
     pub message: Option<String>,
 }
 
+/// A revoked principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub principal: String,
+    pub revoked_ms: i64,
+    pub reason: String,
+}
+
 /// What one [`StateStore::prune`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PruneReport {
@@ -346,6 +354,16 @@ pub trait StateStore: Send + Sync {
     /// How many handles each principal holds now (principals holding none
     /// are left out): the `handles` gauge of the metrics endpoint.
     fn handle_counts(&self) -> StoreFuture<'_, Vec<(String, u64)>>;
+
+    // Revocations.
+
+    /// Records that `principal` is revoked: every node sharing the store
+    /// refuses its credentials (static token or OAuth) from its next refresh on.
+    fn revoke<'a>(&'a self, principal: &'a str, reason: &'a str) -> StoreFuture<'a, ()>;
+    /// Lifts a revocation; false if the principal was not revoked.
+    fn restore<'a>(&'a self, principal: &'a str) -> StoreFuture<'a, bool>;
+    /// Every revoked principal (a short list: operators revoke by hand).
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>>;
 
     /// Stops background work and deregisters the node.
     fn close(&self) -> StoreFuture<'_, ()>;

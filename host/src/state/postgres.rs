@@ -6,7 +6,7 @@
 use super::keys::{BucketKey, BucketKind, Handle};
 use super::period::period_keys;
 use super::{
-    BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Retention, SpendAccount, SpendLimits, StateStore, StoreError,
+    BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Revocation, Retention, SpendAccount, SpendLimits, StateStore, StoreError,
     StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, check_reservation, check_value, invalid_amount, retry_after,
     tasks_all_running, too_many_keys, MAX_KEYS_PER_TOOL,
 };
@@ -671,6 +671,40 @@ impl StateStore for PostgresStore {
                 .await
                 .map_err(pg)?;
             Ok(rows.iter().map(|r| (r.get::<_, String>(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))).collect())
+        })
+    }
+
+    fn revoke<'a>(&'a self, principal: &'a str, reason: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO state_revocations (principal, revoked_ms, reason) VALUES ($1, $2, $3)
+                     ON CONFLICT (principal) DO UPDATE SET revoked_ms = excluded.revoked_ms, reason = excluded.reason",
+                    &[&principal, &now_ms(), &reason],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn restore<'a>(&'a self, principal: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let removed = client.execute("DELETE FROM state_revocations WHERE principal = $1", &[&principal]).await.map_err(pg)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query("SELECT principal, revoked_ms, reason FROM state_revocations ORDER BY principal", &[])
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| Revocation { principal: r.get(0), revoked_ms: r.get(1), reason: r.get(2) }).collect())
         })
     }
 

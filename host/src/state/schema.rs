@@ -168,9 +168,31 @@ CREATE INDEX state_tasks_order ON state_tasks (principal, created_ms);
 CREATE INDEX state_tasks_expiry ON state_tasks (expires_ms);
 ";
 
+/// Version 2: revoked principals (`omniroute-mcp tenants revoke`), which every
+/// node sharing the store refuses. Only a new table: version-1 nodes keep
+/// working beside it (they do not see revocations; README "Running several nodes").
+const V2_SQLITE: &str = "
+CREATE TABLE state_revocations (
+    principal TEXT PRIMARY KEY,
+    revoked_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+";
+
+const V2_POSTGRES: &str = "
+CREATE TABLE state_revocations (
+    principal TEXT PRIMARY KEY,
+    revoked_ms BIGINT NOT NULL,
+    reason TEXT NOT NULL
+);
+";
+
 /// The state schema.
 pub const SCHEMA: Schema = Schema {
     component: "state",
-    steps: &[Migration { sqlite: V1_SQLITE, postgres: V1_POSTGRES, compatible_from: 1 }],
+    steps: &[
+        Migration { sqlite: V1_SQLITE, postgres: V1_POSTGRES, compatible_from: 1 },
+        Migration { sqlite: V2_SQLITE, postgres: V2_POSTGRES, compatible_from: 1 },
+    ],
     legacy_user_version: false,
 };

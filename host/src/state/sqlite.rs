@@ -8,7 +8,7 @@
 use super::keys::{BucketKey, BucketKind, Handle};
 use super::period::period_keys;
 use super::{
-    BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Retention, SpendAccount, SpendLimits, StateStore,
+    BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Revocation, Retention, SpendAccount, SpendLimits, StateStore,
     StoreError, StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, check_reservation, check_value, invalid_amount,
     retry_after, tasks_all_running, too_many_keys, MAX_KEYS_PER_TOOL,
 };
@@ -633,6 +633,37 @@ impl StateStore for SqliteStore {
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .map_err(backend)?;
             rows.map(|r| r.map(|(p, n)| (p, u64::try_from(n).unwrap_or(0))).map_err(backend)).collect()
+        })
+    }
+
+    fn revoke<'a>(&'a self, principal: &'a str, reason: &'a str) -> StoreFuture<'a, ()> {
+        let (principal, reason) = (principal.to_owned(), reason.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO state_revocations (principal, revoked_ms, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (principal) DO UPDATE SET revoked_ms = excluded.revoked_ms, reason = excluded.reason",
+                params![principal, now_ms(), reason],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn restore<'a>(&'a self, principal: &'a str) -> StoreFuture<'a, bool> {
+        let principal = principal.to_owned();
+        self.run(move |conn| {
+            let removed = conn.execute("DELETE FROM state_revocations WHERE principal = ?1", params![principal]).map_err(backend)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT principal, revoked_ms, reason FROM state_revocations ORDER BY principal").map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok(Revocation { principal: r.get(0)?, revoked_ms: r.get(1)?, reason: r.get(2)? }))
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend)).collect()
         })
     }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// The largest request body rmcp accepts; the guard reads no more than this
 /// when it looks for `initialize`.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -99,6 +99,10 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
         Ok(found) => found,
         Err(response) => return *response,
     };
+    if let Some(reason) = shared.revocations.reason(principal.id()) {
+        tracing::info!(caller = %principal.caller(), "refused a revoked principal");
+        return revoked(&tenants, &host, &reason);
+    }
     let headers = request.headers();
     let session_id = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut pending_start = None;
@@ -145,6 +149,20 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
     match gone {
         Some(gone) => gone.wrap(response),
         None => response,
+    }
+}
+
+/// 401 for a principal revoked in the state store (`tenants revoke`): its
+/// credentials are valid but the operator withdrew them on every node.
+fn revoked(tenants: &Tenants, host: &str, reason: &str) -> Response {
+    let message = format!("Revoked credentials: the operator revoked this principal ({reason}); ask them to restore it or issue new credentials");
+    match tenants.oauth() {
+        Some(oauth) => {
+            let resource = oauth.resource(host);
+            let challenge = Challenge { resource: &resource, error: Some("invalid_token"), description: Some(message.clone()), scopes: oauth.requestable() };
+            refuse_with_challenge(StatusCode::UNAUTHORIZED, message, &challenge.header())
+        }
+        None => refuse(StatusCode::UNAUTHORIZED, message),
     }
 }
 
