@@ -6,6 +6,10 @@
 //!   tool's result inline; a second task cancelled mid-run (`tasks/cancel`) stops its
 //!   completions and ends `cancelled`, audited so; a client without the extension gets the
 //!   plain result; another tenant cannot see the task.
+//! * MCP 2025-11-25's experimental tasks (`params.task`, `tasks/get|result|list|cancel`), over
+//!   stdio and over HTTP, driven by `tests/python/tasks_2025_client.py` with raw JSON-RPC whose
+//!   every answer is validated against the Python SDK's 2025-11-25 wire types: a task cancelled
+//!   while its first four completions are held sends no fifth; a second one completes.
 //! * Two nodes sharing one PostgreSQL (`OMNIROUTE_MCP_TEST_POSTGRES_URL`, a fresh schema): a task
 //!   started through node A is polled, cancelled and read through node B, and a task still
 //!   running when A gets SIGTERM is drained: recorded `cancelled` within the grace period.
@@ -161,6 +165,61 @@ async fn a_client_drives_test_combo_as_a_task_and_cancels_another() {
     assert!(plain["result"].get("resultType").is_none_or(|t| t == "complete"), "{plain}");
     assert_eq!(plain["result"]["structuredContent"]["summary"]["successful"], json!(6), "{plain}");
     assert_eq!(hold.arrived(), 10, "the cancelled task sent a completion after its cancel");
+}
+
+/// Runs `tasks_2025_client.py` over one transport against a fresh hold: releases the
+/// completions when the script says so, then checks what the gateway saw.
+async fn drive_2025_tasks(gateway: &FakeGateway, transport: &str, env: Vec<(String, String)>, log: impl Fn() -> String) {
+    let hold = gateway.hold_completions();
+    let dir = TempDir::new("tasks-2025-release");
+    let release = dir.path().join("release");
+    let arrived = dir.path().join("arrived");
+    let watcher = {
+        let (hold, release, arrived) = (hold.clone(), release.clone(), arrived.clone());
+        tokio::spawn(async move {
+            // Tells the script once the first task's four completions are held.
+            hold.wait_for_arrived(4, WAIT).await;
+            std::fs::write(&arrived, b"4").expect("write the arrived file");
+            while !release.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            hold.release_all();
+        })
+    };
+    let mut env = env;
+    env.extend([
+        ("TRANSPORT".to_owned(), transport.to_owned()),
+        ("RELEASE_FILE".to_owned(), release.display().to_string()),
+        ("ARRIVED_FILE".to_owned(), arrived.display().to_string()),
+        ("COMBO".to_owned(), SIX_STEPS.to_owned()),
+    ]);
+    let run = omniroute_mcp_tests::python::run_script("tasks_2025_client.py", &env, Duration::from_secs(150), log).await;
+    watcher.abort();
+    hold.release_all();
+    assert!(run.stdout.contains("all checks passed"), "{transport}: {}\n{}", run.stdout, run.stderr);
+    // The cancelled task's four held completions were given up; none came after them; the
+    // second task sent its six.
+    assert_eq!(hold.abandoned(), 4, "{transport}: abandoned completions");
+    assert_eq!(hold.arrived(), 10, "{transport}: completions that reached the gateway");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2025_11_25_client_runs_test_combo_as_a_task_over_stdio_and_http() {
+    let (gateway, hold) = held_six_step_gateway();
+    hold.release_all();
+    let stdio = ServerCommand::new(&gateway.url());
+    let env = vec![
+        ("OMNIROUTE_MCP_BIN".to_owned(), stdio.program().display().to_string()),
+        ("OMNIROUTE_MCP_DATA_DIR".to_owned(), stdio.data_dir().display().to_string()),
+        ("OMNIROUTE_BASE_URL".to_owned(), gateway.url()),
+        ("OMNIROUTE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
+    ];
+    drive_2025_tasks(&gateway, "stdio", env, String::new).await;
+
+    let dir = TempDir::new("tasks-2025-http");
+    let server = HttpServer::start(&http_command(&gateway, &tenants(&dir))).await;
+    let env = vec![("MCP_URL".to_owned(), format!("{}/mcp", server.url)), ("OMNIROUTE_MCP_TOKEN".to_owned(), TOKEN_A.to_owned())];
+    drive_2025_tasks(&gateway, "http", env, || server.log()).await;
 }
 
 /// A fresh schema on the test PostgreSQL; the `--state-url` that uses it.

@@ -12,6 +12,7 @@
 
 mod protocol;
 mod tasks;
+pub mod tasks_2025;
 
 pub use tasks::PROGRESS_META;
 
@@ -58,6 +59,14 @@ impl McpHandler {
     /// node's `tasks` are shared by all its sessions.
     pub fn new(service: Arc<CallService>, tasks: Arc<Tasks>, callers: Arc<dyn ResolveCaller>) -> Self {
         Self { service, tasks, callers }
+    }
+}
+
+impl McpHandler {
+    /// The tools `caller` may see, as tools/list shows them.
+    fn listed_tools(&self, caller: &Caller) -> Vec<Tool> {
+        let registry = self.service.registry();
+        registry.tools().iter().filter(|t| caller.principal.lists(t.name(), &t.scopes)).map(|t| to_mcp_tool(t)).collect()
     }
 }
 
@@ -136,14 +145,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let caller = self.callers.resolve(&context)?;
-        let registry = self.service.registry();
-        let tools = registry
-            .tools()
-            .iter()
-            .filter(|t| caller.principal.lists(t.name(), &t.scopes))
-            .map(|t| to_mcp_tool(t))
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.listed_tools(&caller)))
     }
 
     async fn call_tool(
@@ -222,6 +224,15 @@ impl ServerHandler for McpHandler {
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
+        if tasks_2025::is_ours(&request.method) {
+            let caller = self.callers.resolve(&context)?;
+            let tools = || {
+                let list = ListToolsResult::with_all_items(self.listed_tools(&caller));
+                serde_json::to_value(list).unwrap_or_default()
+            };
+            let answer = tasks_2025::answer(&self.tasks, caller.clone(), &request.method, request.params, tools, context.ct.clone()).await?;
+            return Ok(CustomResult::new(answer));
+        }
         Err(protocol::unroutable(&request.method, request.params.as_ref(), Some(&context.meta.0.0)))
     }
 }

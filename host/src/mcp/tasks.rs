@@ -76,7 +76,7 @@ fn status_of(status: TaskStatus) -> rmcp::model::TaskStatus {
 }
 
 /// "done/total: message" for a working task, "cancelling" once asked to stop.
-fn status_message(record: &TaskRecord) -> Option<String> {
+pub(super) fn status_message(record: &TaskRecord) -> Option<String> {
     if record.status.is_final() {
         return None;
     }

@@ -170,6 +170,11 @@ impl Tasks {
             .ok_or_else(|| TaskError::NotFound(clip(id)))
     }
 
+    /// The caller's tasks, newest first (at most the principal's task quota).
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<TaskRecord>, TaskError> {
+        Ok(self.service.app().state().list_tasks(caller.principal.id().as_str()).await?)
+    }
+
     /// Asks the caller's task `id` to stop: at once when it runs on this
     /// node, else within [`POLL_INTERVAL`] on the node that runs it. The
     /// record says `cancelled` once the call has stopped.

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod stdio;
+pub mod tasks_2025;
 
 use std::path::PathBuf;
 

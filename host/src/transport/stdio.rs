@@ -57,7 +57,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let ((reader, reader_mode), (writer, writer_mode)) = streams();
     tracing::debug!(stdin = ?reader_mode, stdout = ?writer_mode, "stdio streams");
     let running = McpHandler::new(service.clone(), tasks.clone(), Arc::new(Operator(caller)))
-        .serve((reader, writer))
+        .serve(super::tasks_2025::wrap(reader, writer))
         .await
         .context("MCP initialization over stdio failed")?;
     // Until the client closes stdin, or SIGTERM/SIGINT.

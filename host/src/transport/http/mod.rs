@@ -10,10 +10,12 @@ mod caller;
 mod disconnect;
 mod guard;
 mod sessions;
+mod tasks_2025;
 mod well_known;
 
 use crate::app::App;
 use crate::auth::live::LiveTenants;
+use crate::auth::revocations::Revocations;
 use crate::auth::tenants::Tenants;
 use crate::call::CallService;
 use crate::config::Settings;
@@ -114,6 +116,8 @@ struct Shared {
     /// Who owns each live session, and how many each tenant holds.
     sessions: Arc<SessionOwners>,
     session_idle: Duration,
+    /// Principals revoked in the state store, refused on every node sharing it.
+    revocations: Arc<Revocations>,
 }
 
 /// Binds, prints `omniroute-mcp listening on http://ADDR/mcp` on stderr,
@@ -203,7 +207,9 @@ fn router_with_tasks(service: Arc<CallService>, tasks: Arc<Tasks>, options: Http
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_cancellation_token(shutdown.clone());
-    options.tenants.watch(shutdown);
+    options.tenants.watch(shutdown.clone());
+    let revocations = Arc::new(Revocations::default());
+    revocations.spawn_refresh(service.app().state().clone(), shutdown);
     let sessions = Arc::new(SessionOwners::default());
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(options.session_idle);
@@ -220,9 +226,11 @@ fn router_with_tasks(service: Arc<CallService>, tasks: Arc<Tasks>, options: Http
         allowed_origins: options.allowed_origins,
         sessions,
         session_idle: options.session_idle,
+        revocations,
     });
     Router::new()
         .route_service("/mcp", mcp)
+        .layer(middleware::from_fn(tasks_2025::adapt))
         .layer(middleware::from_fn_with_state(shared.clone(), guard::guard))
         .route(well_known::PATH, get(well_known::metadata))
         .route(well_known::PATH_FOR_MCP, get(well_known::metadata))
