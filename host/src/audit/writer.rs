@@ -12,6 +12,7 @@
 //! per caller and code per interval; a SIGKILL loses at most one interval's
 //! count, never the first refusal.
 
+use super::group::Group;
 use super::record::AuditRecord;
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -32,6 +33,8 @@ pub(super) enum Message {
     Write(AuditRecord, Done),
     /// A refused call: aggregated per caller and code (see the module doc).
     Refusal(AuditRecord, Done),
+    /// A caller-leader handed the group-commit queue over: drain it.
+    Flush,
     /// Commit what is queued and stop (graceful shutdown).
     Close(oneshot::Sender<()>),
 }
@@ -134,7 +137,7 @@ impl Aggregate {
 }
 
 /// Runs until every sender is gone or a `Close` arrives.
-pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: WriterConfig) {
+pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, config: WriterConfig) {
     let mut aggregates = Aggregates::default();
     let mut last_prune: Option<Instant> = None;
     let mut last_heartbeat = Instant::now();
@@ -156,6 +159,9 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
                 }
                 batch.extend(due.into_iter().map(|r| (r, None)));
             }
+            Message::Flush => {
+                group.lead(usize::MAX);
+            }
             Message::Close(done) => *closing = Some(done),
         };
         match rx.recv_timeout(TICK) {
@@ -174,7 +180,7 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
         batch.extend(aggregates.due(config.refusal_window, stopping).into_iter().map(|r| (r, None)));
         if !batch.is_empty() {
             let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
-            let result = sink.write(&rows);
+            let result = group.with_sink(|sink| sink.write(&rows));
             if let Err(e) = &result {
                 tracing::error!(error = %e, rows = rows.len(), "audit write failed");
             }
@@ -188,7 +194,7 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());
                 let cutoff = timestamp(std::time::SystemTime::now() - retention);
-                match sink.prune(&cutoff) {
+                match group.with_sink(|sink| sink.prune(&cutoff)) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, before = %cutoff, "pruned old audit rows (the chain continues from the recorded anchor)"),
                     Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
@@ -197,10 +203,11 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
         }
         if last_heartbeat.elapsed() >= crate::db::schema::HEARTBEAT {
             last_heartbeat = Instant::now();
-            sink.heartbeat();
+            group.with_sink(|sink| sink.heartbeat());
         }
         if stopping {
-            sink.leave();
+            group.close();
+            group.with_sink(|sink| sink.leave());
             if let Some(done) = closing {
                 let _ = done.send(());
             }

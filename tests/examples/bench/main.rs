@@ -38,7 +38,7 @@ use omniroute_mcp_tests::{FakeGateway, TempDir, paths};
 use serde_json::{Value, json};
 
 use direct::{Direct, Shape};
-use report::{Http, Results, Section, Server, ToolRun};
+use report::{Http, IdleSessions, Results, Section, Server, ToolRun};
 use stats::Summary;
 use stdio::StdioServer;
 
@@ -322,7 +322,23 @@ async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: P
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
     }
-    Ok(Http { tools, throughput, rss_kib })
+    let idle = idle_sessions(make, IDLE_SESSIONS).await;
+    Ok(Http { tools, throughput, rss_kib, idle })
+}
+
+/// How many idle sessions the HTTP memory measurement opens.
+const IDLE_SESSIONS: usize = 1000;
+
+/// A fresh HTTP server, warmed by one session and one get_health call; then `n` sessions
+/// opened over the idle tenants and left idle: its VmRSS before and after.
+async fn idle_sessions(make: &dyn Fn(&[&str]) -> tokio::process::Command, n: usize) -> Result<IdleSessions, String> {
+    let server = http::HttpServer::start(make).await?;
+    let session = server.session().await?;
+    server.call(&session, "omniroute_get_health", &json!({})).await?;
+    progress(&format!("ours HTTP: {n} idle sessions over {} tenants on a fresh server", http::IDLE_TENANTS));
+    let (before_kib, after_kib) = server.idle_sessions(n).await?;
+    server.stop().await;
+    Ok(IdleSessions { sessions: n, tenants: http::IDLE_TENANTS, before_kib, after_kib })
 }
 
 fn machine() -> String {
@@ -439,7 +455,7 @@ async fn main() -> ExitCode {
     let mut markdown = results.markdown();
     let mut json = results.json();
     if count {
-        let counted = count_instructions(instruction_calls).await;
+        let counted = count_instructions(instruction_calls, &out).await;
         match &counted {
             Ok(counted) => markdown.push_str(&format!("\n{}", counted.markdown())),
             Err(e) => markdown.push_str(&format!("\nInstructions per call not counted: {e}\n")),
@@ -464,15 +480,15 @@ async fn main() -> ExitCode {
 }
 
 /// Instructions per call of every tool, metrics off and on, against a fresh fake gateway.
-async fn count_instructions(calls: usize) -> Result<instructions::Instructions, String> {
+async fn count_instructions(calls: usize, out: &Path) -> Result<instructions::Instructions, String> {
     let fake = FakeGateway::start();
     let tools: Vec<(&'static str, Value)> = TOOLS.iter().map(|t| (*t, args_for(t))).collect();
-    instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10).await
+    instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10, Some(&out.join("callgrind"))).await
 }
 
 /// `--instructions`: only the callgrind counts, into `instructions.{json,md}`.
 async fn instructions_only(cfg: &Config) -> ExitCode {
-    let counted = match count_instructions(cfg.instruction_calls).await {
+    let counted = match count_instructions(cfg.instruction_calls, &cfg.out).await {
         Ok(counted) => counted,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -482,7 +498,8 @@ async fn instructions_only(cfg: &Config) -> ExitCode {
     let markdown = counted.markdown();
     let written = std::fs::create_dir_all(&cfg.out).and_then(|()| {
         std::fs::write(cfg.out.join("instructions.json"), serde_json::to_string_pretty(&counted.json()).expect("JSON") + "\n")?;
-        std::fs::write(cfg.out.join("instructions.md"), &markdown)
+        std::fs::write(cfg.out.join("instructions.md"), &markdown)?;
+        fold_into_results(&cfg.out, &counted)
     });
     if let Err(e) = written {
         eprintln!("bench: cannot write to {}: {e}", cfg.out.display());
@@ -491,6 +508,23 @@ async fn instructions_only(cfg: &Config) -> ExitCode {
     println!("{markdown}");
     progress(&format!("wrote instructions.json and instructions.md to {}", cfg.out.display()));
     ExitCode::SUCCESS
+}
+
+/// Replaces the `instructions` member of an existing `results.json` (and the section of
+/// `results.md`) with a newer count, so the latest figures per tool sit with the last full run.
+fn fold_into_results(out: &Path, counted: &instructions::Instructions) -> std::io::Result<()> {
+    let json_path = out.join("results.json");
+    let Ok(text) = std::fs::read_to_string(&json_path) else { return Ok(()) };
+    let Ok(mut results) = serde_json::from_str::<Value>(&text) else { return Ok(()) };
+    results["instructions"] = counted.json();
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results).expect("JSON") + "\n")?;
+    let md_path = out.join("results.md");
+    if let Ok(md) = std::fs::read_to_string(&md_path) {
+        let kept = md.split("\n## Instructions per tools/call").next().unwrap_or(&md).trim_end();
+        std::fs::write(&md_path, format!("{kept}\n\n{}", counted.markdown()))?;
+    }
+    progress(&format!("folded the counts into {}", json_path.display()));
+    Ok(())
 }
 
 /// `--compare OLD_BINARY`: the A/B of the binary under test against `OLD_BINARY`.
