@@ -71,6 +71,8 @@ struct Config {
     no_instructions: bool,
     /// Counted calls per tool under callgrind.
     instruction_calls: usize,
+    /// Only the HTTP measurements (latency, throughput, idle sessions), printed.
+    http_only: bool,
 }
 
 impl Config {
@@ -92,6 +94,7 @@ impl Config {
             instructions_only: false,
             no_instructions: false,
             instruction_calls: 30,
+            http_only: false,
         };
         let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
@@ -111,6 +114,7 @@ impl Config {
                 "--compare-tools" => cfg.compare_tools = Some(PathBuf::from(value()?)),
                 "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
                 "--instructions" => cfg.instructions_only = true,
+                "--http-only" => cfg.http_only = true,
                 "--no-instructions" => cfg.no_instructions = true,
                 "--instruction-calls" => {
                     instruction_calls = Some(value()?.parse::<usize>().map_err(|e| format!("--instruction-calls: {e}"))?.max(1))
@@ -443,6 +447,9 @@ async fn main() -> ExitCode {
     if cfg.instructions_only {
         return instructions_only(&cfg).await;
     }
+    if cfg.http_only {
+        return http_only(&cfg).await;
+    }
     let count = !cfg.no_instructions;
     let instruction_calls = cfg.instruction_calls;
     let results = match run(cfg).await {
@@ -484,6 +491,35 @@ async fn count_instructions(calls: usize, out: &Path) -> Result<instructions::In
     let fake = FakeGateway::start();
     let tools: Vec<(&'static str, Value)> = TOOLS.iter().map(|t| (*t, args_for(t))).collect();
     instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10, Some(&out.join("callgrind"))).await
+}
+
+/// `--http-only`: our HTTP server alone on the fake gateway (no stdio run, no floor), printed.
+async fn http_only(cfg: &Config) -> ExitCode {
+    let fake = FakeGateway::start();
+    let (bin, tools_dir) = (paths::server_binary(), paths::builtin_tools_dir());
+    let data = TempDir::new("bench-http-data");
+    let cache = TempDir::new("bench-http-cache");
+    let make = |extra: &[&str]| stdio::ours(&bin, Some(&tools_dir), data.path(), cache.path(), &fake.url(), None, extra);
+    let plan = Plan { calls: cfg.calls, route_calls: cfg.calls, warmup: 20, startup_repeats: 1 };
+    match measure_http(&make, plan, &Err("not measured".into())).await {
+        Ok(http) => {
+            for run in &http.tools {
+                println!("{}: median {:.0} µs, p99 {:.0} µs", run.tool, run.latency.median_us, run.latency.p99_us);
+            }
+            for t in &http.throughput {
+                println!("{} callers: {:.0} calls/s ({} failed)", t.callers, t.calls_per_s, t.failures);
+            }
+            match &http.idle {
+                Ok(idle) => println!("{} idle sessions: +{:.1} MiB over {:.1} MiB", idle.sessions, idle.added_mib(), idle.before_kib as f64 / 1024.0),
+                Err(e) => println!("idle sessions not measured: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `--instructions`: only the callgrind counts, into `instructions.{json,md}`.
