@@ -48,12 +48,12 @@ impl HttpServer {
         let file = dir.path().join("tenants.toml");
         let sha = hex::encode(Sha256::digest(TOKEN.as_bytes()));
         let mut tenants = format!(
-            "[[tenant]]\nid = \"bench\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_concurrent = 1024\nrate_per_minute = 1000000000\n"
+            "[[tenant]]\nid = \"bench\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_concurrent = 1024\nrate_per_minute = 1000000000\nmax_sessions = 1024\n"
         );
         for t in 0..IDLE_TENANTS {
             let sha = hex::encode(Sha256::digest(idle_token(t).as_bytes()));
             tenants.push_str(&format!(
-                "\n[[tenant]]\nid = \"idle-{t}\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_sessions = {IDLE_PER_TENANT}\n"
+                "\n[[tenant]]\nid = \"idle-{t}\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_sessions = {IDLE_PER_TENANT}\nrate_per_minute = 1000000\n"
             ));
         }
         std::fs::write(&file, tenants).map_err(|e| format!("writing {}: {e}", file.display()))?;
