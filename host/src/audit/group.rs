@@ -12,7 +12,7 @@
 //! PostgreSQL is written only by the writer thread (its commits are network
 //! round trips, which must not block a runtime worker).
 
-use super::writer::{Done, Row, Sink};
+use super::sink::{Done, Row, Sink};
 use std::sync::{Mutex, MutexGuard};
 
 /// Batches a leader writes before it hands the rest to the writer thread.

@@ -17,6 +17,7 @@ mod postgres;
 mod query;
 mod record;
 mod schema;
+mod sink;
 mod sqlite;
 mod writer;
 

@@ -14,6 +14,7 @@
 
 use super::group::Group;
 use super::record::AuditRecord;
+pub(super) use super::sink::{Done, Row, Sink};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,9 +27,6 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often old rows are pruned when a retention is set.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// A caller's reply channel: the row is committed (or why not).
-pub(super) type Done = oneshot::Sender<Result<(), String>>;
-
 pub(super) enum Message {
     Write(AuditRecord, Done),
     /// A refused call: aggregated per caller and code (see the module doc).
@@ -37,29 +35,6 @@ pub(super) enum Message {
     Flush,
     /// Commit what is queued and stop (graceful shutdown).
     Close(oneshot::Sender<()>),
-}
-
-/// One row as it is written.
-#[derive(Debug, Clone)]
-pub(super) struct Row {
-    pub record: AuditRecord,
-    /// `YYYY-MM-DD HH:MM:SS` UTC (SQLite's `datetime('now')` format).
-    pub created_at: String,
-    /// How many refused calls the row stands for; `None` for one call.
-    pub refusal_count: Option<i64>,
-}
-
-/// A database the writer commits to.
-pub(super) trait Sink: Send + 'static {
-    /// Commits the rows in one transaction, each chained to the one before.
-    fn write(&mut self, rows: &[Row]) -> Result<(), String>;
-    /// Deletes the rows created before `cutoff` (a `created_at` value),
-    /// recording the anchor the chain continues from; returns how many.
-    fn prune(&mut self, cutoff: &str) -> Result<u64, String>;
-    /// Refreshes this node's heartbeat in the schema registry.
-    fn heartbeat(&mut self);
-    /// Deregisters this node (it stops).
-    fn leave(&mut self);
 }
 
 /// How the loop behaves.

@@ -7,6 +7,8 @@
 //! cargo xtask bench --compare OLD_BINARY [--compare-tools DIR] [--rounds N] [--calls N]   # A/B of two builds
 //! cargo xtask bench --instructions [--instruction-calls N]   # only the callgrind counts (instructions.rs)
 //! ```
+//! `--http-only` (run by hand, below) measures only our HTTP server: latency, throughput, and
+//! the memory of 1,000 idle sessions on a fresh server; it prints and writes nothing.
 //! Run by hand (after `cargo xtask build --release`):
 //! ```sh
 //! OMNIROUTE_MCP_BIN=target/release/omniroute-mcp cargo run --release -p omniroute-mcp-tests --example bench -- \
@@ -16,8 +18,10 @@
 //! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown; with
 //! `--compare OLD_BINARY`, only the A/B of `compare.rs`, into `compare.json` and `compare.md`.
 //! When valgrind is installed, the run also counts instructions per call with metrics off and on
-//! (`instructions.rs`, skipped with `--no-instructions`); `--instructions` runs only that, into
-//! `instructions.json` and `instructions.md`.
+//! (`instructions.rs`, skipped with `--no-instructions`), keeps the callgrind dumps in
+//! `callgrind/` under `--out` and puts the top inclusive entries of get_health in the report;
+//! `--instructions` runs only that, into `instructions.json` and `instructions.md`, and replaces
+//! the `instructions` member of an existing `results.json` (and its section of `results.md`).
 //! A measurement, not a test: it asserts nothing about the numbers.
 
 mod compare;
