@@ -28,6 +28,49 @@ pub fn to_js_compact(value: &Value) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The first `max_bytes` bytes (at least) of [`to_js_compact`], cut at a
+/// character boundary; `true` when that is the whole text. Serialization
+/// stops once the limit is passed, so a summary of a large value costs
+/// what its beginning costs.
+pub fn to_js_compact_prefix(value: &Value, max_bytes: usize) -> (String, bool) {
+    let mut out = Capped { buf: Vec::with_capacity(max_bytes.min(4096) + 8), max: max_bytes };
+    let complete = {
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, JsCompact);
+        serde::Serialize::serialize(value, &mut ser).is_ok()
+    };
+    let text = match String::from_utf8(out.buf) {
+        Ok(text) => text,
+        Err(e) => {
+            // Cut inside a character: keep the valid prefix.
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    };
+    (text, complete)
+}
+
+/// A byte sink that refuses writes once it holds more than `max` bytes.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() > self.max {
+            return Err(io::Error::other("enough"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct JsCompact;
 
 impl Formatter for JsCompact {

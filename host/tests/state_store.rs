@@ -311,6 +311,13 @@ async fn a_rate_bucket_without_refill_accepts_exactly_its_capacity_across_instan
     // Buckets are per principal and per name.
     nodes[0].take_token("other-tenant", "calls", 7, 0.0).await.unwrap();
     nodes[1].take_token("tenant", "initialize", 7, 0.0).await.unwrap();
+    // Several tokens at once: all or none, never more than the bucket holds.
+    nodes[0].take_tokens("lease", "calls", 10, 0.0, 4).await.unwrap();
+    nodes[1].take_tokens("lease", "calls", 10, 0.0, 4).await.unwrap();
+    assert!(matches!(nodes[0].take_tokens("lease", "calls", 10, 0.0, 4).await, Err(StoreError::RateLimited(_))), "2 left, 4 asked");
+    nodes[1].take_token("lease", "calls", 10, 0.0).await.unwrap();
+    nodes[0].take_token("lease", "calls", 10, 0.0).await.unwrap();
+    assert!(matches!(nodes[1].take_token("lease", "calls", 10, 0.0).await, Err(StoreError::RateLimited(_))), "all 10 taken");
     // With a refill rate the refusal says when to retry.
     nodes[0].take_token("t", "slow", 1, 0.5).await.unwrap();
     match nodes[1].take_token("t", "slow", 1, 0.5).await {

@@ -12,10 +12,12 @@
 
 mod chain;
 mod display;
+mod group;
 mod postgres;
 mod query;
 mod record;
 mod schema;
+mod sink;
 mod sqlite;
 mod writer;
 
@@ -28,7 +30,7 @@ pub use sqlite::open_connection;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -115,8 +117,9 @@ impl Drop for Queued<'_> {
 enum Inner {
     /// `--audit off`: nothing is recorded, by the operator's choice.
     Off,
-    /// Rows go to the writer thread.
-    On { tx: mpsc::Sender<writer::Message>, path: Option<PathBuf> },
+    /// Rows go to the writer thread, or (`group`, SQLite) are committed by
+    /// the callers themselves when no commit is in progress.
+    On { tx: mpsc::Sender<writer::Message>, group: Option<Arc<group::Group>>, path: Option<PathBuf> },
     /// The database could not be opened: every call is refused with this.
     Broken(String),
 }
@@ -140,7 +143,8 @@ impl AuditLog {
     /// [`AuditLog::open`] with options.
     pub fn open_sqlite(path: &Path, options: AuditOptions) -> AuditLog {
         match sqlite::SqliteSink::open(path) {
-            Ok(sink) => AuditLog::start(sink, options, Some(path.to_path_buf())),
+            // Callers commit on their own thread (see `group`).
+            Ok(sink) => AuditLog::start_with(sink, true, options, Some(path.to_path_buf())),
             Err(e) => AuditLog::broken(format!("cannot open the audit database {}: {e}", path.display()), options),
         }
     }
@@ -167,7 +171,7 @@ impl AuditLog {
             .spawn(move || match postgres::PostgresSink::connect(&url, node_id) {
                 Ok(sink) => {
                     let _ = ready_tx.send(Ok(()));
-                    writer::run(sink, rx, writer_config(options));
+                    writer::run(Arc::new(group::Group::new(sink)), rx, writer_config(options));
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -175,16 +179,27 @@ impl AuditLog {
             })
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         ready_rx.await.map_err(|_| "the audit writer stopped".to_owned())??;
-        Ok(AuditLog { inner: Inner::On { tx, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) })
+        Ok(AuditLog { inner: Inner::On { tx, group: None, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) })
     }
 
+    /// A log whose rows all go through the writer thread.
+    #[cfg(test)]
     fn start(sink: impl writer::Sink, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
+        AuditLog::start_with(sink, false, options, path)
+    }
+
+    /// Starts the writer thread on `sink`; with `inline`, callers commit
+    /// their rows on their own thread when no commit is in progress.
+    fn start_with(sink: impl writer::Sink, inline: bool, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
         let (tx, rx) = mpsc::channel();
+        let group = Arc::new(group::Group::new(sink));
+        let thread_group = group.clone();
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer::run(sink, rx, writer_config(options)));
+            .spawn(move || writer::run(thread_group, rx, writer_config(options)));
+        let group = inline.then_some(group);
         match spawned {
-            Ok(_) => AuditLog { inner: Inner::On { tx, path }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) },
+            Ok(_) => AuditLog { inner: Inner::On { tx, group, path }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) },
             Err(e) => AuditLog::broken(format!("cannot start the audit writer: {e}"), options),
         }
     }
@@ -227,7 +242,7 @@ impl AuditLog {
 
     /// Writes one row and waits until it is committed.
     pub async fn commit(&self, record: AuditRecord) -> Result<(), AuditUnavailable> {
-        self.send(record, writer::Message::Write).await
+        self.send(record, writer::Message::Write, true).await
     }
 
     /// Records a call refused before it ran (rate limit, concurrency,
@@ -235,17 +250,45 @@ impl AuditLog {
     /// interval is committed as its own row before this returns; later ones
     /// in the interval are counted into one aggregated row.
     pub async fn refused(&self, record: AuditRecord) -> Result<(), AuditUnavailable> {
-        self.send(record, writer::Message::Refusal).await
+        self.send(record, writer::Message::Refusal, false).await
     }
 
+    /// Hands `record` to the writer as `message`, or (`inline`, when the
+    /// log commits on callers' threads) commits it through the group.
     async fn send(
         &self,
         record: AuditRecord,
         message: fn(AuditRecord, writer::Done) -> writer::Message,
+        inline: bool,
     ) -> Result<(), AuditUnavailable> {
         let result = match &self.inner {
             Inner::Off => return Ok(()),
             Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
+            Inner::On { tx, group: Some(group), .. } if inline => {
+                let _queued = Queued::enter(&self.queued);
+                let (done_tx, done_rx) = oneshot::channel();
+                let row = writer::Row { record: record.bounded(), created_at: writer::timestamp(std::time::SystemTime::now()), refusal_count: None };
+                let sent = match group.submit(row, done_tx) {
+                    group::Submit::Closed => false,
+                    group::Submit::Follow => true,
+                    group::Submit::Lead => {
+                        // Rows still queued after a few batches go to the writer thread
+                        // (or, when it has stopped, this caller writes them too).
+                        if !group.lead(group::LEADER_ROUNDS) && tx.send(writer::Message::Flush).is_err() {
+                            group.lead(usize::MAX);
+                        }
+                        true
+                    }
+                };
+                match sent {
+                    false => Err(AuditUnavailable("the audit writer stopped".into())),
+                    true => match done_rx.await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(AuditUnavailable(e)),
+                        Err(_) => Err(AuditUnavailable("the audit writer stopped".into())),
+                    },
+                }
+            }
             Inner::On { tx, .. } => {
                 let _queued = Queued::enter(&self.queued);
                 let (done_tx, done_rx) = oneshot::channel();

@@ -1,7 +1,7 @@
 //! What one audit row holds, and the exact rules for its derived columns
 //! (docs/architecture.md#audit-log): input hash, output summary.
 
-use crate::json_text::to_js_compact;
+use crate::json_text::{to_js_compact, to_js_compact_prefix};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -101,23 +101,27 @@ pub fn input_hash(canonical: &Value) -> String {
 /// order, unknown keys stripped, defaults applied (recursively for objects
 /// and arrays of objects that declare properties).
 pub fn canonical_args(schema: &Map<String, Value>, args: &Value) -> Value {
-    canonical(&Value::Object(schema.clone()), args)
+    canonical(schema, args)
 }
 
-fn canonical(schema: &Value, value: &Value) -> Value {
+fn canonical(schema: &Map<String, Value>, value: &Value) -> Value {
     match (schema.get("properties").and_then(Value::as_object), value) {
         (Some(props), Value::Object(given)) => {
             let mut out = Map::new();
             for (key, prop) in props {
                 if let Some(v) = given.get(key) {
-                    out.insert(key.clone(), canonical(prop, v));
+                    let value = match prop.as_object() {
+                        Some(prop) => canonical(prop, v),
+                        None => v.clone(),
+                    };
+                    out.insert(key.clone(), value);
                 } else if let Some(default) = prop.get("default") {
                     out.insert(key.clone(), default.clone());
                 }
             }
             Value::Object(out)
         }
-        (_, Value::Array(items)) => match schema.get("items") {
+        (_, Value::Array(items)) => match schema.get("items").and_then(Value::as_object) {
             Some(item_schema) => Value::Array(items.iter().map(|i| canonical(item_schema, i)).collect()),
             None => value.clone(),
         },
@@ -128,13 +132,21 @@ fn canonical(schema: &Value, value: &Value) -> Value {
 /// `(null)` for no output; otherwise the string itself, or compact JSON, cut
 /// to 200 UTF-16 code units plus `…`.
 pub fn output_summary(output: Option<&Value>) -> String {
-    let text = match output {
-        None | Some(Value::Null) => return "(null)".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => to_js_compact(v),
-    };
-    cut_utf16(&text, 200)
+    match output {
+        None | Some(Value::Null) => "(null)".to_owned(),
+        Some(Value::String(s)) => cut_utf16(s, SUMMARY_UNITS),
+        // Only the beginning is kept: serialize no more than can be kept
+        // (SUMMARY_PREFIX bytes hold more than SUMMARY_UNITS UTF-16 units).
+        Some(v) => cut_utf16(&to_js_compact_prefix(v, SUMMARY_PREFIX).0, SUMMARY_UNITS),
+    }
 }
+
+/// UTF-16 code units an output summary keeps.
+const SUMMARY_UNITS: usize = 200;
+/// Bytes of compact JSON enough to decide the summary: at most 4 bytes per
+/// character and at least one UTF-16 unit per character, plus a margin for
+/// a character cut at the end.
+const SUMMARY_PREFIX: usize = 4 * (SUMMARY_UNITS + 2);
 
 fn cut_utf16(text: &str, max: usize) -> String {
     let mut units = 0;
@@ -211,6 +223,13 @@ mod tests {
         assert_eq!(s.chars().count(), 201);
         assert!(s.ends_with('…'));
         // Astral characters count as two UTF-16 units.
+        // A large value: only its beginning is serialized, with the same summary.
+        let big = json!({"items": (0..500).map(|i| json!({"id": format!("é{i}😀"), "n": i})).collect::<Vec<_>>()});
+        let full = cut_utf16(&to_js_compact(&big), 200);
+        assert_eq!(output_summary(Some(&big)), full);
+        assert!(full.ends_with('…'));
+        let small = json!({"a": [1, 2, "x"]});
+        assert_eq!(output_summary(Some(&small)), to_js_compact(&small));
         let s = output_summary(Some(&Value::String("😀".repeat(150))));
         assert_eq!(s.chars().count(), 101);
     }

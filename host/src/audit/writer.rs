@@ -12,7 +12,9 @@
 //! per caller and code per interval; a SIGKILL loses at most one interval's
 //! count, never the first refusal.
 
+use super::group::Group;
 use super::record::AuditRecord;
+pub(super) use super::sink::{Done, Row, Sink};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -25,38 +27,14 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often old rows are pruned when a retention is set.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// A caller's reply channel: the row is committed (or why not).
-pub(super) type Done = oneshot::Sender<Result<(), String>>;
-
 pub(super) enum Message {
     Write(AuditRecord, Done),
     /// A refused call: aggregated per caller and code (see the module doc).
     Refusal(AuditRecord, Done),
+    /// A caller-leader handed the group-commit queue over: drain it.
+    Flush,
     /// Commit what is queued and stop (graceful shutdown).
     Close(oneshot::Sender<()>),
-}
-
-/// One row as it is written.
-#[derive(Debug, Clone)]
-pub(super) struct Row {
-    pub record: AuditRecord,
-    /// `YYYY-MM-DD HH:MM:SS` UTC (SQLite's `datetime('now')` format).
-    pub created_at: String,
-    /// How many refused calls the row stands for; `None` for one call.
-    pub refusal_count: Option<i64>,
-}
-
-/// A database the writer commits to.
-pub(super) trait Sink: Send + 'static {
-    /// Commits the rows in one transaction, each chained to the one before.
-    fn write(&mut self, rows: &[Row]) -> Result<(), String>;
-    /// Deletes the rows created before `cutoff` (a `created_at` value),
-    /// recording the anchor the chain continues from; returns how many.
-    fn prune(&mut self, cutoff: &str) -> Result<u64, String>;
-    /// Refreshes this node's heartbeat in the schema registry.
-    fn heartbeat(&mut self);
-    /// Deregisters this node (it stops).
-    fn leave(&mut self);
 }
 
 /// How the loop behaves.
@@ -134,7 +112,7 @@ impl Aggregate {
 }
 
 /// Runs until every sender is gone or a `Close` arrives.
-pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: WriterConfig) {
+pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, config: WriterConfig) {
     let mut aggregates = Aggregates::default();
     let mut last_prune: Option<Instant> = None;
     let mut last_heartbeat = Instant::now();
@@ -156,6 +134,9 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
                 }
                 batch.extend(due.into_iter().map(|r| (r, None)));
             }
+            Message::Flush => {
+                group.lead(usize::MAX);
+            }
             Message::Close(done) => *closing = Some(done),
         };
         match rx.recv_timeout(TICK) {
@@ -174,7 +155,7 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
         batch.extend(aggregates.due(config.refusal_window, stopping).into_iter().map(|r| (r, None)));
         if !batch.is_empty() {
             let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
-            let result = sink.write(&rows);
+            let result = group.with_sink(|sink| sink.write(&rows));
             if let Err(e) = &result {
                 tracing::error!(error = %e, rows = rows.len(), "audit write failed");
             }
@@ -188,7 +169,7 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());
                 let cutoff = timestamp(std::time::SystemTime::now() - retention);
-                match sink.prune(&cutoff) {
+                match group.with_sink(|sink| sink.prune(&cutoff)) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, before = %cutoff, "pruned old audit rows (the chain continues from the recorded anchor)"),
                     Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
@@ -197,10 +178,11 @@ pub(super) fn run(mut sink: impl Sink, rx: mpsc::Receiver<Message>, config: Writ
         }
         if last_heartbeat.elapsed() >= crate::db::schema::HEARTBEAT {
             last_heartbeat = Instant::now();
-            sink.heartbeat();
+            group.with_sink(|sink| sink.heartbeat());
         }
         if stopping {
-            sink.leave();
+            group.close();
+            group.with_sink(|sink| sink.leave());
             if let Some(done) = closing {
                 let _ = done.send(());
             }

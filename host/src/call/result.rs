@@ -35,14 +35,19 @@ pub(crate) fn with_stop_cause(mut result: CallToolResult, cause: Option<StopCaus
     result
 }
 
+/// The result of a guest output already parsed (`parsed`).
+pub(crate) fn from_output(tool: &str, parsed: Result<Value, serde_json::Error>) -> CallToolResult {
+    match parsed {
+        Ok(value) => output_result(value),
+        Err(e) => error_result(format!(
+            "The tool {tool} returned output that is not JSON ({e}); this is a bug in the tool, report it to its author."
+        )),
+    }
+}
+
 pub(crate) fn from_outcome(tool: &str, outcome: Result<CallOutcome, CallError>) -> CallToolResult {
     match outcome {
-        Ok(CallOutcome::Output(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(value) => output_result(value),
-            Err(e) => error_result(format!(
-                "The tool {tool} returned output that is not JSON ({e}); this is a bug in the tool, report it to its author."
-            )),
-        },
+        Ok(CallOutcome::Output(text)) => from_output(tool, serde_json::from_str::<Value>(&text)),
         Ok(CallOutcome::ToolError(message)) => error_result(message),
         Err(e) => {
             tracing::warn!(tool, error = %e, "tool call stopped by the sandbox");

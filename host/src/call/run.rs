@@ -2,7 +2,7 @@
 //! sandboxed run, audit row committed, result. Every exit path writes exactly
 //! one audit row before the response leaves.
 
-use super::result::{error_result, from_outcome, with_stop_cause};
+use super::result::{error_result, from_outcome, from_output, with_stop_cause};
 use super::{Caller, Outcome, ToolCall};
 use crate::app::App;
 use crate::audit::{AuditRecord, GatewayCall, canonical_args, input_hash, output_summary};
@@ -175,33 +175,35 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
     let outcome = report.outcome;
     record.duration_ms = tele.elapsed().as_millis() as u64;
     record.gateway_calls = std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()));
-    let counted = match &outcome {
+    // The guest's output is parsed once: for the audit summary and for the result.
+    let (result, counted) = match outcome {
         Ok(CallOutcome::Output(text)) => {
-            let value: Option<Value> = serde_json::from_str(text).ok();
-            record.success = value.is_some();
-            let audited = value.as_ref().map(|v| match &tool.description.audit_output {
-                Some(pointer) => v.pointer(pointer).cloned().unwrap_or(Value::Null),
-                None => v.clone(),
+            let parsed = serde_json::from_str::<Value>(&text);
+            record.success = parsed.is_ok();
+            let audited = parsed.as_ref().ok().map(|v| match &tool.description.audit_output {
+                Some(pointer) => v.pointer(pointer).unwrap_or(&Value::Null),
+                None => v,
             });
-            record.output_summary = output_summary(audited.as_ref());
-            if value.is_none() {
+            record.output_summary = output_summary(audited);
+            let counted = if parsed.is_err() {
                 record.error_code = Some("tool returned output that is not JSON".to_owned());
                 telemetry::CallOutcome::tool_error
             } else {
                 telemetry::CallOutcome::ok
-            }
+            };
+            (from_output(name, parsed), counted)
         }
         Ok(CallOutcome::ToolError(message)) => {
             record.error_code = Some(message.clone());
-            telemetry::CallOutcome::tool_error
+            (from_outcome(name, Ok(CallOutcome::ToolError(message))), telemetry::CallOutcome::tool_error)
         }
         Err(e) => {
             record.error_code = Some(format!("The tool {name} {e}"));
-            telemetry::CallOutcome::stopped
+            (from_outcome(name, Err(e)), telemetry::CallOutcome::stopped)
         }
     };
     let end = CallEnd { outcome: counted, stop: stop_cause };
-    finish(app, caller, name, record, with_stop_cause(from_outcome(name, outcome), stop_cause), tele, end).await
+    finish(app, caller, name, record, with_stop_cause(result, stop_cause), tele, end).await
 }
 
 /// Ends a call that could not run: the message is the agent's answer and

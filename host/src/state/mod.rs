@@ -329,7 +329,14 @@ pub trait StateStore: Send + Sync {
 
     /// Takes one token from the bucket `name` (capacity, refill per second),
     /// or says when one is back.
-    fn take_token<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64) -> StoreFuture<'a, ()>;
+    fn take_token<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64) -> StoreFuture<'a, ()> {
+        self.take_tokens(principal, name, capacity, refill_per_sec, 1)
+    }
+
+    /// Takes `count` tokens at once (all or none) from the bucket `name`,
+    /// or says when one is back: a node leases a few tokens of a high rate
+    /// per store round trip.
+    fn take_tokens<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64, count: u32) -> StoreFuture<'a, ()>;
 
     // Tasks.
 

@@ -478,24 +478,25 @@ impl StateStore for PostgresStore {
         })
     }
 
-    fn take_token<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64) -> StoreFuture<'a, ()> {
+    fn take_tokens<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64, count: u32) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let capacity = f64::from(capacity.max(1));
+            let count = f64::from(count.max(1)).min(capacity);
             let rate = if refill_per_sec.is_finite() { refill_per_sec.max(0.0) } else { 0.0 };
             let now = now_ms();
             let client = self.client().await?;
             let stmt = client
                 .prepare_cached(
-                    "INSERT INTO state_rate (principal, name, tokens, updated_ms) VALUES ($1, $2, $3::float8 - 1, $5::bigint)
+                    "INSERT INTO state_rate (principal, name, tokens, updated_ms) VALUES ($1, $2, $3::float8 - $6::float8, $5::bigint)
                      ON CONFLICT (principal, name) DO UPDATE
-                       SET tokens = LEAST($3::float8, state_rate.tokens + GREATEST($5::bigint - state_rate.updated_ms, 0) * $4::float8 / 1000.0) - 1,
+                       SET tokens = LEAST($3::float8, state_rate.tokens + GREATEST($5::bigint - state_rate.updated_ms, 0) * $4::float8 / 1000.0) - $6::float8,
                            updated_ms = $5::bigint
-                       WHERE LEAST($3::float8, state_rate.tokens + GREATEST($5::bigint - state_rate.updated_ms, 0) * $4::float8 / 1000.0) >= 1
+                       WHERE LEAST($3::float8, state_rate.tokens + GREATEST($5::bigint - state_rate.updated_ms, 0) * $4::float8 / 1000.0) >= $6::float8
                      RETURNING tokens",
                 )
                 .await
                 .map_err(pg)?;
-            if client.query_opt(&stmt, &[&principal, &name, &capacity, &rate, &now]).await.map_err(pg)?.is_some() {
+            if client.query_opt(&stmt, &[&principal, &name, &capacity, &rate, &now, &count]).await.map_err(pg)?.is_some() {
                 return Ok(());
             }
             let stmt = client

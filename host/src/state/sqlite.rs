@@ -458,21 +458,22 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn take_token<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64) -> StoreFuture<'a, ()> {
+    fn take_tokens<'a>(&'a self, principal: &'a str, name: &'a str, capacity: u32, refill_per_sec: f64, count: u32) -> StoreFuture<'a, ()> {
         let (principal, name) = (owned(principal), owned(name));
         let capacity = f64::from(capacity.max(1));
+        let count = f64::from(count.max(1)).min(capacity);
         let rate = if refill_per_sec.is_finite() { refill_per_sec.max(0.0) } else { 0.0 };
         self.run(move |conn| {
             let now = now_ms();
             let taken = conn
                 .prepare_cached(
-                    "INSERT INTO state_rate (principal, name, tokens, updated_ms) VALUES (?1, ?2, ?3 - 1, ?5)
+                    "INSERT INTO state_rate (principal, name, tokens, updated_ms) VALUES (?1, ?2, ?3 - ?6, ?5)
                      ON CONFLICT (principal, name) DO UPDATE
-                       SET tokens = MIN(?3, tokens + MAX(?5 - updated_ms, 0) * ?4 / 1000.0) - 1, updated_ms = ?5
-                       WHERE MIN(?3, tokens + MAX(?5 - updated_ms, 0) * ?4 / 1000.0) >= 1
+                       SET tokens = MIN(?3, tokens + MAX(?5 - updated_ms, 0) * ?4 / 1000.0) - ?6, updated_ms = ?5
+                       WHERE MIN(?3, tokens + MAX(?5 - updated_ms, 0) * ?4 / 1000.0) >= ?6
                      RETURNING tokens",
                 )
-                .and_then(|mut s| s.query_row(params![principal, name, capacity, rate, now], |r| r.get::<_, f64>(0)).optional())
+                .and_then(|mut s| s.query_row(params![principal, name, capacity, rate, now, count], |r| r.get::<_, f64>(0)).optional())
                 .map_err(backend)?;
             if taken.is_some() {
                 return Ok(());

@@ -14,6 +14,15 @@ use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
 
 const TOKEN: &str = "omr_bench_token";
+/// The idle-session measurement spreads its sessions over this many tenants (each with
+/// `max_sessions` = [`IDLE_PER_TENANT`]), so no tenant's session cap refuses them.
+pub const IDLE_TENANTS: usize = 10;
+/// Live sessions each idle tenant may hold.
+const IDLE_PER_TENANT: usize = 100;
+
+fn idle_token(tenant: usize) -> String {
+    format!("omr_bench_idle_{tenant}")
+}
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct HttpServer {
@@ -38,9 +47,15 @@ impl HttpServer {
         let dir = TempDir::new("bench-tenants");
         let file = dir.path().join("tenants.toml");
         let sha = hex::encode(Sha256::digest(TOKEN.as_bytes()));
-        let tenants = format!(
-            "[[tenant]]\nid = \"bench\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_concurrent = 1024\nrate_per_minute = 1000000000\n"
+        let mut tenants = format!(
+            "[[tenant]]\nid = \"bench\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_concurrent = 1024\nrate_per_minute = 1000000000\nmax_sessions = 1024\n"
         );
+        for t in 0..IDLE_TENANTS {
+            let sha = hex::encode(Sha256::digest(idle_token(t).as_bytes()));
+            tenants.push_str(&format!(
+                "\n[[tenant]]\nid = \"idle-{t}\"\ntoken_sha256 = \"{sha}\"\nscopes = [\"*\"]\nmax_sessions = {IDLE_PER_TENANT}\nrate_per_minute = 1000000\n"
+            ));
+        }
         std::fs::write(&file, tenants).map_err(|e| format!("writing {}: {e}", file.display()))?;
         let file_arg = file.to_string_lossy().into_owned();
         let mut cmd = make(&["serve", "--http", "127.0.0.1:0", "--tenants", &file_arg]);
@@ -74,12 +89,45 @@ impl HttpServer {
 
     /// initialize + notifications/initialized; returns the session id.
     pub async fn session(&self) -> Result<String, String> {
+        self.session_as(TOKEN).await
+    }
+
+    /// [`HttpServer::session`] for the tenant whose bearer token is `token`.
+    async fn session_as(&self, token: &str) -> Result<String, String> {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
-        let (session, _) = self.post(None, &init).await?;
+        let (session, _) = self.post_as(token, None, &init).await?;
         let session = session.ok_or("initialize answered without mcp-session-id")?;
-        self.post(Some(&session), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
+        self.post_as(token, Some(&session), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
         Ok(session)
+    }
+
+    /// The server's resident memory now (`VmRSS`), KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Opens `n` sessions (initialize + initialized, then nothing), round-robin over the idle
+    /// tenants, 8 at a time; returns the server's VmRSS before and after, KiB. The sessions
+    /// stay open until the server stops (the idle timeout is minutes).
+    pub async fn idle_sessions(&self, n: usize) -> Result<(u64, u64), String> {
+        let before = self.rss_kib().ok_or("cannot read the server's VmRSS")?;
+        let opened = AtomicUsize::new(0);
+        let open = |_| async {
+            loop {
+                let i = opened.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), String>(());
+                }
+                self.session_as(&idle_token(i % IDLE_TENANTS)).await?;
+            }
+        };
+        futures::future::try_join_all((0..8).map(open)).await?;
+        // Let the per-session tasks settle before reading the memory.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = self.rss_kib().ok_or("cannot read the server's VmRSS")?;
+        Ok((before, after))
     }
 
     /// One tools/call; Ok(true) when the result has `isError: true`.
@@ -102,12 +150,17 @@ impl HttpServer {
     /// POSTs one message and reads the whole body (JSON, or the request's SSE stream, which
     /// ends after its answer). Returns the session header and the body.
     async fn post(&self, session: Option<&str>, body: &Value) -> Result<(Option<String>, String), String> {
+        self.post_as(TOKEN, session, body).await
+    }
+
+    /// [`HttpServer::post`] with the bearer token `token`.
+    async fn post_as(&self, token: &str, session: Option<&str>, body: &Value) -> Result<(Option<String>, String), String> {
         let mut req = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("authorization", format!("Bearer {token}"))
             .body(body.to_string());
         if let Some(s) = session {
             req = req.header("mcp-session-id", s).header("mcp-protocol-version", "2025-06-18");

@@ -47,7 +47,14 @@ pub struct Instructions {
     pub warmup: usize,
     pub valgrind: String,
     pub tools: Vec<ToolCount>,
+    /// Where the callgrind dumps were kept (`<out>/callgrind/metrics-{off,on}-<tool>.out`).
+    pub dumps: Option<PathBuf>,
+    /// The top inclusive entries of the first tool's metrics-off dump (`callgrind_annotate`).
+    pub profile: Option<(&'static str, Vec<String>)>,
 }
+
+/// How many inclusive entries of the profile the report keeps.
+const PROFILE_ENTRIES: usize = 40;
 
 /// Whether valgrind can run here (its version line), else why not.
 pub fn valgrind_version() -> Result<String, String> {
@@ -58,12 +65,22 @@ pub fn valgrind_version() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Measures `tools` (name, arguments) on `bin` against `gateway`.
-pub async fn run(bin: &Path, gateway: &str, tools: &[(&'static str, Value)], calls: usize, warmup: usize) -> Result<Instructions, String> {
+/// Measures `tools` (name, arguments) on `bin` against `gateway`; keeps the dumps in `keep`.
+pub async fn run(
+    bin: &Path,
+    gateway: &str,
+    tools: &[(&'static str, Value)],
+    calls: usize,
+    warmup: usize,
+    keep: Option<&Path>,
+) -> Result<Instructions, String> {
     let valgrind = valgrind_version()?;
     let mut counts: Vec<ToolCount> = tools.iter().map(|(tool, _)| ToolCount { tool, off: 0.0, on: 0.0 }).collect();
+    if let Some(dir) = keep {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     for metrics in [false, true] {
-        let per_call = measure(bin, gateway, tools, calls, warmup, metrics).await?;
+        let per_call = measure(bin, gateway, tools, calls, warmup, metrics, keep).await?;
         for (count, n) in counts.iter_mut().zip(per_call) {
             if metrics {
                 count.on = n;
@@ -72,7 +89,41 @@ pub async fn run(bin: &Path, gateway: &str, tools: &[(&'static str, Value)], cal
             }
         }
     }
-    Ok(Instructions { calls, warmup, valgrind, tools: counts })
+    let profile = match (keep, tools.first()) {
+        (Some(dir), Some((tool, _))) => annotate(&dir.join(dump_name(false, tool))).await.map(|lines| (*tool, lines)),
+        _ => None,
+    };
+    Ok(Instructions { calls, warmup, valgrind, tools: counts, dumps: keep.map(Path::to_path_buf), profile })
+}
+
+/// The kept dump of one tool in one mode.
+fn dump_name(metrics: bool, tool: &str) -> String {
+    format!("metrics-{}-{tool}.out", if metrics { "on" } else { "off" })
+}
+
+/// The top inclusive entries of a dump (`callgrind_annotate --inclusive=yes`), or `None`
+/// when the annotator cannot run (it is a Perl script shipped with valgrind).
+async fn annotate(dump: &Path) -> Option<Vec<String>> {
+    let out = tokio::process::Command::new("callgrind_annotate").arg("--inclusive=yes").arg(dump).output().await.ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The entries follow the header line that ends in "file:function". Left out: the
+    // runtime's scaffolding above the call (main, the scheduler: more than 90 %) and the
+    // guest's JIT-compiled code, which has no symbols (`???:0x…`).
+    let share = |l: &str| l.split_once('(').and_then(|(_, r)| r.split_once('%')).and_then(|(p, _)| p.trim().parse::<f64>().ok());
+    let lines = text
+        .lines()
+        .skip_while(|l| !l.trim_end().ends_with("file:function"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--") && !l.contains("???:0x"))
+        .filter(|l| share(l).is_some_and(|p| p <= 90.0))
+        .take(PROFILE_ENTRIES)
+        .map(|l| l.chars().take(200).collect())
+        .collect();
+    Some(lines)
 }
 
 fn command(bin: &Path, gateway: &str, data: &Path, cache: &Path, metrics: bool) -> tokio::process::Command {
@@ -118,6 +169,7 @@ async fn measure(
     calls: usize,
     warmup: usize,
     metrics: bool,
+    keep: Option<&Path>,
 ) -> Result<Vec<f64>, String> {
     let mode = if metrics { "metrics on" } else { "metrics off" };
     let data = TempDir::new("bench-instructions-data");
@@ -154,6 +206,10 @@ async fn measure(
         let file = PathBuf::from(format!("{}.{}", out.display(), dump + 1));
         let total = totals(&file)?;
         per_call.push(total as f64 / calls as f64);
+        if let Some(dir) = keep {
+            let kept = dir.join(dump_name(metrics, tool));
+            std::fs::copy(&file, &kept).map_err(|e| format!("cannot keep the dump as {}: {e}", kept.display()))?;
+        }
     }
     server.finish().await;
     Ok(per_call)
@@ -195,6 +251,26 @@ impl Instructions {
         for t in &self.tools {
             md.push_str(&format!("| {} | {:.0} | {:.0} | {:+.2} % |\n", t.tool, t.off, t.on, t.overhead_pct()));
         }
+        if let Some(dir) = &self.dumps {
+            md.push_str(&format!(
+                "\nThe dumps are kept in `{}` (`callgrind_annotate --inclusive=yes FILE` for a profile).\n",
+                dir.display()
+            ));
+        }
+        if let Some((tool, lines)) = &self.profile {
+            md.push_str(&format!(
+                "\nTop {} inclusive entries of {tool} under 90 % (metrics off; instructions over all {} counted calls, all threads; \
+                 the guest's JIT code, without symbols, left out; wasmtime's fiber switches make callgrind attribute \
+                 some host work to the frames that resumed the guest):\n\n```text\n",
+                lines.len(),
+                self.calls
+            ));
+            for line in lines {
+                md.push_str(line);
+                md.push('\n');
+            }
+            md.push_str("```\n");
+        }
         md
     }
 
@@ -204,6 +280,8 @@ impl Instructions {
             "calls": self.calls,
             "warmup": self.warmup,
             "allocator": "on-demand",
+            "dumps": self.dumps.as_ref().map(|d| d.display().to_string()),
+            "profile": self.profile.as_ref().map(|(tool, lines)| json!({ "tool": tool, "inclusive": lines })),
             "tools": self.tools.iter().map(|t| json!({
                 "tool": t.tool,
                 "instructionsPerCallMetricsOff": t.off.round(),

@@ -7,6 +7,8 @@
 //! cargo xtask bench --compare OLD_BINARY [--compare-tools DIR] [--rounds N] [--calls N]   # A/B of two builds
 //! cargo xtask bench --instructions [--instruction-calls N]   # only the callgrind counts (instructions.rs)
 //! ```
+//! `--http-only` (run by hand, below) measures only our HTTP server: latency, throughput, and
+//! the memory of 1,000 idle sessions on a fresh server; it prints and writes nothing.
 //! Run by hand (after `cargo xtask build --release`):
 //! ```sh
 //! OMNIROUTE_MCP_BIN=target/release/omniroute-mcp cargo run --release -p omniroute-mcp-tests --example bench -- \
@@ -16,8 +18,10 @@
 //! Writes `results.json`, `results.md` and `latency.svg` to `--out` and prints the markdown; with
 //! `--compare OLD_BINARY`, only the A/B of `compare.rs`, into `compare.json` and `compare.md`.
 //! When valgrind is installed, the run also counts instructions per call with metrics off and on
-//! (`instructions.rs`, skipped with `--no-instructions`); `--instructions` runs only that, into
-//! `instructions.json` and `instructions.md`.
+//! (`instructions.rs`, skipped with `--no-instructions`), keeps the callgrind dumps in
+//! `callgrind/` under `--out` and puts the top inclusive entries of get_health in the report;
+//! `--instructions` runs only that, into `instructions.json` and `instructions.md`, and replaces
+//! the `instructions` member of an existing `results.json` (and its section of `results.md`).
 //! A measurement, not a test: it asserts nothing about the numbers.
 
 mod compare;
@@ -39,7 +43,7 @@ use omniroute_mcp_tests::{FakeGateway, TempDir, paths};
 use serde_json::{Value, json};
 
 use direct::{Direct, Shape};
-use report::{Http, Results, Section, Server, ToolRun};
+use report::{Http, IdleSessions, Results, Section, Server, ToolRun};
 use stats::Summary;
 use stdio::StdioServer;
 
@@ -75,6 +79,8 @@ struct Config {
     /// The state-store measurement (store.rs): a PostgreSQL base URL and the store_cost report.
     postgres_url: Option<String>,
     store_cost: Option<PathBuf>,
+    /// Only the HTTP measurements (latency, throughput, idle sessions), printed.
+    http_only: bool,
 }
 
 impl Config {
@@ -98,6 +104,7 @@ impl Config {
             instruction_calls: 30,
             postgres_url: None,
             store_cost: None,
+            http_only: false,
         };
         let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
@@ -117,6 +124,7 @@ impl Config {
                 "--compare-tools" => cfg.compare_tools = Some(PathBuf::from(value()?)),
                 "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
                 "--instructions" => cfg.instructions_only = true,
+                "--http-only" => cfg.http_only = true,
                 "--no-instructions" => cfg.no_instructions = true,
                 "--postgres-url" => cfg.postgres_url = Some(value()?),
                 "--store-cost" => cfg.store_cost = Some(PathBuf::from(value()?)),
@@ -330,7 +338,23 @@ async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: P
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
     }
-    Ok(Http { tools, throughput, rss_kib })
+    let idle = idle_sessions(make, IDLE_SESSIONS).await;
+    Ok(Http { tools, throughput, rss_kib, idle })
+}
+
+/// How many idle sessions the HTTP memory measurement opens.
+const IDLE_SESSIONS: usize = 1000;
+
+/// A fresh HTTP server, warmed by one session and one get_health call; then `n` sessions
+/// opened over the idle tenants and left idle: its VmRSS before and after.
+async fn idle_sessions(make: &dyn Fn(&[&str]) -> tokio::process::Command, n: usize) -> Result<IdleSessions, String> {
+    let server = http::HttpServer::start(make).await?;
+    let session = server.session().await?;
+    server.call(&session, "omniroute_get_health", &json!({})).await?;
+    progress(&format!("ours HTTP: {n} idle sessions over {} tenants on a fresh server", http::IDLE_TENANTS));
+    let (before_kib, after_kib) = server.idle_sessions(n).await?;
+    server.stop().await;
+    Ok(IdleSessions { sessions: n, tenants: http::IDLE_TENANTS, before_kib, after_kib })
 }
 
 fn machine() -> String {
@@ -435,6 +459,9 @@ async fn main() -> ExitCode {
     if cfg.instructions_only {
         return instructions_only(&cfg).await;
     }
+    if cfg.http_only {
+        return http_only(&cfg).await;
+    }
     let count = !cfg.no_instructions;
     let instruction_calls = cfg.instruction_calls;
     let store_plan = cfg.postgres_url.clone().map(|url| (url, cfg.store_cost.clone(), cfg.calls));
@@ -453,7 +480,7 @@ async fn main() -> ExitCode {
         json["state_store"] = store.json();
     }
     if count {
-        let counted = count_instructions(instruction_calls).await;
+        let counted = count_instructions(instruction_calls, &out).await;
         match &counted {
             Ok(counted) => markdown.push_str(&format!("\n{}", counted.markdown())),
             Err(e) => markdown.push_str(&format!("\nInstructions per call not counted: {e}\n")),
@@ -478,15 +505,44 @@ async fn main() -> ExitCode {
 }
 
 /// Instructions per call of every tool, metrics off and on, against a fresh fake gateway.
-async fn count_instructions(calls: usize) -> Result<instructions::Instructions, String> {
+async fn count_instructions(calls: usize, out: &Path) -> Result<instructions::Instructions, String> {
     let fake = FakeGateway::start();
     let tools: Vec<(&'static str, Value)> = TOOLS.iter().map(|t| (*t, args_for(t))).collect();
-    instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10).await
+    instructions::run(&paths::server_binary(), &fake.url(), &tools, calls, 10, Some(&out.join("callgrind"))).await
+}
+
+/// `--http-only`: our HTTP server alone on the fake gateway (no stdio run, no floor), printed.
+async fn http_only(cfg: &Config) -> ExitCode {
+    let fake = FakeGateway::start();
+    let (bin, tools_dir) = (paths::server_binary(), paths::builtin_tools_dir());
+    let data = TempDir::new("bench-http-data");
+    let cache = TempDir::new("bench-http-cache");
+    let make = |extra: &[&str]| stdio::ours(&bin, Some(&tools_dir), data.path(), cache.path(), &fake.url(), None, extra);
+    let plan = Plan { calls: cfg.calls, route_calls: cfg.calls, warmup: 20, startup_repeats: 1 };
+    match measure_http(&make, plan, &Err("not measured".into())).await {
+        Ok(http) => {
+            for run in &http.tools {
+                println!("{}: median {:.0} µs, p99 {:.0} µs", run.tool, run.latency.median_us, run.latency.p99_us);
+            }
+            for t in &http.throughput {
+                println!("{} callers: {:.0} calls/s ({} failed)", t.callers, t.calls_per_s, t.failures);
+            }
+            match &http.idle {
+                Ok(idle) => println!("{} idle sessions: +{:.1} MiB over {:.1} MiB", idle.sessions, idle.added_mib(), idle.before_kib as f64 / 1024.0),
+                Err(e) => println!("idle sessions not measured: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `--instructions`: only the callgrind counts, into `instructions.{json,md}`.
 async fn instructions_only(cfg: &Config) -> ExitCode {
-    let counted = match count_instructions(cfg.instruction_calls).await {
+    let counted = match count_instructions(cfg.instruction_calls, &cfg.out).await {
         Ok(counted) => counted,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -496,7 +552,8 @@ async fn instructions_only(cfg: &Config) -> ExitCode {
     let markdown = counted.markdown();
     let written = std::fs::create_dir_all(&cfg.out).and_then(|()| {
         std::fs::write(cfg.out.join("instructions.json"), serde_json::to_string_pretty(&counted.json()).expect("JSON") + "\n")?;
-        std::fs::write(cfg.out.join("instructions.md"), &markdown)
+        std::fs::write(cfg.out.join("instructions.md"), &markdown)?;
+        fold_into_results(&cfg.out, &counted)
     });
     if let Err(e) = written {
         eprintln!("bench: cannot write to {}: {e}", cfg.out.display());
@@ -505,6 +562,23 @@ async fn instructions_only(cfg: &Config) -> ExitCode {
     println!("{markdown}");
     progress(&format!("wrote instructions.json and instructions.md to {}", cfg.out.display()));
     ExitCode::SUCCESS
+}
+
+/// Replaces the `instructions` member of an existing `results.json` (and the section of
+/// `results.md`) with a newer count, so the latest figures per tool sit with the last full run.
+fn fold_into_results(out: &Path, counted: &instructions::Instructions) -> std::io::Result<()> {
+    let json_path = out.join("results.json");
+    let Ok(text) = std::fs::read_to_string(&json_path) else { return Ok(()) };
+    let Ok(mut results) = serde_json::from_str::<Value>(&text) else { return Ok(()) };
+    results["instructions"] = counted.json();
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results).expect("JSON") + "\n")?;
+    let md_path = out.join("results.md");
+    if let Ok(md) = std::fs::read_to_string(&md_path) {
+        let kept = md.split("\n## Instructions per tools/call").next().unwrap_or(&md).trim_end();
+        std::fs::write(&md_path, format!("{kept}\n\n{}", counted.markdown()))?;
+    }
+    progress(&format!("folded the counts into {}", json_path.display()));
+    Ok(())
 }
 
 /// `--compare OLD_BINARY`: the A/B of the binary under test against `OLD_BINARY`.

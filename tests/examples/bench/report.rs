@@ -51,6 +51,24 @@ pub struct Http {
     pub tools: Vec<ToolRun>,
     pub throughput: Vec<Throughput>,
     pub rss_kib: Option<u64>,
+    /// Idle sessions on a fresh server.
+    pub idle: Result<IdleSessions, String>,
+}
+
+/// `sessions` idle sessions (initialize + initialized, nothing after) over `tenants`
+/// tenants, opened on a fresh, warmed server: its VmRSS before and after.
+pub struct IdleSessions {
+    pub sessions: usize,
+    pub tenants: usize,
+    pub before_kib: u64,
+    pub after_kib: u64,
+}
+
+impl IdleSessions {
+    /// What the sessions added, MiB.
+    pub fn added_mib(&self) -> f64 {
+        self.after_kib.saturating_sub(self.before_kib) as f64 / 1024.0
+    }
 }
 
 pub struct Section {
@@ -173,6 +191,17 @@ impl Results {
                     section.key,
                     opt(http.rss_kib, mib)
                 ));
+                md.push_str(&match &http.idle {
+                    Ok(idle) => format!(
+                        "| {}: RSS added by {} idle HTTP sessions ({} tenants) over a fresh server ({} before) | {:.1} MiB | n/a | |\n",
+                        section.key,
+                        idle.sessions,
+                        idle.tenants,
+                        mib(idle.before_kib),
+                        idle.added_mib()
+                    ),
+                    Err(e) => format!("| {}: idle HTTP sessions | not measured: {e:.120} | n/a | |\n", section.key),
+                });
             }
             if let Some(audit_off) = &section.audit_off {
                 let on = ours.and_then(|s| s.tool("get_health")).map(|r| r.latency.median_us);
@@ -267,8 +296,30 @@ impl Results {
         if let Some(Ok(ours)) = self.sections.iter().find(|s| s.key == "fake").map(|s| &s.ours) {
             for tool in ["get_health", "list_combos", "route_request"] {
                 if let Some(o) = ours.tool(tool).and_then(ToolRun::overhead_us) {
+                    rows.push((format!("overhead ≤ 150 µs at the median (#20; fake, stdio, audit on, {tool})"), us(o), Some(o <= 150.0)));
                     rows.push((format!("overhead < 100 µs at the median (fake, stdio, {tool})"), us(o), Some(o < 100.0)));
                 }
+            }
+        }
+        if let Some(Some(Ok(http))) = self.sections.iter().find(|s| s.key == "fake").map(|s| &s.http) {
+            let at = |callers: usize| http.throughput.iter().find(|t| t.callers == callers).map(|t| t.calls_per_s);
+            if let Some(eight) = at(8) {
+                rows.push(("HTTP get_health ≥ 3,000 calls/s with 8 callers (#20, fake)".into(), format!("{eight:.0}/s"), Some(eight >= 3000.0)));
+                if let Some(many) = at(64) {
+                    let share = many / eight;
+                    rows.push((
+                        "HTTP with 64 callers ≥ 95 % of 8 callers' rate (#20, fake)".into(),
+                        format!("{:.0} % ({many:.0}/s vs {eight:.0}/s)", share * 100.0),
+                        Some(share >= 0.95),
+                    ));
+                }
+            }
+            if let Ok(idle) = &http.idle {
+                rows.push((
+                    format!("{} idle HTTP sessions ≤ 50 MiB over a fresh server (#20, fake)", idle.sessions),
+                    format!("{:.1} MiB", idle.added_mib()),
+                    Some(idle.added_mib() <= 50.0),
+                ));
             }
         }
         let mut md = String::from("| target (`docs/architecture.md`) | measured | met |\n| --- | --- | --- |\n");
@@ -307,6 +358,11 @@ impl Results {
                             "calls": h.tools.iter().map(tool).collect::<Vec<_>>(),
                             "throughput": h.throughput.iter().map(|t| json!({"callers": t.callers, "calls": t.calls, "calls_per_s": round1(t.calls_per_s), "failures": t.failures})).collect::<Vec<_>>(),
                             "peak_rss_kib": h.rss_kib,
+                            "idle_sessions": match &h.idle {
+                                Ok(i) => json!({"sessions": i.sessions, "tenants": i.tenants, "rss_before_kib": i.before_kib,
+                                    "rss_after_kib": i.after_kib, "added_mib": round1(i.added_mib())}),
+                                Err(e) => json!({ "not_measured": e }),
+                            },
                         }),
                         Err(e) => json!({ "not_measured": e }),
                     }),
