@@ -80,7 +80,9 @@ impl Cross {
         let binary = entry["binary"].as_str().map(PathBuf::from);
         let Some(binary) = binary else {
             let why = entry["skipped"].as_str().unwrap_or("OMNIROUTE_MCP_CROSS does not name it: run the tests with `cargo xtask test`");
-            assert!(std::env::var_os("CI").is_none(), "{triple} must be built and tested in CI: {why}");
+            // Switched off on purpose (OMNIROUTE_MCP_CROSS_TESTS=off) is allowed in CI; missing tools are not.
+            let off = entry["off"].as_bool() == Some(true);
+            assert!(off || std::env::var_os("CI").is_none(), "{triple} must be built and tested in CI: {why}");
             eprintln!("NOT TESTED: {triple}: {why}");
             return None;
         };

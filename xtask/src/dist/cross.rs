@@ -30,6 +30,8 @@ struct Runner {
     program: &'static str,
     args: &'static [&'static str],
     packages: &'static [&'static str],
+    /// Environment the server needs under this runner.
+    env: &'static [(&'static str, &'static str)],
 }
 
 /// The cross-built platforms, in the order they are packaged.
@@ -39,18 +41,32 @@ pub const CROSS: &[Cross] = &[
         linker: "aarch64-linux-gnu-gcc",
         build_packages: &["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
         // -L: where the aarch64 dynamic loader and glibc are (libc6-arm64-cross).
-        runner: Runner { program: "qemu-aarch64", args: &["-L", "/usr/aarch64-linux-gnu"], packages: &["qemu-user"] },
+        // wasmtime's pooling allocator reserves terabytes of address space up front;
+        // qemu-user keeps state for every reserved guest page, so under qemu that
+        // reservation took 21 GB of RAM until the OOM killer stopped it (a real aarch64
+        // kernel reserves it for free). Memory mapped per call instead:
+        runner: Runner {
+            program: "qemu-aarch64",
+            args: &["-L", "/usr/aarch64-linux-gnu"],
+            packages: &["qemu-user"],
+            env: &[("OMNIROUTE_MCP_WASM_ALLOCATOR", "on-demand")],
+        },
     },
     Cross {
         platform: platform::WINDOWS_X64,
         linker: "x86_64-w64-mingw32-gcc",
         build_packages: &["gcc-mingw-w64-x86-64"],
-        runner: Runner { program: "wine", args: &[], packages: &["wine", "wine64"] },
+        runner: Runner { program: "wine", args: &[], packages: &["wine", "wine64"], env: &[] },
     },
 ];
 
 /// What `cargo xtask test` passes to the tests (as JSON in [`ENV`]) for each cross platform.
 pub const ENV: &str = "OMNIROUTE_MCP_CROSS";
+
+/// `off` leaves the cross builds (and their tests) out of `cargo xtask test`:
+/// each adds a full build of the host's dependencies for its target to a
+/// fresh run (see the README, "Releasing", for the measured minutes).
+pub const SWITCH_ENV: &str = "OMNIROUTE_MCP_CROSS_TESTS";
 
 /// A cross platform ready to build and run, or why it is skipped.
 pub enum Readiness {
@@ -120,9 +136,15 @@ impl Cross {
         on_path(self.runner.program)
     }
 
-    /// `binary` (of this platform) as a command that runs here.
+    /// `binary` (of this platform) as a command that runs here, with no
+    /// `OMNIROUTE_*` variable from this process but the runner's own.
     pub fn command(&self, binary: &Path) -> Command {
         let mut command = Command::new(self.runner.program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OMNIROUTE_") {
+                command.env_remove(&name);
+            }
+        }
         command.args(self.runner.args).arg(binary).envs(self.runner_env());
         command
     }
@@ -132,9 +154,14 @@ impl Cross {
         std::iter::once(self.runner.program).chain(self.runner.args.iter().copied()).map(str::to_owned).collect()
     }
 
-    /// The environment the runner needs (Wine: its prefix, quiet).
+    /// The environment the runner and the server under it need (Wine: its
+    /// prefix, quiet; qemu: the on-demand allocator).
     pub fn runner_env(&self) -> Vec<(String, String)> {
-        if self.platform.is_windows() { wine::env() } else { Vec::new() }
+        let mut env: Vec<(String, String)> = self.runner.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        if self.platform.is_windows() {
+            env.extend(wine::env());
+        }
+        env
     }
 }
 
@@ -256,6 +283,18 @@ BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
 /// command and its environment, or why it was skipped.
 pub fn for_tests() -> anyhow::Result<String> {
     let mut described = serde_json::Map::new();
+    match std::env::var(SWITCH_ENV).ok().as_deref().map(str::trim) {
+        None | Some("" | "on") => {}
+        Some("off") => {
+            for cross in CROSS {
+                let why = format!("{} not built: {SWITCH_ENV}=off", cross.platform.npm_name());
+                util::step(&why);
+                described.insert(cross.platform.triple.to_owned(), serde_json::json!({ "skipped": why, "off": true }));
+            }
+            return Ok(serde_json::Value::Object(described).to_string());
+        }
+        Some(other) => bail!("{SWITCH_ENV}={other:?}: use on (the default) or off"),
+    }
     for cross in CROSS {
         let started = std::time::Instant::now();
         let value = match cross.ensure(true)? {

@@ -284,7 +284,13 @@ fn package_platform(
 fn embedded_tools(platform: &Platform, binary: &Path, work: &Path) -> anyhow::Result<(Option<Vec<mcpb::ToolInfo>>, String)> {
     let data = work.join("tools-data");
     let (mut command, checked) = if *platform == Platform::host()? {
-        (std::process::Command::new(binary), "ran here".to_owned())
+        let mut command = std::process::Command::new(binary);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OMNIROUTE_") {
+                command.env_remove(&name);
+            }
+        }
+        (command, "ran here".to_owned())
     } else {
         match cross::Cross::by_triple(platform.triple).filter(cross::Cross::can_run) {
             Some(cross) => (cross.command(binary), format!("ran under {}", cross.runner_argv().join(" "))),
@@ -294,11 +300,6 @@ fn embedded_tools(platform: &Platform, binary: &Path, work: &Path) -> anyhow::Re
             }
         }
     };
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OMNIROUTE_") {
-            command.env_remove(&name);
-        }
-    }
     let listing = command
         .args(["tools", "--json", "--audit", "off", "--log", "warn", "--data-dir"])
         .arg(&data)
