@@ -3,7 +3,7 @@
 //! read who called what, or plant files the server would trust.
 //!
 //! On Windows there are no modes: the data folder is under the user's
-//! profile (`%LOCALAPPDATA%`), whose ACL already keeps other users out, so
+//! profile (`%APPDATA%`), whose ACL already keeps other users out, so
 //! the folder and the file are only created.
 
 use std::io;

@@ -241,7 +241,7 @@ fn private_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// Creates `dir`; on Windows the data folder lives under the user's own
-/// profile (`%LOCALAPPDATA%`), whose ACL already keeps other users out, and
+/// profile (`%APPDATA%`), whose ACL already keeps other users out, and
 /// every entry is still checked by its MAC before use. A link or a file in
 /// its place is refused as on Unix.
 #[cfg(not(unix))]
