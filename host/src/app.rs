@@ -274,6 +274,8 @@ impl App {
         let Some(source) = self.plugins.clone() else { return };
         let app = self.clone();
         tokio::spawn(async move {
+            // Windows has no SIGHUP: the folder poll (and `plugins reload`) still reloads.
+            #[cfg(unix)]
             let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .map_err(|e| tracing::warn!("SIGHUP will not reload plugins: {e}"))
                 .ok();
@@ -281,9 +283,18 @@ impl App {
             let mut tick = tokio::time::interval(PLUGIN_POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                #[cfg(unix)]
+                let hangup_received = async {
+                    match hangup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let hangup_received = std::future::pending::<Option<()>>();
                 let signalled = tokio::select! {
                     _ = tick.tick() => false,
-                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                    Some(()) = hangup_received => true,
                 };
                 let now = plugin_state(&source);
                 if signalled || now != seen {

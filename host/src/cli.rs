@@ -12,6 +12,10 @@ use omniroute_mcp::transport;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// How a list of folders in one variable is separated, as in `PATH`: Windows
+/// paths hold a drive colon (`C:\tools`), so there it is `;`.
+const PATH_LIST_SEPARATOR: char = if cfg!(windows) { ';' } else { ':' };
+
 /// MCP server for the OmniRoute AI gateway. Every tool runs as a sandboxed
 /// WebAssembly component that can reach only the gateway routes its scopes allow.
 ///
@@ -260,10 +264,10 @@ pub struct GlobalArgs {
     pub base_url: Option<String>,
 
     /// Folder(s) of built-in tool components (`<tool>.toml` + `.wasm`), for development;
-    /// repeat the flag, or separate with ':' in the variable. Default: the tools built into
+    /// repeat the flag, or separate with ':' in the variable (';' on Windows). Default: the tools built into
     /// this binary (`cargo xtask build` embeds them; `tools --json` shows where each came
     /// from), or for a binary built without them, `tools` beside the binary.
-    #[arg(long = "tools-dir", env = "OMNIROUTE_MCP_TOOLS_DIR", value_delimiter = ':', global = true)]
+    #[arg(long = "tools-dir", env = "OMNIROUTE_MCP_TOOLS_DIR", value_delimiter = PATH_LIST_SEPARATOR, global = true)]
     pub tools_dirs: Vec<PathBuf>,
 
     /// Data directory (precompiled tool cache). Default: the user's data folder.

@@ -12,7 +12,12 @@
 //! * the wheel installed into a fresh venv, started by its console script;
 //! * the `.mcpb` unpacked by the `mcpb` CLI and its manifest's command started with the
 //!   user_config filled in;
-//! * `server.json` checked against the MCP registry's schema vendored in `xtask/dist/schemas/`.
+//! * `server.json` checked against the MCP registry's schema vendored in `xtask/dist/schemas/`;
+//! * the other platforms `cargo xtask test` cross-built (`OMNIROUTE_MCP_CROSS`): the aarch64
+//!   Linux tarball's binary run alone under qemu-user, the Windows zip's `.exe` under Wine, each
+//!   with the same client and checks; their npm packages, wheels and bundles named and tagged
+//!   for their platform. A platform xtask skipped (no cross toolchain, not root) is reported
+//!   and not tested, except in CI, where it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,13 +41,18 @@ struct Dist {
 impl Dist {
     /// The one file in the folder whose name ends with `suffix`.
     fn file(&self, suffix: &str) -> PathBuf {
-        let matches: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+        let matches = self.files_ending(suffix);
+        assert_eq!(matches.len(), 1, "one *{suffix} in {}: {matches:?}", self.dir.display());
+        matches.into_iter().next().expect("one match")
+    }
+
+    /// Every file of the folder whose name ends with `suffix`.
+    fn files_ending(&self, suffix: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.dir)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", self.dir.display()))
             .map(|e| e.expect("a folder entry").path())
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
-            .collect();
-        assert_eq!(matches.len(), 1, "one *{suffix} in {}: {matches:?}", self.dir.display());
-        matches.into_iter().next().expect("one match")
+            .collect()
     }
 
     fn npm_tarball(&self, name_prefix: &str) -> PathBuf {
@@ -51,14 +61,53 @@ impl Dist {
     }
 }
 
-/// Packs the debug binary once for every test of this file.
+/// A platform `cargo xtask test` cross-built, and how to run its binaries here.
+#[derive(Debug, Clone)]
+struct Cross {
+    binary: PathBuf,
+    /// qemu-aarch64 -L ..., or wine.
+    runner: Vec<String>,
+    env: serde_json::Map<String, Value>,
+}
+
+impl Cross {
+    /// The cross-built `triple` from `OMNIROUTE_MCP_CROSS`; `None` (with the
+    /// reason on stderr) when xtask skipped it, which fails in CI.
+    fn get(triple: &str) -> Option<Cross> {
+        let text = std::env::var("OMNIROUTE_MCP_CROSS").unwrap_or_else(|_| "{}".to_owned());
+        let all: Value = serde_json::from_str(&text).expect("OMNIROUTE_MCP_CROSS is JSON");
+        let entry = &all[triple];
+        let binary = entry["binary"].as_str().map(PathBuf::from);
+        let Some(binary) = binary else {
+            let why = entry["skipped"].as_str().unwrap_or("OMNIROUTE_MCP_CROSS does not name it: run the tests with `cargo xtask test`");
+            // Switched off on purpose (OMNIROUTE_MCP_CROSS_TESTS=off) is allowed in CI; missing tools are not.
+            let off = entry["off"].as_bool() == Some(true);
+            assert!(off || std::env::var_os("CI").is_none(), "{triple} must be built and tested in CI: {why}");
+            eprintln!("NOT TESTED: {triple}: {why}");
+            return None;
+        };
+        let runner = entry["runner"].as_array().expect("a runner").iter().map(|a| a.as_str().expect("a string").to_owned()).collect();
+        let env = entry["env"].as_object().cloned().unwrap_or_default();
+        Some(Cross { binary, runner, env })
+    }
+}
+
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+const WINDOWS: &str = "x86_64-pc-windows-gnu";
+
+/// Packs the debug binary (and the cross-built ones) once for every test of this file.
 fn dist() -> &'static Dist {
     static DIST: OnceLock<Dist> = OnceLock::new();
     DIST.get_or_init(|| {
         let dir = paths::target_dir().join("dist-test");
-        let out = Command::new(paths::xtask_binary())
-            .args(["dist", "--fast", "--binary"])
-            .arg(paths::server_binary())
+        let mut command = Command::new(paths::xtask_binary());
+        command.args(["dist", "--fast", "--binary"]).arg(paths::server_binary());
+        for triple in [AARCH64, WINDOWS] {
+            if let Some(cross) = Cross::get(triple) {
+                command.arg("--binary").arg(format!("{triple}={}", cross.binary.display()));
+            }
+        }
+        let out = command
             .arg("--out")
             .arg(&dir)
             .output()
@@ -69,6 +118,7 @@ fn dist() -> &'static Dist {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        eprintln!("xtask dist:\n{}", String::from_utf8_lossy(&out.stdout));
         Dist { dir }
     })
 }
@@ -177,7 +227,7 @@ async fn the_npm_packages_install_offline_and_start_through_npx() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no build for darwin-x64") && stderr.contains("Builds exist for: linux-x64"),
+        stderr.contains("no build for darwin-x64") && stderr.contains(&format!("Builds exist for: {}.", shipped().join(", "))),
         "{stderr}"
     );
 }
@@ -185,7 +235,7 @@ async fn the_npm_packages_install_offline_and_start_through_npx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wheel_installs_into_a_fresh_venv_and_its_script_starts_the_server() {
     let dist = dist();
-    let wheel = dist.file(".whl");
+    let wheel = dist.file("_x86_64.whl");
     let name = wheel.file_name().and_then(|n| n.to_str()).expect("a file name").to_owned();
     assert!(
         name.starts_with(&format!("omniroute_mcp-{}-py3-none-manylinux_2_", version())) && name.ends_with("_x86_64.whl"),
@@ -216,7 +266,7 @@ async fn the_wheel_installs_into_a_fresh_venv_and_its_script_starts_the_server()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcpb_bundle_unpacks_and_its_manifest_command_starts() {
     let dist = dist();
-    let bundle = dist.file(".mcpb");
+    let bundle = dist.file("-linux-x64.mcpb");
     let unpacked = TempDir::new("dist-mcpb");
     let mcpb = paths::target_dir().join("node-tools/node_modules/.bin/mcpb");
     run(Command::new(&mcpb).arg("unpack").arg(&bundle).arg(unpacked.path()));
@@ -269,17 +319,179 @@ fn server_json_lists_the_packages_and_matches_the_registry_schema() {
     assert_eq!(server["version"], version.as_str());
     let packages = server["packages"].as_array().expect("packages");
     let kinds: Vec<&str> = packages.iter().map(|p| p["registryType"].as_str().unwrap_or_default()).collect();
-    assert_eq!(kinds, ["npm", "pypi", "mcpb"]);
+    let mut expected = vec!["npm", "pypi"];
+    expected.extend(shipped().iter().map(|_| "mcpb"));
+    assert_eq!(kinds, expected);
     for package in packages {
         assert_eq!(package["version"], version.as_str());
     }
-    let bundle = dist.file(".mcpb");
-    assert_eq!(packages[2]["fileSha256"], sha256_hex(&bundle).as_str(), "the bundle's sha256");
+    // One bundle per platform, each with its own sha256.
+    for (package, platform) in packages[2..].iter().zip(shipped()) {
+        let bundle = dist.file(&format!("-{platform}.mcpb"));
+        let name = bundle.file_name().and_then(|n| n.to_str()).expect("a file name");
+        assert!(package["identifier"].as_str().is_some_and(|id| id.ends_with(&format!("/{name}"))), "{package}");
+        assert_eq!(package["fileSha256"], sha256_hex(&bundle).as_str(), "{name}'s sha256");
+    }
 
     // The schema is not a formality: it refuses what the registry refuses.
     let mut bad = server.clone();
     bad["packages"][0]["version"] = json!("latest");
     assert!(!validator.is_valid(&bad), "version \"latest\" must be refused");
+}
+
+/// The npm names of the platforms packed here, in the launcher's order.
+fn shipped() -> Vec<&'static str> {
+    let mut platforms = vec!["linux-x64"];
+    if Cross::get(AARCH64).is_some() {
+        platforms.push("linux-arm64");
+    }
+    if Cross::get(WINDOWS).is_some() {
+        platforms.push("win32-x64");
+    }
+    platforms
+}
+
+/// The ELF or PE machine of a binary: `aarch64`, `x86_64` (ELF) or `pe-x86_64`.
+fn machine(path: &Path) -> &'static str {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    if bytes.starts_with(b"\x7fELF") {
+        return match u16::from_le_bytes([bytes[18], bytes[19]]) {
+            0xb7 => "aarch64",
+            0x3e => "x86_64",
+            other => panic!("{}: ELF machine {other:#x}", path.display()),
+        };
+    }
+    assert!(bytes.starts_with(b"MZ"), "{} is neither ELF nor PE", path.display());
+    let pe = u32::from_le_bytes(bytes[0x3c..0x40].try_into().expect("4 bytes")) as usize;
+    assert_eq!(&bytes[pe..pe + 4], b"PE\0\0", "{}: no PE header", path.display());
+    match u16::from_le_bytes([bytes[pe + 4], bytes[pe + 5]]) {
+        0x8664 => "pe-x86_64",
+        other => panic!("{}: PE machine {other:#x}", path.display()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aarch64_archives_binary_runs_alone_under_qemu() {
+    let Some(cross) = Cross::get(AARCH64) else { return };
+    let dist = dist();
+    let archive = dist.file(&format!("-{AARCH64}.tar.gz"));
+    let name = archive.file_name().and_then(|n| n.to_str()).expect("a file name");
+    let sha = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("the archive's .sha256");
+    assert_eq!(sha, format!("{}  {name}\n", sha256_hex(&archive)), "the .sha256 file");
+    let unpacked = TempDir::new("dist-arm64");
+    run(Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(unpacked.path()));
+    let stem = name.trim_end_matches(".tar.gz");
+    let alone = TempDir::new("dist-arm64-alone");
+    let binary = alone.path().join("omniroute-mcp");
+    std::fs::copy(unpacked.path().join(stem).join("omniroute-mcp"), &binary).expect("copy the binary");
+    assert_eq!(machine(&binary), "aarch64");
+
+    let home = TempDir::new("dist-arm64-home");
+    let gateway = FakeGateway::start();
+    let mut command = cross.runner.clone();
+    command.push(binary.display().to_string());
+    let mut env = json!({ "HOME": home.path(), "OMNIROUTE_BASE_URL": gateway.url() });
+    for (name, value) in &cross.env {
+        env[name] = value.clone();
+    }
+    drive(&command, env, Some(alone.path())).await;
+    assert!(home.path().join(".local/share/omniroute-mcp").is_dir(), "the data folder under the empty HOME");
+    assert!(!gateway.requests_to("GET", "/api/monitoring/health").is_empty(), "the call reached the gateway");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_windows_zips_exe_runs_alone_under_wine() {
+    let Some(cross) = Cross::get(WINDOWS) else { return };
+    let dist = dist();
+    let archive = dist.file(&format!("-{WINDOWS}.zip"));
+    let name = archive.file_name().and_then(|n| n.to_str()).expect("a file name");
+    let sha = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("the archive's .sha256");
+    assert_eq!(sha, format!("{}  {name}\n", sha256_hex(&archive)), "the .sha256 file");
+    let unpacked = TempDir::new("dist-win");
+    run(Command::new(paths::python_interpreter()).args(["-m", "zipfile", "-e"]).arg(&archive).arg(unpacked.path()));
+    let stem = name.trim_end_matches(".zip");
+    for file in ["omniroute-mcp.exe", "README.md", "LICENSE"] {
+        assert!(unpacked.path().join(stem).join(file).is_file(), "{stem}/{file} in the zip");
+    }
+    let alone = TempDir::new("dist-win-alone");
+    let exe = alone.path().join("omniroute-mcp.exe");
+    std::fs::copy(unpacked.path().join(stem).join("omniroute-mcp.exe"), &exe).expect("copy the exe");
+    assert_eq!(machine(&exe), "pe-x86_64");
+
+    // Its data folder, as a Windows path on Wine's Z: drive (the host's /).
+    let data = TempDir::new("dist-win-data");
+    let data_dir = data.path().join("omniroute-mcp");
+    let windows_path = format!("Z:{}", data_dir.display()).replace('/', "\\");
+    let gateway = FakeGateway::start();
+    let mut command = cross.runner.clone();
+    command.push(exe.display().to_string());
+    let mut env = json!({ "OMNIROUTE_BASE_URL": gateway.url(), "OMNIROUTE_MCP_DATA_DIR": windows_path });
+    for (name, value) in &cross.env {
+        env[name] = value.clone();
+    }
+    drive(&command, env, Some(alone.path())).await;
+    assert!(data_dir.join("cache").is_dir(), "the Windows build wrote its cache under {}", data_dir.display());
+    let beside: Vec<_> = std::fs::read_dir(alone.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(beside, vec![std::ffi::OsString::from("omniroute-mcp.exe")]);
+    assert!(!gateway.requests_to("GET", "/api/monitoring/health").is_empty(), "the call reached the gateway");
+}
+
+/// Every cross-built platform also gets its npm package (os/cpu set for it), a wheel with its
+/// platform tag and a bundle naming its OS; the launcher knows exactly the packed platforms.
+#[test]
+fn each_platform_has_its_npm_package_wheel_and_bundle() {
+    let dist = dist();
+    let version = version();
+    let mut expected_packages = serde_json::Map::new();
+    for (platform, os, cpu, wheel_tag, mcpb_os, exe) in [
+        ("linux-x64", "linux", "x64", "_x86_64", "linux", "omniroute-mcp"),
+        ("linux-arm64", "linux", "arm64", "_aarch64", "linux", "omniroute-mcp"),
+        ("win32-x64", "win32", "x64", "win_amd64", "win32", "omniroute-mcp.exe"),
+    ] {
+        if !shipped().contains(&platform) {
+            continue;
+        }
+        let package = format!("omniroute-mcp-{platform}");
+        expected_packages.insert(package.clone(), json!(version));
+        let unpacked = TempDir::new("dist-npm-platform");
+        run(Command::new("tar").arg("-xzf").arg(dist.npm_tarball(&package)).arg("-C").arg(unpacked.path()));
+        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(unpacked.path().join("package/package.json")).expect("package.json"))
+            .expect("JSON");
+        assert_eq!((&manifest["os"], &manifest["cpu"]), (&json!([os]), &json!([cpu])), "{package}");
+        let binary = unpacked.path().join("package/bin").join(exe);
+        let expected_machine = match platform {
+            "linux-x64" => "x86_64",
+            "linux-arm64" => "aarch64",
+            _ => "pe-x86_64",
+        };
+        assert_eq!(machine(&binary), expected_machine, "{package}'s binary");
+
+        let wheel = dist.file(&format!("{wheel_tag}.whl"));
+        let wheel_name = wheel.file_name().and_then(|n| n.to_str()).expect("a name").to_owned();
+        let prefix = format!("omniroute_mcp-{version}-py3-none-");
+        assert!(wheel_name.starts_with(&prefix), "{wheel_name}");
+        if os == "linux" {
+            assert!(wheel_name.starts_with(&format!("{prefix}manylinux_2_")), "{wheel_name}");
+        }
+
+        let bundle = dist.file(&format!("-{platform}.mcpb"));
+        let listing = run(Command::new(paths::python_interpreter()).args(["-m", "zipfile", "-l"]).arg(&bundle));
+        assert!(listing.contains(&format!("server/{exe}")), "{listing}");
+        let unpacked = TempDir::new("dist-mcpb-platform");
+        run(Command::new(paths::python_interpreter()).args(["-m", "zipfile", "-e"]).arg(&bundle).arg(unpacked.path()));
+        let manifest: Value = serde_json::from_str(&std::fs::read_to_string(unpacked.path().join("manifest.json")).expect("manifest")).expect("JSON");
+        assert_eq!(manifest["compatibility"]["platforms"], json!([mcpb_os]), "{platform}");
+        assert_eq!(manifest["server"]["mcp_config"]["command"], format!("${{__dirname}}/server/{exe}"), "{platform}");
+        assert_eq!(manifest["tools"].as_array().map(Vec::len), Some(BUILTIN_TOOLS), "{platform}");
+    }
+    assert_eq!(dist.files_ending(".whl").len(), shipped().len(), "one wheel per platform");
+    assert_eq!(dist.files_ending(".mcpb").len(), shipped().len(), "one bundle per platform");
+
+    let unpacked = TempDir::new("dist-npm-launcher");
+    run(Command::new("tar").arg("-xzf").arg(dist.npm_tarball("omniroute-mcp")).arg("-C").arg(unpacked.path()));
+    let launcher: Value = serde_json::from_str(&std::fs::read_to_string(unpacked.path().join("package/package.json")).expect("package.json"))
+        .expect("JSON");
+    assert_eq!(launcher["optionalDependencies"], Value::Object(expected_packages), "the launcher depends on every packed platform");
 }
 
 fn sha256_hex(path: &Path) -> String {

@@ -120,6 +120,10 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     // The gateway install (npm, minutes on a fresh machine) overlaps the build.
     let install = std::thread::spawn(gateway::ensure_installed);
     let built = build::build_all(false)?;
+    // The aarch64 Linux and Windows binaries, run under qemu-user and Wine by tests/tests/dist.rs.
+    let cross_started = std::time::Instant::now();
+    let cross = dist::cross::for_tests()?;
+    util::step(&format!("cross builds checked in {:.0} s", cross_started.elapsed().as_secs_f64()));
     let python = python::ensure_venv()?;
     let root = util::workspace_root();
     let installed = install
@@ -173,6 +177,7 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         .envs(plain.env("OMNIROUTE_TEST_GATEWAY"))
         .envs(auth.env("OMNIROUTE_TEST_GATEWAY_AUTH"))
         .env(postgres::URL_VAR, &postgres_url)
+        .env(dist::cross::ENV, &cross)
         .env(oauth::NODE_VAR, &installed.node)
         .env(oauth::PACKAGE_VAR, &oauth_server)
         .run()?;

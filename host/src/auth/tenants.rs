@@ -15,7 +15,7 @@ use crate::capability::Grants;
 use crate::state::{SpendCapConfig, SpendPolicy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -202,7 +202,7 @@ pub fn token_hash(token: &str) -> String {
 /// A new random token: 32 bytes from the OS RNG, hex-encoded, prefixed `omr_`.
 pub fn new_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(format!("omr_{}", hex::encode(bytes)))
 }
 

@@ -1,19 +1,27 @@
 //! Private files: the data folder is 0700 and every database file in it
 //! (with its `-wal` and `-shm` companions) 0600, so no other local user can
 //! read who called what, or plant files the server would trust.
+//!
+//! On Windows there are no modes: the data folder is under the user's
+//! profile (`%APPDATA%`), whose ACL already keeps other users out, so
+//! the folder and the file are only created.
 
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+#[cfg(unix)]
 /// Mode of the data folder and of any folder holding a database.
 pub const DIR_MODE: u32 = 0o700;
+#[cfg(unix)]
 /// Mode of every database file.
 pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and missing parents) and makes it 0700 when this user owns
 /// it. A folder owned by someone else is left alone and reported, since
 /// changing it could break that user's setup.
+#[cfg(unix)]
 pub fn private_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let meta = std::fs::metadata(dir)?;
@@ -30,6 +38,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// Makes sure the database file exists with mode 0600 before SQLite opens it
 /// (SQLite gives its `-wal` and `-shm` files the database file's mode), and
 /// tightens an existing file and its companions written by an older release.
+#[cfg(unix)]
 pub fn private_db_file(path: &Path) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         private_dir(dir)?;
@@ -47,6 +56,21 @@ pub fn private_db_file(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and missing parents (Windows: no modes to set).
+#[cfg(not(unix))]
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates the database file and its folder (Windows: no modes to set).
+#[cfg(not(unix))]
+pub fn private_db_file(path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_dir(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map(drop)
+}
+
 /// `path` with `suffix` appended to its file name (`audit.sqlite-wal`).
 pub fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -55,12 +79,13 @@ pub fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
 }
 
 /// This process's effective user id (the owner of the files it creates).
+#[cfg(unix)]
 fn current_uid() -> u32 {
     // `/proc/self` belongs to the process's effective user.
     std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -17,9 +17,11 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+#[cfg(unix)]
 use std::fs::Permissions;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -215,6 +217,7 @@ fn open_private(root: &Path, engine_hash: &str) -> Result<(PathBuf, [u8; MAC_LEN
 
 /// Creates `dir` as `0700`, or checks an existing one: owned by this user
 /// (else refused) and not open to others (else closed again, with a warning).
+#[cfg(unix)]
 fn private_dir(dir: &Path) -> Result<(), String> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -237,6 +240,21 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates `dir`; on Windows the data folder lives under the user's own
+/// profile (`%APPDATA%`), whose ACL already keeps other users out, and
+/// every entry is still checked by its MAC before use. A link or a file in
+/// its place is refused as on Unix.
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a folder (a link or a file is not accepted)", dir.display()));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
 fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
@@ -250,6 +268,25 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the key file is this user's alone: owned by them, mode 600.
+#[cfg(unix)]
+fn check_key_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    check_owner(path, meta)?;
+    if !meta.is_file() || meta.mode() & 0o077 != 0 {
+        return Err(format!("{} must be a file readable only by this user (mode 600)", path.display()));
+    }
+    Ok(())
+}
+
+/// On Windows: a plain file (the folder's ACL is the user's profile's).
+#[cfg(not(unix))]
+fn check_key_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    if !meta.is_file() {
+        return Err(format!("{} must be a file", path.display()));
+    }
+    Ok(())
+}
+
 /// Reads the cache key, creating it (random, `0600`) the first time. Two
 /// servers starting at once agree on one key: it is linked into place only
 /// if no key exists yet.
@@ -257,10 +294,7 @@ fn cache_key(path: &Path) -> Result<[u8; MAC_LEN], String> {
     for _ in 0..2 {
         match std::fs::symlink_metadata(path) {
             Ok(meta) => {
-                check_owner(path, &meta)?;
-                if !meta.is_file() || meta.mode() & 0o077 != 0 {
-                    return Err(format!("{} must be a file readable only by this user (mode 600)", path.display()));
-                }
+                check_key_file(path, &meta)?;
                 let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 return <[u8; MAC_LEN]>::try_from(bytes.as_slice())
                     .map_err(|_| format!("{} is not a cache key ({} bytes); delete it to start a new cache", path.display(), bytes.len()));
@@ -274,14 +308,13 @@ fn cache_key(path: &Path) -> Result<[u8; MAC_LEN], String> {
 
 fn create_key(path: &Path) -> Result<(), String> {
     let mut key = [0u8; MAC_LEN];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
-        .map_err(|e| format!("cannot read random bytes for the cache key: {e}"))?;
+    getrandom::fill(&mut key).map_err(|e| format!("cannot read random bytes for the cache key: {e}"))?;
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let written = options
         .open(&tmp)
         .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()));
     if let Err(e) = written {
@@ -304,13 +337,11 @@ fn write_atomically(dir: &Path, entry: &Path, bytes: &[u8]) -> std::io::Result<(
         entry.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
         std::process::id()
     ));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(&tmp).and_then(|mut f| f.write_all(bytes))?;
     std::fs::rename(&tmp, entry)
 }
 
@@ -323,7 +354,8 @@ fn engine_key(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-#[cfg(test)]
+// The tests check Unix modes and owners.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -30,6 +30,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// The calling thread's CPU time in nanoseconds.
+#[cfg(unix)]
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec and the clock id is a
@@ -39,6 +40,25 @@ fn thread_cpu_ns() -> u64 {
         return 0;
     }
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// The calling thread's CPU time (user + kernel) in nanoseconds, from
+/// `GetThreadTimes`. Windows advances it per scheduler tick (about 15.6 ms),
+/// so past the monotonic-clock part a call is charged in whole ticks.
+#[cfg(windows)]
+fn thread_cpu_ns() -> u64 {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, GetThreadTimes};
+    let zero = || FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
+    let (mut created, mut exited, mut kernel, mut user) = (zero(), zero(), zero(), zero());
+    // SAFETY: GetCurrentThread returns a pseudo-handle valid in this thread;
+    // the four FILETIMEs are valid and writable.
+    let ok = unsafe { GetThreadTimes(GetCurrentThread(), &mut created, &mut exited, &mut kernel, &mut user) };
+    if ok == 0 {
+        return 0;
+    }
+    let hundreds = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    hundreds(kernel).saturating_add(hundreds(user)).saturating_mul(100)
 }
 
 /// How much of a call's running time is measured with the monotonic clock.

@@ -6,6 +6,10 @@
 //! with pipes or socket pairs, which can be driven non-blocking on the
 //! runtime's own reactor instead; a terminal or a regular file falls back to
 //! tokio's blocking wrappers.
+//!
+//! On Windows, clients start the server with anonymous pipes (`CreatePipe`),
+//! which cannot do overlapped I/O, so there is no reactor to put them on:
+//! both streams always use tokio's helper-thread wrappers there.
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -17,8 +21,6 @@ use crate::session::Session;
 use anyhow::Context;
 use rmcp::ServiceExt;
 use rmcp::service::{RequestContext, RoleServer};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -109,43 +111,67 @@ pub enum Mode {
 
 /// Stdin and stdout as async streams, with how each is driven.
 pub fn streams() -> ((Reader, Mode), (Writer, Mode)) {
-    let reader = match duplicate(std::io::stdin().as_fd()).and_then(nonblocking) {
-        Some(Stream::Pipe(file)) => tokio::net::unix::pipe::Receiver::from_file(file).ok().map(|r| Box::new(r) as Reader),
-        Some(Stream::Socket(socket)) => Some(Box::new(socket) as Reader),
-        None => None,
-    };
-    let writer = match duplicate(std::io::stdout().as_fd()).and_then(nonblocking) {
-        Some(Stream::Pipe(file)) => tokio::net::unix::pipe::Sender::from_file(file).ok().map(|w| Box::new(w) as Writer),
-        Some(Stream::Socket(socket)) => Some(Box::new(socket) as Writer),
-        None => None,
-    };
+    let (reader, writer) = reactor::streams();
     (
         reader.map_or_else(|| (Box::new(tokio::io::stdin()) as Reader, Mode::HelperThread), |r| (r, Mode::NonBlocking)),
         writer.map_or_else(|| (Box::new(tokio::io::stdout()) as Writer, Mode::HelperThread), |w| (w, Mode::NonBlocking)),
     )
 }
 
-enum Stream {
-    Pipe(std::fs::File),
-    Socket(tokio::net::UnixStream),
+/// Stdin and stdout on the runtime's reactor, when they are pipes or sockets.
+#[cfg(unix)]
+mod reactor {
+    use super::{Reader, Writer};
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+
+    pub(super) fn streams() -> (Option<Reader>, Option<Writer>) {
+        let reader = match duplicate(std::io::stdin().as_fd()).and_then(nonblocking) {
+            Some(Stream::Pipe(file)) => tokio::net::unix::pipe::Receiver::from_file(file).ok().map(|r| Box::new(r) as Reader),
+            Some(Stream::Socket(socket)) => Some(Box::new(socket) as Reader),
+            None => None,
+        };
+        let writer = match duplicate(std::io::stdout().as_fd()).and_then(nonblocking) {
+            Some(Stream::Pipe(file)) => tokio::net::unix::pipe::Sender::from_file(file).ok().map(|w| Box::new(w) as Writer),
+            Some(Stream::Socket(socket)) => Some(Box::new(socket) as Writer),
+            None => None,
+        };
+        (reader, writer)
+    }
+
+    enum Stream {
+        Pipe(std::fs::File),
+        Socket(tokio::net::UnixStream),
+    }
+
+    fn duplicate(fd: std::os::fd::BorrowedFd<'_>) -> Option<OwnedFd> {
+        fd.try_clone_to_owned().ok()
+    }
+
+    /// A pipe (tokio sets it non-blocking when it takes it) or a stream socket
+    /// (set non-blocking here); anything else is `None`.
+    fn nonblocking(fd: OwnedFd) -> Option<Stream> {
+        let file = std::fs::File::from(fd);
+        let kind = file.metadata().ok()?.file_type();
+        if kind.is_fifo() {
+            return Some(Stream::Pipe(file));
+        }
+        if kind.is_socket() {
+            let socket = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
+            socket.set_nonblocking(true).ok()?;
+            return tokio::net::UnixStream::from_std(socket).ok().map(Stream::Socket);
+        }
+        None
+    }
 }
 
-fn duplicate(fd: std::os::fd::BorrowedFd<'_>) -> Option<OwnedFd> {
-    fd.try_clone_to_owned().ok()
-}
+/// Windows: anonymous pipes cannot be registered with the reactor (no
+/// overlapped I/O), so both streams use the helper-thread wrappers.
+#[cfg(not(unix))]
+mod reactor {
+    use super::{Reader, Writer};
 
-/// A pipe (tokio sets it non-blocking when it takes it) or a stream socket
-/// (set non-blocking here); anything else is `None`.
-fn nonblocking(fd: OwnedFd) -> Option<Stream> {
-    let file = std::fs::File::from(fd);
-    let kind = file.metadata().ok()?.file_type();
-    if kind.is_fifo() {
-        return Some(Stream::Pipe(file));
+    pub(super) fn streams() -> (Option<Reader>, Option<Writer>) {
+        (None, None)
     }
-    if kind.is_socket() {
-        let socket = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
-        socket.set_nonblocking(true).ok()?;
-        return tokio::net::UnixStream::from_std(socket).ok().map(Stream::Socket);
-    }
-    None
 }

@@ -1,7 +1,7 @@
 //! The MCPB bundle (`.mcpb`, manifest 0.3) for Claude Desktop: the binary,
 //! a manifest whose `user_config` asks for the gateway URL, the API key and
 //! the dashboard password (both sensitive), and `compatibility.platforms`
-//! naming only the platforms built. Checked with `mcpb validate`
+//! naming the platform of the binary it holds (one bundle per platform). Checked with `mcpb validate`
 //! (npm `@anthropic-ai/mcpb`, installed under target/node-tools).
 
 use super::{Meta, archive, platform::Platform};
@@ -14,15 +14,17 @@ use std::path::{Path, PathBuf};
 pub const MCPB_CLI_VERSION: &str = "2.1.2";
 
 /// A tool as the manifest lists it.
+#[derive(Debug, Clone)]
 pub struct ToolInfo {
     pub name: String,
     pub description: String,
 }
 
-/// The manifest for a bundle holding `binary_name` under `server/`.
-pub fn manifest(meta: &Meta, platforms: &[Platform], tools: &[ToolInfo]) -> serde_json::Value {
-    let mut platform_names: Vec<&str> = platforms.iter().map(|p| p.mcpb).collect();
-    platform_names.dedup();
+/// The manifest of the bundle holding `platform`'s binary under `server/`:
+/// one bundle per platform, since a bundle runs one command and MCPB names
+/// operating systems only (`linux`, `win32`), not CPUs.
+pub fn manifest(meta: &Meta, platform: &Platform, tools: &[ToolInfo]) -> serde_json::Value {
+    let entry_point = format!("server/omniroute-mcp{}", platform.exe_suffix);
     json!({
         "manifest_version": "0.3",
         "name": "omniroute-mcp",
@@ -37,23 +39,20 @@ pub fn manifest(meta: &Meta, platforms: &[Platform], tools: &[ToolInfo]) -> serd
         "keywords": ["omniroute", "llm", "gateway", "routing"],
         "server": {
             "type": "binary",
-            "entry_point": "server/omniroute-mcp",
+            "entry_point": entry_point,
             "mcp_config": {
-                "command": "${__dirname}/server/omniroute-mcp",
+                "command": format!("${{__dirname}}/{entry_point}"),
                 "args": [],
                 "env": {
                     "OMNIROUTE_BASE_URL": "${user_config.base_url}",
                     "OMNIROUTE_API_KEY": "${user_config.api_key}",
                     "OMNIROUTE_DASHBOARD_PASSWORD": "${user_config.dashboard_password}"
-                },
-                "platform_overrides": {
-                    "win32": { "command": "${__dirname}/server/omniroute-mcp.exe" }
                 }
             }
         },
         "tools": tools.iter().map(|t| json!({ "name": t.name, "description": t.description })).collect::<Vec<_>>(),
         "tools_generated": false,
-        "compatibility": { "platforms": platform_names },
+        "compatibility": { "platforms": [platform.mcpb] },
         "user_config": {
             "base_url": {
                 "type": "string",
@@ -90,7 +89,7 @@ pub fn write(
     out: &Path,
     level: archive::Level,
 ) -> anyhow::Result<PathBuf> {
-    let manifest = manifest(meta, std::slice::from_ref(platform), tools);
+    let manifest = manifest(meta, platform, tools);
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
     let dir = work.join("mcpb");
     std::fs::create_dir_all(&dir)?;

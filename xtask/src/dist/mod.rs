@@ -9,6 +9,7 @@
 //! what the tests install is packed by the code that packs a release.
 
 mod archive;
+pub mod cross;
 mod mcpb;
 mod npm;
 mod platform;
@@ -24,9 +25,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 pub struct DistArgs {
     /// Package this binary instead of building the release one (it must
-    /// embed the built-in tools; the tests pass the debug build's).
-    #[arg(long)]
-    binary: Option<PathBuf>,
+    /// embed the built-in tools; the tests pass the debug build's). Repeat
+    /// as `TRIPLE=PATH` for other platforms (`x86_64-pc-windows-gnu=...exe`);
+    /// a bare path is the host's. With `--binary`, nothing is built.
+    #[arg(long = "binary", value_name = "[TRIPLE=]PATH")]
+    binaries: Vec<String>,
     /// Where to write (default: target/dist). Emptied first.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,73 +92,165 @@ impl Meta {
     }
 }
 
+/// What [`package`] wrote for one platform.
+#[derive(Debug)]
+pub struct PlatformArtefacts {
+    pub platform: Platform,
+    /// `.tar.gz`, or `.zip` for Windows (each with its `.sha256`).
+    pub archive: PathBuf,
+    pub npm: PathBuf,
+    pub wheel: PathBuf,
+    pub mcpb: PathBuf,
+    /// How the binary's embedded tools were listed (natively, under qemu or
+    /// Wine), or why they could not be run here.
+    pub checked: String,
+}
+
 /// What [`package`] wrote.
 #[derive(Debug)]
 pub struct Artefacts {
-    pub archive: PathBuf,
+    pub platforms: Vec<PlatformArtefacts>,
     pub npm_launcher: PathBuf,
-    pub npm_platform: PathBuf,
-    pub wheel: PathBuf,
-    pub mcpb: PathBuf,
     pub server_json: PathBuf,
-    /// The built-in tools the packaged binary embeds.
+    /// The built-in tools the packaged binaries embed.
     pub tools: usize,
 }
 
 /// `cargo xtask dist`.
 pub fn command(args: DistArgs) -> anyhow::Result<()> {
     let root = util::workspace_root();
-    let binary = match args.binary {
-        Some(binary) => binary,
-        None => crate::build::build_all(true)?.binary,
-    };
+    let binaries = if args.binaries.is_empty() { build_release()? } else { parse_binaries(&args.binaries)? };
     let out = std::path::absolute(args.out.unwrap_or_else(|| root.join("target").join("dist")))?;
-    let binary = std::path::absolute(binary)?;
     let level = if args.fast { archive::Level::Fast } else { archive::Level::Best };
     let started = std::time::Instant::now();
-    let artefacts = package(&binary, &out, level)?;
+    let artefacts = package(&binaries, &out, level)?;
     util::step(&format!(
-        "packaged {} ({} built-in tools embedded) in {:.1} s:",
-        binary.display(),
+        "packaged {} platform(s) ({}; {} built-in tools embedded) in {:.1} s:",
+        artefacts.platforms.len(),
+        platform::names(&artefacts.platforms.iter().map(|p| p.platform).collect::<Vec<_>>()),
         artefacts.tools,
         started.elapsed().as_secs_f64()
     ));
-    for path in [
-        &artefacts.archive,
-        &artefacts.npm_launcher,
-        &artefacts.npm_platform,
-        &artefacts.wheel,
-        &artefacts.mcpb,
-        &artefacts.server_json,
-    ] {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        println!("{}  {:.1} MB", path.display(), size as f64 / 1e6);
+    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    for built in &artefacts.platforms {
+        println!("{} ({}):", built.platform.npm_name(), built.checked);
+        for path in [&built.archive, &built.npm, &built.wheel, &built.mcpb] {
+            println!("  {}  {:.1} MB", path.display(), size(path));
+        }
+    }
+    for path in [&artefacts.npm_launcher, &artefacts.server_json] {
+        println!("{}  {:.1} MB", path.display(), size(path));
     }
     Ok(())
 }
 
-/// Packs `binary` (for the platform xtask runs on) into every format, in `out`.
-pub fn package(binary: &Path, out: &Path, level: archive::Level) -> anyhow::Result<Artefacts> {
+/// Builds the release binary for the host and for every cross platform
+/// whose toolchain is installed (or installable: see [`cross`]).
+fn build_release() -> anyhow::Result<Vec<(Platform, PathBuf)>> {
+    let mut binaries = vec![(Platform::host()?, crate::build::build_all(true)?.binary)];
+    for cross in cross::CROSS {
+        match cross.ensure(false)? {
+            cross::Readiness::Ready => binaries.push((cross.platform, cross.build(true)?)),
+            cross::Readiness::Skipped(why) => util::step(&format!("not packaged: {why}")),
+        }
+    }
+    Ok(binaries)
+}
+
+/// `--binary [TRIPLE=]PATH` values.
+fn parse_binaries(values: &[String]) -> anyhow::Result<Vec<(Platform, PathBuf)>> {
+    let mut binaries: Vec<(Platform, PathBuf)> = Vec::new();
+    for value in values {
+        let (platform, path) = match value.split_once('=') {
+            Some((triple, path)) => (
+                Platform::by_triple(triple)
+                    .with_context(|| format!("--binary {value}: unknown target {triple}; known: {}", platform::triples(platform::KNOWN)))?,
+                path,
+            ),
+            None => (Platform::host()?, value.as_str()),
+        };
+        if binaries.iter().any(|(p, _)| *p == platform) {
+            bail!("--binary names {} twice", platform.triple);
+        }
+        binaries.push((platform, std::path::absolute(path)?));
+    }
+    binaries.sort_by_key(|(p, _)| platform::KNOWN.iter().position(|k| k == p));
+    Ok(binaries)
+}
+
+/// Packs each binary (for its platform) into every format, in `out`.
+pub fn package(binaries: &[(Platform, PathBuf)], out: &Path, level: archive::Level) -> anyhow::Result<Artefacts> {
     let root = util::workspace_root();
     let meta = Meta::load(&root)?;
-    let platform = Platform::host()?;
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
     }
     let work = out.join(".work");
     std::fs::create_dir_all(&work)?;
+    let npm_work = work.join("npm");
 
+    let mut built = Vec::new();
+    let mut listed: Option<Vec<mcpb::ToolInfo>> = None;
+    for (platform, binary) in binaries {
+        let (packed, tools) = package_platform(&meta, platform, binary, listed.as_deref(), &work, out, level)?;
+        if let Some(first) = &listed {
+            let names = |tools: &[mcpb::ToolInfo]| tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+            if names(first) != names(&tools) {
+                bail!("{} embeds other tools than the first platform's binary: build them from the same tools\n  {:?}\n  {:?}", binary.display(), names(&tools), names(first));
+            }
+        }
+        listed.get_or_insert(tools);
+        built.push(packed);
+    }
+    let tool_count = listed.as_ref().map(Vec::len);
+    let platforms: Vec<Platform> = built.iter().map(|b| b.platform).collect();
+    let npm_launcher = npm::launcher(&meta, &platforms, &npm_work, out)?;
+
+    let mut bundles = Vec::new();
+    for b in &built {
+        let name = b.mcpb.file_name().and_then(|n| n.to_str()).context("a bundle has a file name")?.to_owned();
+        bundles.push((name, archive::sha256_file(&b.mcpb)?));
+    }
+    let bundles: Vec<registry::Bundle<'_>> = bundles.iter().map(|(file_name, sha256)| registry::Bundle { file_name, sha256 }).collect();
+    let server = registry::server_json(&meta, npm::LAUNCHER, wheel::DIST_NAME, &bundles);
+    registry::validate(&root, &server)?;
+    let server_json = out.join("server.json");
+    std::fs::write(&server_json, serde_json::to_string_pretty(&server)? + "\n")?;
+
+    std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    Ok(Artefacts { platforms: built, npm_launcher, server_json, tools: tool_count.unwrap_or(0) })
+}
+
+/// One platform's archive, npm package, wheel and bundle; with the tools it
+/// embeds (`listed`, another platform's, when this one cannot run here).
+fn package_platform(
+    meta: &Meta,
+    platform: &Platform,
+    binary: &Path,
+    listed: Option<&[mcpb::ToolInfo]>,
+    work: &Path,
+    out: &Path,
+    level: archive::Level,
+) -> anyhow::Result<(PlatformArtefacts, Vec<mcpb::ToolInfo>)> {
+    let work = work.join(platform.triple);
     // A stripped copy, alone in a folder: it must need nothing beside it.
     let exe_name = format!("omniroute-mcp{}", platform.exe_suffix);
     let staged = work.join("bin").join(&exe_name);
     std::fs::create_dir_all(staged.parent().context("a staged binary has a folder")?)?;
     std::fs::copy(binary, &staged).with_context(|| format!("copying {}", binary.display()))?;
-    std::process::Command::new("strip")
+    let strip = platform.binutil("strip");
+    std::process::Command::new(&strip)
         .arg("--strip-debug")
         .arg(&staged)
         .run()
-        .context("strip (binutils) is needed to strip the binary")?;
-    let tools = embedded_tools(&staged, &work)?;
+        .with_context(|| format!("{strip} (binutils) is needed to strip the {} binary", platform.npm_name()))?;
+    let (tools, checked) = match embedded_tools(platform, &staged, &work)? {
+        (Some(tools), checked) => (tools, checked),
+        (None, checked) => match listed {
+            Some(tools) => (tools.to_vec(), checked),
+            None => bail!("{}: cannot list its tools ({checked}); package a binary that runs here first", binary.display()),
+        },
+    };
 
     let stem = format!("omniroute-mcp-{}-{}", meta.version, platform.triple);
     let mut entries = vec![
@@ -165,42 +260,46 @@ pub fn package(binary: &Path, out: &Path, level: archive::Level) -> anyhow::Resu
     if let Some(license) = &meta.license_file {
         entries.push(archive::Entry::file(format!("{stem}/LICENSE"), license, 0o644));
     }
-    let archive_path = out.join(format!("{stem}.tar.gz"));
-    archive::tar_gz(&archive_path, &entries, level)?;
+    let archive_path = if platform.is_windows() {
+        let path = out.join(format!("{stem}.zip"));
+        archive::zip(&path, &entries, level)?;
+        path
+    } else {
+        let path = out.join(format!("{stem}.tar.gz"));
+        archive::tar_gz(&path, &entries, level)?;
+        path
+    };
     archive::write_sha256(&archive_path)?;
 
-    let npm_work = work.join("npm");
-    let npm_platform = npm::platform(&meta, &platform, &staged, &npm_work, out)?;
-    let npm_launcher = npm::launcher(&meta, &[platform], &npm_work, out)?;
-    let wheel = wheel::write(&meta, &platform, &staged, out, level)?;
-    let mcpb = mcpb::write(&meta, &platform, &staged, &tools, &work, out, level)?;
-    let mcpb_sha = archive::write_sha256(&mcpb)?;
-
-    let mcpb_name = mcpb.file_name().and_then(|n| n.to_str()).context("the bundle has a file name")?;
-    let server = registry::server_json(
-        &meta,
-        npm::LAUNCHER,
-        wheel::DIST_NAME,
-        &[registry::Bundle { file_name: mcpb_name, sha256: &mcpb_sha }],
-    );
-    registry::validate(&root, &server)?;
-    let server_json = out.join("server.json");
-    std::fs::write(&server_json, serde_json::to_string_pretty(&server)? + "\n")?;
-
-    std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-    Ok(Artefacts { archive: archive_path, npm_launcher, npm_platform, wheel, mcpb, server_json, tools: tools.len() })
+    let npm = npm::platform(meta, platform, &staged, &work.join("npm"), out)?;
+    let wheel = wheel::write(meta, platform, &staged, out, level)?;
+    let mcpb = mcpb::write(meta, platform, &staged, &tools, &work, out, level)?;
+    archive::write_sha256(&mcpb)?;
+    Ok((PlatformArtefacts { platform: *platform, archive: archive_path, npm, wheel, mcpb, checked }, tools))
 }
 
 /// The tools `binary` embeds, from `tools --json` run with nothing beside it
-/// and no tools folder: fails unless every tool is built in.
-fn embedded_tools(binary: &Path, work: &Path) -> anyhow::Result<Vec<mcpb::ToolInfo>> {
+/// and no tools folder (another platform's binary under its runner: qemu,
+/// Wine): fails unless every tool is built in. Also says how it was run.
+fn embedded_tools(platform: &Platform, binary: &Path, work: &Path) -> anyhow::Result<(Option<Vec<mcpb::ToolInfo>>, String)> {
     let data = work.join("tools-data");
-    let mut command = std::process::Command::new(binary);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OMNIROUTE_") {
-            command.env_remove(&name);
+    let (mut command, checked) = if *platform == Platform::host()? {
+        let mut command = std::process::Command::new(binary);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OMNIROUTE_") {
+                command.env_remove(&name);
+            }
         }
-    }
+        (command, "ran here".to_owned())
+    } else {
+        match cross::Cross::by_triple(platform.triple).filter(cross::Cross::can_run) {
+            Some(cross) => (cross.command(binary), format!("ran under {}", cross.runner_argv().join(" "))),
+            None => {
+                util::step(&format!("{} cannot run here (no runner installed): its embedded tools are not checked", binary.display()));
+                return Ok((None, "NOT RUN here: no runner installed; untested".to_owned()));
+            }
+        }
+    };
     let listing = command
         .args(["tools", "--json", "--audit", "off", "--log", "warn", "--data-dir"])
         .arg(&data)
@@ -219,5 +318,5 @@ fn embedded_tools(binary: &Path, work: &Path) -> anyhow::Result<Vec<mcpb::ToolIn
     if out.is_empty() {
         bail!("{} embeds no tools: build it with `cargo xtask build` so the tools are embedded", binary.display());
     }
-    Ok(out)
+    Ok((Some(out), checked))
 }

@@ -17,14 +17,20 @@ pub struct Platform {
     pub mcpb: &'static str,
     /// `.exe` on Windows.
     pub exe_suffix: &'static str,
+    /// The prefix of the GNU binutils for this platform (`aarch64-linux-gnu-`).
+    pub binutils: &'static str,
 }
 
+/// Linux x86_64 (glibc).
+pub const LINUX_X64: Platform = Platform { triple: "x86_64-unknown-linux-gnu", npm_os: "linux", npm_cpu: "x64", wheel_arch: "x86_64", mcpb: "linux", exe_suffix: "", binutils: "x86_64-linux-gnu-" };
+/// Linux aarch64 (glibc), cross-built with Debian's gcc-aarch64-linux-gnu.
+pub const LINUX_ARM64: Platform = Platform { triple: "aarch64-unknown-linux-gnu", npm_os: "linux", npm_cpu: "arm64", wheel_arch: "aarch64", mcpb: "linux", exe_suffix: "", binutils: "aarch64-linux-gnu-" };
+/// Windows x86_64, cross-built with Debian's mingw-w64.
+pub const WINDOWS_X64: Platform = Platform { triple: "x86_64-pc-windows-gnu", npm_os: "win32", npm_cpu: "x64", wheel_arch: "amd64", mcpb: "win32", exe_suffix: ".exe", binutils: "x86_64-w64-mingw32-" };
+
 /// Every platform `cargo xtask dist` knows how to package (built or not).
-pub const KNOWN: &[Platform] = &[
-    Platform { triple: "x86_64-unknown-linux-gnu", npm_os: "linux", npm_cpu: "x64", wheel_arch: "x86_64", mcpb: "linux", exe_suffix: "" },
-    Platform { triple: "aarch64-unknown-linux-gnu", npm_os: "linux", npm_cpu: "arm64", wheel_arch: "aarch64", mcpb: "linux", exe_suffix: "" },
-    Platform { triple: "x86_64-pc-windows-gnu", npm_os: "win32", npm_cpu: "x64", wheel_arch: "amd64", mcpb: "win32", exe_suffix: ".exe" },
-];
+/// macOS is not among them: it cannot be built here.
+pub const KNOWN: &[Platform] = &[LINUX_X64, LINUX_ARM64, WINDOWS_X64];
 
 impl Platform {
     /// The platform xtask itself runs on (the host build's).
@@ -47,6 +53,15 @@ impl Platform {
         format!("{}-{}", self.npm_os, self.npm_cpu)
     }
 
+    /// A binutils program (`strip`, `objdump`) that reads this platform's
+    /// binaries: the plain one for the host, the prefixed one otherwise.
+    pub fn binutil(&self, program: &str) -> String {
+        match Platform::host() {
+            Ok(host) if host == *self => program.to_owned(),
+            _ => format!("{}{program}", self.binutils),
+        }
+    }
+
     pub fn is_windows(&self) -> bool {
         self.npm_os == "win32"
     }
@@ -55,4 +70,9 @@ impl Platform {
 /// `linux-x64, win32-x64` for messages.
 pub fn names(platforms: &[Platform]) -> String {
     platforms.iter().map(Platform::npm_name).collect::<Vec<_>>().join(", ")
+}
+
+/// `x86_64-unknown-linux-gnu, ...` for messages.
+pub fn triples(platforms: &[Platform]) -> String {
+    platforms.iter().map(|p| p.triple).collect::<Vec<_>>().join(", ")
 }

@@ -17,17 +17,18 @@ pub fn platform_tag(platform: &Platform, binary: &Path) -> anyhow::Result<String
     if platform.is_windows() {
         return Ok(format!("win_{}", platform.wheel_arch));
     }
-    let (major, minor) = glibc_needed(binary)?;
+    let (major, minor) = glibc_needed(&platform.binutil("objdump"), binary)?;
     Ok(format!("manylinux_{major}_{minor}_{}", platform.wheel_arch))
 }
 
-/// The newest `GLIBC_x.y` version the binary's dynamic symbols need (`objdump -T`).
-fn glibc_needed(binary: &Path) -> anyhow::Result<(u32, u32)> {
-    let out = std::process::Command::new("objdump")
+/// The newest `GLIBC_x.y` version the binary's dynamic symbols need
+/// (`objdump -T`, the platform's own objdump for a cross-built binary).
+fn glibc_needed(objdump: &str, binary: &Path) -> anyhow::Result<(u32, u32)> {
+    let out = std::process::Command::new(objdump)
         .arg("-T")
         .arg(binary)
         .output()
-        .context("objdump (binutils) is needed to find the glibc version the binary needs")?;
+        .with_context(|| format!("{objdump} (binutils) is needed to find the glibc version the binary needs"))?;
     if !out.status.success() {
         bail!("objdump -T {} failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
     }
