@@ -275,26 +275,14 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             // Windows has no SIGHUP: the folder poll (and `plugins reload`) still reloads.
-            #[cfg(unix)]
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|e| tracing::warn!("SIGHUP will not reload plugins: {e}"))
-                .ok();
+            let mut hangup = crate::hangup::Hangup::listen("the plugin folder");
             let mut seen = plugin_state(&source);
             let mut tick = tokio::time::interval(PLUGIN_POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                #[cfg(unix)]
-                let hangup_received = async {
-                    match hangup.as_mut() {
-                        Some(h) => h.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup_received = std::future::pending::<Option<()>>();
                 let signalled = tokio::select! {
                     _ = tick.tick() => false,
-                    Some(()) = hangup_received => true,
+                    () = hangup.received() => true,
                 };
                 let now = plugin_state(&source);
                 if signalled || now != seen {

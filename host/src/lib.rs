@@ -23,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod gateway;
+pub mod hangup;
 pub mod json_text;
 pub mod mcp;
 pub mod registry;

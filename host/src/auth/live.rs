@@ -74,27 +74,11 @@ impl LiveTenants {
         let live = self.clone();
         tokio::spawn(async move {
             let mut last = stamp(&path);
-            #[cfg(unix)]
-            let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!("cannot listen for SIGHUP ({e}); the tenants file is still reloaded when it changes");
-                    None
-                }
-            };
+            let mut hangup = crate::hangup::Hangup::listen("the tenants file");
             loop {
-                #[cfg(unix)]
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(s) => s.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<Option<()>>();
                 let why = tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = hangup => "SIGHUP",
+                    () = hangup.received() => "SIGHUP",
                     _ = tokio::time::sleep(POLL) => {
                         let now = stamp(&path);
                         if now == last || now.is_none() {
