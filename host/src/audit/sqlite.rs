@@ -12,6 +12,8 @@ use std::path::Path;
 pub(super) struct SqliteSink {
     conn: Connection,
     node_id: String,
+    /// WAL checkpoints off the committing callers (the file's writer only).
+    _checkpointer: Option<crate::db::sqlite::Checkpointer>,
 }
 
 /// Opens (creating, 0600 in a 0700 folder) and migrates the database, and
@@ -30,14 +32,16 @@ fn open_with_node(path: &Path, node_id: &str) -> Result<Connection, String> {
 impl SqliteSink {
     pub(super) fn open(path: &Path) -> Result<SqliteSink, String> {
         let node_id = format!("audit-sqlite-{}-{}", std::process::id(), crate::db::random_hex(6).map_err(|e| e.to_string())?);
-        Ok(SqliteSink { conn: open_with_node(path, &node_id)?, node_id })
+        let conn = open_with_node(path, &node_id)?;
+        let checkpointer = crate::db::sqlite::Checkpointer::start(path, &conn)?;
+        Ok(SqliteSink { conn, node_id, _checkpointer: Some(checkpointer) })
     }
 
     /// A sink over a connection the caller prepared (tests: a tiny
     /// `max_page_count` to make the database "full").
     #[cfg(test)]
     pub(super) fn with_connection(conn: Connection) -> SqliteSink {
-        SqliteSink { conn, node_id: "test".into() }
+        SqliteSink { conn, node_id: "test".into(), _checkpointer: None }
     }
 }
 

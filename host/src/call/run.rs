@@ -123,6 +123,7 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
     }
     let canonical = canonical_args(&tool.description.input_schema, &args);
     record.input_hash = input_hash(&canonical);
+    let t_checked = tele.elapsed();
 
     let pre = match tool.pre(app.runtime()) {
         Ok(pre) => pre,
@@ -147,6 +148,7 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         }
     };
 
+    let t_bucket = tele.elapsed();
     // Per call: granted ∩ declared, whether or not enforcement gates access.
     let caps = CapabilitySet::new(grants.granted(&tool.scopes));
     let journal = Arc::new(Mutex::new(Vec::<GatewayCall>::new()));
@@ -170,6 +172,7 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
             cancel,
         }))
         .await;
+    let t_sandbox = tele.elapsed();
     let stop_cause = report.stop_cause();
     record.stop_cause = stop_cause.map(|c| c.as_str().to_owned());
     let outcome = report.outcome;
@@ -203,7 +206,19 @@ pub(super) async fn run(app: &App, caller: &Caller, call: ToolCall) -> Outcome {
         }
     };
     let end = CallEnd { outcome: counted, stop: stop_cause };
-    finish(app, caller, name, record, with_stop_cause(result, stop_cause), tele, end).await
+    let t_output = tele.elapsed();
+    let started = std::time::Instant::now();
+    let outcome = finish(app, caller, name, record, with_stop_cause(result, stop_cause), tele, end).await;
+    tracing::debug!(
+        tool = name,
+        checked_us = t_checked.as_micros() as u64,
+        bucket_us = (t_bucket - t_checked).as_micros() as u64,
+        sandbox_us = (t_sandbox - t_bucket).as_micros() as u64,
+        output_us = (t_output - t_sandbox).as_micros() as u64,
+        audit_us = started.elapsed().as_micros() as u64,
+        "call phases"
+    );
+    outcome
 }
 
 /// Ends a call that could not run: the message is the agent's answer and

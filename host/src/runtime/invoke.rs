@@ -112,7 +112,7 @@ impl Runtime {
                     CallError::Start(format!("{e:#}"))
                 }
             })?;
-            tracing::debug!(tool = %tool_name, "instance created");
+            tracing::debug!(tool = %tool_name, instantiate_us = started.elapsed().as_micros() as u64, "instance created");
             let result = run_export(&tool, &mut store, export).await;
             store.data().flush_guest_output();
             match result.map_err(|e| classify(&store, e, &limits, &meter))? {

@@ -7,6 +7,7 @@
 //! cargo xtask bench --compare OLD_BINARY [--compare-tools DIR] [--rounds N] [--calls N]   # A/B of two builds
 //! cargo xtask bench --instructions [--instruction-calls N]   # only the callgrind counts (instructions.rs)
 //! ```
+//! `--soak TOOL` (by hand, for profiling: soak.rs) runs only that tool `--calls` times.
 //! `--http-only` (run by hand, below) measures only our HTTP server: latency, throughput, and
 //! the memory of 1,000 idle sessions on a fresh server; it prints and writes nothing.
 //! Run by hand (after `cargo xtask build --release`):
@@ -29,6 +30,7 @@ mod direct;
 mod http;
 mod instructions;
 mod report;
+mod soak;
 mod stats;
 mod stdio;
 mod store;
@@ -81,6 +83,8 @@ struct Config {
     store_cost: Option<PathBuf>,
     /// Only the HTTP measurements (latency, throughput, idle sessions), printed.
     http_only: bool,
+    /// Only `--calls` calls of this tool, for profiling (soak.rs).
+    soak: Option<String>,
 }
 
 impl Config {
@@ -105,6 +109,7 @@ impl Config {
             postgres_url: None,
             store_cost: None,
             http_only: false,
+            soak: None,
         };
         let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
@@ -125,6 +130,7 @@ impl Config {
                 "--rounds" => cfg.rounds = value()?.parse::<usize>().map_err(|e| format!("--rounds: {e}"))?.max(1),
                 "--instructions" => cfg.instructions_only = true,
                 "--http-only" => cfg.http_only = true,
+                "--soak" => cfg.soak = Some(value()?),
                 "--no-instructions" => cfg.no_instructions = true,
                 "--postgres-url" => cfg.postgres_url = Some(value()?),
                 "--store-cost" => cfg.store_cost = Some(PathBuf::from(value()?)),
@@ -461,6 +467,18 @@ async fn main() -> ExitCode {
     }
     if cfg.http_only {
         return http_only(&cfg).await;
+    }
+    if let Some(tool) = &cfg.soak {
+        return match soak::run(&paths::server_binary(), tool, &args_for(tool), cfg.calls).await {
+            Ok(s) => {
+                println!("{tool}: {} calls, median {:.1} µs, p99 {:.1} µs", s.n, s.median_us, s.p99_us);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let count = !cfg.no_instructions;
     let instruction_calls = cfg.instruction_calls;

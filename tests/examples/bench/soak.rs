@@ -1,0 +1,60 @@
+//! `--soak TOOL`: our stdio server on the fake gateway, `--calls N` sequential calls of one tool
+//! after a warm-up, for profiling by hand. `OMNIROUTE_MCP_BENCH_WRAP` prefixes the server's
+//! command line (split on spaces), e.g. `perf stat -e instructions,page-faults -x, -o FILE --`
+//! or `perf record -F 4000 -g -o FILE --`; the wrapper sees startup and warm-up too, so use
+//! enough calls for them not to matter. `OMNIROUTE_MCP_BENCH_ARGS` adds server arguments (split on
+//! spaces, e.g. `--audit off`). Prints the median and p99; asserts nothing.
+
+use std::path::Path;
+use std::time::Instant;
+
+use omniroute_mcp_tests::{FakeGateway, TempDir};
+use serde_json::Value;
+
+use crate::stats::Summary;
+use crate::stdio::{self, StdioServer};
+
+/// The environment variable holding the wrapper command.
+const WRAP_ENV: &str = "OMNIROUTE_MCP_BENCH_WRAP";
+/// The environment variable holding extra server arguments.
+const ARGS_ENV: &str = "OMNIROUTE_MCP_BENCH_ARGS";
+
+pub async fn run(bin: &Path, tool: &str, args: &Value, calls: usize) -> Result<Summary, String> {
+    let fake = FakeGateway::start();
+    let data = TempDir::new("bench-soak-data");
+    let cache = TempDir::new("bench-soak-cache");
+    let extra = std::env::var(ARGS_ENV).unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let ours = stdio::ours(bin, None, data.path(), cache.path(), &fake.url(), None, &extra);
+    let cmd = match std::env::var(WRAP_ENV).ok().filter(|w| !w.trim().is_empty()) {
+        None => ours,
+        Some(wrap) => {
+            let mut words = wrap.split_whitespace();
+            let mut wrapped = tokio::process::Command::new(words.next().unwrap_or_default());
+            wrapped.args(words).arg(ours.as_std().get_program()).args(ours.as_std().get_args());
+            for (key, value) in ours.as_std().get_envs() {
+                match value {
+                    Some(value) => wrapped.env(key, value),
+                    None => wrapped.env_remove(key),
+                };
+            }
+            wrapped
+        }
+    };
+    let mut server = StdioServer::spawn(cmd)?;
+    server.handshake().await?;
+    let name = format!("omniroute_{tool}");
+    for _ in 0..20 {
+        server.call(&name, args).await?;
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        if server.call(&name, args).await? {
+            return Err(format!("{name} answered isError: true"));
+        }
+        samples.push(t.elapsed());
+    }
+    server.finish().await;
+    Summary::of(&samples).ok_or_else(|| "no samples".into())
+}
