@@ -47,8 +47,11 @@ impl SqliteSink {
 
 /// The hash the next row links to: the newest row's, else the anchor's, else genesis.
 fn head(tx: &Transaction<'_>) -> rusqlite::Result<String> {
-    let newest: Option<Option<String>> =
-        tx.query_row("SELECT row_hash FROM mcp_tool_audit ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    // Prepared once per connection: parsing it again cost as much as running it.
+    let newest: Option<Option<String>> = tx
+        .prepare_cached("SELECT row_hash FROM mcp_tool_audit ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     if let Some(Some(hash)) = newest {
         return Ok(hash);
     }

@@ -237,7 +237,10 @@ impl Broker {
         if let Some(value) = crate::telemetry::traceparent().and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(HeaderName::from_static("traceparent"), value);
         }
-        let mut builder = self.client.request(method, url).headers(headers).timeout(timeout);
+        // No reqwest timeout here: `send_within` bounds the whole exchange
+        // (body included) with one timer; every timer armed costs a wake-up
+        // of the I/O driver.
+        let mut builder = self.client.request(method, url).headers(headers);
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         }

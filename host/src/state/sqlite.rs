@@ -351,12 +351,12 @@ impl StateStore for SqliteStore {
                 .and_then(|mut s| s.query_row([&principal], |r| r.get(0)))
                 .map_err(backend)?;
             if count > max {
-                tx.execute(
-                    "DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = ?1 ORDER BY id LIMIT ?2)",
-                    params![principal, count - max],
-                )
-                .map_err(backend)?;
-                tx.execute("UPDATE state_principals SET ledger_entries = ?2 WHERE principal = ?1", params![principal, max])
+                // A full ledger drops its oldest entry on every append: prepared once.
+                tx.prepare_cached("DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = ?1 ORDER BY id LIMIT ?2)")
+                    .and_then(|mut s| s.execute(params![principal, count - max]))
+                    .map_err(backend)?;
+                tx.prepare_cached("UPDATE state_principals SET ledger_entries = ?2 WHERE principal = ?1")
+                    .and_then(|mut s| s.execute(params![principal, max]))
                     .map_err(backend)?;
             }
             Ok(LedgerId(id))

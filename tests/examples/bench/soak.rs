@@ -55,6 +55,10 @@ pub async fn run(bin: &Path, tool: &str, args: &Value, calls: usize) -> Result<S
         }
         samples.push(t.elapsed());
     }
+    if let Some(status) = server.pid().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok()) {
+        let memory: Vec<&str> = status.lines().filter(|l| ["VmHWM", "VmRSS", "RssAnon", "RssFile"].iter().any(|k| l.starts_with(k))).collect();
+        eprintln!("bench: server memory: {}", memory.join(", ").split_whitespace().collect::<Vec<_>>().join(" "));
+    }
     server.finish().await;
     Summary::of(&samples).ok_or_else(|| "no samples".into())
 }
