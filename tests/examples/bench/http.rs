@@ -39,6 +39,9 @@ pub struct Throughput {
     pub calls: usize,
     pub calls_per_s: f64,
     pub failures: usize,
+    /// The server's CPU time (all threads, user + system) per call over the run, in µs:
+    /// whether more callers cost the server more per call or the machine's two cores ran out.
+    pub server_cpu_us: Option<f64>,
 }
 
 impl HttpServer {
@@ -185,6 +188,8 @@ impl HttpServer {
         }
         let next = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(AtomicUsize::new(0));
+        let pid = self.child.id();
+        let cpu_before = pid.and_then(crate::stats::cpu_ticks);
         let started = Instant::now();
         let tasks: Vec<_> = sessions
             .into_iter()
@@ -203,7 +208,9 @@ impl HttpServer {
             task.await.map_err(|e| format!("a caller panicked: {e}"))?;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        Ok(Throughput { callers, calls, calls_per_s: calls as f64 / elapsed, failures: failures.load(Ordering::Relaxed) })
+        let cpu_after = pid.and_then(crate::stats::cpu_ticks);
+        let server_cpu_us = cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b) as f64 * crate::stats::TICK_US / calls as f64);
+        Ok(Throughput { callers, calls, calls_per_s: calls as f64 / elapsed, failures: failures.load(Ordering::Relaxed), server_cpu_us })
     }
 
     /// SIGTERM (graceful shutdown), bounded; then kill.

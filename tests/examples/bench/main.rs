@@ -543,7 +543,8 @@ async fn http_only(cfg: &Config) -> ExitCode {
                 println!("{}: median {:.0} µs, p99 {:.0} µs", run.tool, run.latency.median_us, run.latency.p99_us);
             }
             for t in &http.throughput {
-                println!("{} callers: {:.0} calls/s ({} failed)", t.callers, t.calls_per_s, t.failures);
+                let cpu = t.server_cpu_us.map(|us| format!(", server CPU {us:.0} µs a call")).unwrap_or_default();
+                println!("{} callers: {:.0} calls/s ({} failed){cpu}", t.callers, t.calls_per_s, t.failures);
             }
             match &http.idle {
                 Ok(idle) => println!("{} idle sessions: +{:.1} MiB over {:.1} MiB", idle.sessions, idle.added_mib(), idle.before_kib as f64 / 1024.0),

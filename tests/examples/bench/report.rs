@@ -186,6 +186,14 @@ impl Results {
                     if failures > 0 { format!(" ({failures} failed)") } else { String::new() },
                     tput.join(" / ")
                 ));
+                if http.throughput.iter().any(|t| t.server_cpu_us.is_some()) {
+                    let cpu: Vec<String> = http.throughput.iter().map(|t| t.server_cpu_us.map_or("–".into(), |us| format!("{us:.0} µs"))).collect();
+                    md.push_str(&format!(
+                        "| {}: the server's CPU time per call in those runs (all threads, user + system) | {} | n/a | |\n",
+                        section.key,
+                        cpu.join(" / ")
+                    ));
+                }
                 md.push_str(&format!(
                     "| {}: peak RSS of the HTTP server after the 64-caller run | {} | n/a | |\n",
                     section.key,
@@ -356,7 +364,7 @@ impl Results {
                     "ours_http": s.http.as_ref().map(|h| match h {
                         Ok(h) => json!({
                             "calls": h.tools.iter().map(tool).collect::<Vec<_>>(),
-                            "throughput": h.throughput.iter().map(|t| json!({"callers": t.callers, "calls": t.calls, "calls_per_s": round1(t.calls_per_s), "failures": t.failures})).collect::<Vec<_>>(),
+                            "throughput": h.throughput.iter().map(|t| json!({"callers": t.callers, "calls": t.calls, "calls_per_s": round1(t.calls_per_s), "failures": t.failures, "server_cpu_us_per_call": t.server_cpu_us.map(round1)})).collect::<Vec<_>>(),
                             "peak_rss_kib": h.rss_kib,
                             "idle_sessions": match &h.idle {
                                 Ok(i) => json!({"sessions": i.sessions, "tenants": i.tenants, "rss_before_kib": i.before_kib,

@@ -1,5 +1,5 @@
 //! `--soak TOOL`: our stdio server on the fake gateway, `--calls N` sequential calls of one tool
-//! after a warm-up, for profiling by hand. `OMNIROUTE_MCP_BENCH_WRAP` prefixes the server's
+//! (or of the MCP `ping` with `--soak ping`) after a warm-up, for profiling by hand. `OMNIROUTE_MCP_BENCH_WRAP` prefixes the server's
 //! command line (split on spaces), e.g. `perf stat -e instructions,page-faults -x, -o FILE --`
 //! or `perf record -F 4000 -g -o FILE --`; the wrapper sees startup and warm-up too, so use
 //! enough calls for them not to matter. `OMNIROUTE_MCP_BENCH_ARGS` adds server arguments (split on
@@ -43,18 +43,27 @@ pub async fn run(bin: &Path, tool: &str, args: &Value, calls: usize) -> Result<S
     };
     let mut server = StdioServer::spawn(cmd)?;
     server.handshake().await?;
+    // `ping` is the MCP ping (no tool): the transport's own round trip.
     let name = format!("omniroute_{tool}");
+    let mut once = async || -> Result<(), String> {
+        if tool == "ping" {
+            return server.request("ping", serde_json::json!({})).await.map(drop);
+        }
+        match server.call(&name, args).await? {
+            true => Err(format!("{name} answered isError: true")),
+            false => Ok(()),
+        }
+    };
     for _ in 0..20 {
-        server.call(&name, args).await?;
+        once().await?;
     }
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
-        if server.call(&name, args).await? {
-            return Err(format!("{name} answered isError: true"));
-        }
+        once().await?;
         samples.push(t.elapsed());
     }
+    drop(once);
     if let Some(status) = server.pid().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok()) {
         let memory: Vec<&str> = status.lines().filter(|l| ["VmHWM", "VmRSS", "RssAnon", "RssFile"].iter().any(|k| l.starts_with(k))).collect();
         eprintln!("bench: server memory: {}", memory.join(", ").split_whitespace().collect::<Vec<_>>().join(" "));
