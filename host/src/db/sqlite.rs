@@ -27,18 +27,24 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// How often the background checkpointer copies committed WAL frames into
-/// the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the background checkpointer looks at the WAL while it stays
+/// small, and how often while writes keep it busy (at least
+/// [`BUSY_WAL_FRAMES`] frames since the last look, the threshold of
+/// SQLite's own automatic checkpoint).
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(100);
+const BUSY_WAL_FRAMES: i64 = 1000;
 
 /// Moves WAL checkpoints off the committing callers: SQLite's automatic
 /// checkpoint runs inside whichever commit crosses 1,000 WAL pages, so one
 /// tools/call in a few dozen paid for copying a thousand pages and two
 /// fsyncs (milliseconds, the p99). With it, `conn` checkpoints never and a
 /// thread of its own, on its own connection, runs a passive checkpoint
-/// (which never blocks a writer) every [`CHECKPOINT_EVERY`] until this is
-/// dropped. The last connection to close still checkpoints and removes the
-/// WAL, as SQLite always does.
+/// (which never blocks a writer) every second, or every 100 ms while the
+/// WAL grows by 1,000 frames between two, until this is dropped. A
+/// checkpoint with nothing new to copy writes and syncs nothing. The last
+/// connection to close still checkpoints and removes the WAL, as SQLite
+/// always does.
 pub struct Checkpointer {
     _stop: std::sync::mpsc::Sender<()>,
 }
@@ -51,9 +57,12 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(e) = own.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::debug!(error = %e, "background WAL checkpoint skipped");
+                let mut wait = CHECKPOINT_IDLE;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                    // (busy, frames in the WAL, frames checkpointed)
+                    match own.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                        Ok(frames) => wait = if frames >= BUSY_WAL_FRAMES { CHECKPOINT_BUSY } else { CHECKPOINT_IDLE },
+                        Err(e) => tracing::debug!(error = %e, "background WAL checkpoint skipped"),
                     }
                 }
             })
