@@ -426,13 +426,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             transport::http::run(&settings, args).await
         }
-        // A spawned task, not the runtime's `block_on` future: waking that one
-        // always goes through the I/O driver's eventfd (a write and an extra
-        // epoll round), a task's wake on its own thread is a queue push, and
-        // the stdio server is woken several times a call.
-        Command::Serve(ServeArgs { http: None, .. }) => tokio::spawn(async move { transport::stdio::serve(&settings).await })
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the stdio server task failed: {e}"))),
+        Command::Serve(ServeArgs { http: None, .. }) => transport::stdio::serve(&settings).await,
         Command::Tenants { .. } => unreachable!("handled above"),
         Command::Tools { export_describe: Some(dir), .. } => export_describe(&settings, &dir).await,
         Command::Tools { json, export_describe: None } => print_tools(&settings, json).await,
