@@ -633,3 +633,56 @@ async fn live_sessions_are_capped_per_tenant_and_freed_when_a_session_ends() {
         .await;
     assert_eq!(gone.status, 404, "an evicted session is gone: {}", gone.text);
 }
+
+/// An idle session is parked (rmcp's worker for it closed, its memory freed) and its next
+/// request restores it transparently: same `Mcp-Session-Id`, same state bucket (the budget
+/// guard set before parking), same tenant slot. DELETE of a parked session frees the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_parked_and_its_next_request_restores_it_with_its_state() {
+    let gateway = FakeGateway::start();
+    let tenants = tenant("parked", "token-parked", &["read:*", "write:budget"], "max_sessions = 1");
+    let log = "info,rmcp=warn,omniroute_mcp::transport::http::sessions=debug";
+    let server = HttpServer::start(&gateway, &tenants, &["--session-park-after", "1", "--log", log]).await;
+    let session = server.open_session("token-parked").await;
+    let set = server
+        .post(
+            Some("token-parked"),
+            Some(&session),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "omniroute_set_budget_guard", "arguments": {"maxCost": 7.25, "action": "block"}}}),
+            &[],
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.message.as_ref().and_then(|m| m["result"]["isError"].as_bool()), Some(false), "{}", set.text);
+
+    // Parked: the sweeper (every 250 ms with a 1 s park) closes the session's worker.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !server.log().contains("parked_now=1") {
+        assert!(std::time::Instant::now() < deadline, "the idle session was never parked: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still holding the tenant's only slot while parked.
+    let refused = server.post(Some("token-parked"), None, initialize_body(), &[]).await;
+    assert_eq!(refused.status, 429, "a parked session keeps its slot: {}", refused.text);
+
+    // The next request restores it, with its state.
+    let (err, text) = server.call("token-parked", &session, "omniroute_get_session_snapshot", 3).await;
+    assert!(!err, "{text}");
+    let out: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+    let budget = find(&out, "budgetGuard").unwrap_or_else(|| panic!("no budgetGuard in {out}"));
+    assert_eq!(budget.get("limit"), Some(&json!(7.25)), "the restored session kept its state bucket: {out}");
+    assert!(server.list_tools("token-parked", &session).await.contains(&HEALTH.to_owned()));
+
+    // Parked again, then ended by DELETE: the slot is free.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while server.log().matches("parked_now=1").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the restored session was never parked again: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delete = server.delete("token-parked", &session).await;
+    assert!(delete.status().is_success(), "{}", delete.status());
+    let gone = server.post(Some("token-parked"), Some(&session), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}), &[]).await;
+    assert_eq!(gone.status, 404, "a deleted parked session is gone: {}", gone.text);
+    server.open_session("token-parked").await;
+}

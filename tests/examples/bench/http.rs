@@ -42,6 +42,26 @@ pub struct Throughput {
     /// The server's CPU time (all threads, user + system) per call over the run, in µs:
     /// whether more callers cost the server more per call or the machine's two cores ran out.
     pub server_cpu_us: Option<f64>,
+    /// Calls/s of each round; `calls_per_s` is their median.
+    pub rounds: Vec<f64>,
+}
+
+impl Throughput {
+    /// The rounds of one concurrency level as one figure: the median round's rate and CPU
+    /// time per call, the calls and failures of all rounds.
+    pub fn combine(rounds: Vec<Throughput>) -> Option<Throughput> {
+        let mut rounds = rounds;
+        rounds.sort_by(|a, b| a.calls_per_s.total_cmp(&b.calls_per_s));
+        let median = rounds.get(rounds.len() / 2)?;
+        Some(Throughput {
+            callers: median.callers,
+            calls: rounds.iter().map(|r| r.calls).sum(),
+            calls_per_s: median.calls_per_s,
+            failures: rounds.iter().map(|r| r.failures).sum(),
+            server_cpu_us: median.server_cpu_us,
+            rounds: rounds.iter().map(|r| r.calls_per_s).collect(),
+        })
+    }
 }
 
 impl HttpServer {
@@ -112,25 +132,46 @@ impl HttpServer {
     }
 
     /// Opens `n` sessions (initialize + initialized, then nothing), round-robin over the idle
-    /// tenants, 8 at a time; returns the server's VmRSS before and after, KiB. The sessions
-    /// stay open until the server stops (the idle timeout is minutes).
-    pub async fn idle_sessions(&self, n: usize) -> Result<(u64, u64), String> {
+    /// tenants, 8 at a time; returns the server's VmRSS before and after (KiB) and the
+    /// sessions with their tokens. The sessions stay held until the server stops (the idle
+    /// timeout is minutes); the server parks them after its park delay.
+    pub async fn idle_sessions(&self, n: usize) -> Result<(u64, u64, Vec<(String, String)>), String> {
         let before = self.rss_kib().ok_or("cannot read the server's VmRSS")?;
         let opened = AtomicUsize::new(0);
         let open = |_| async {
+            let mut mine = Vec::new();
             loop {
                 let i = opened.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return Ok::<(), String>(());
+                    return Ok::<_, String>(mine);
                 }
-                self.session_as(&idle_token(i % IDLE_TENANTS)).await?;
+                let token = idle_token(i % IDLE_TENANTS);
+                let session = self.session_as(&token).await?;
+                mine.push((token, session));
             }
         };
-        futures::future::try_join_all((0..8).map(open)).await?;
+        let sessions = futures::future::try_join_all((0..8).map(open)).await?.into_iter().flatten().collect();
         // Let the per-session tasks settle before reading the memory.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = self.rss_kib().ok_or("cannot read the server's VmRSS")?;
-        Ok((before, after))
+        Ok((before, after, sessions))
+    }
+
+    /// One get_health call in `session` of the tenant with `token`, timed.
+    pub async fn timed_call_as(&self, token: &str, session: &str) -> Result<Duration, String> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "omniroute_get_health", "arguments": {}}});
+        let started = Instant::now();
+        let (_, text) = self.post_as(token, Some(session), &body).await?;
+        let elapsed = started.elapsed();
+        if !text.contains("\"result\"") {
+            return Err(format!("get_health in session {session}: {text:.300}"));
+        }
+        Ok(elapsed)
+    }
+
+    /// The bench tenant's token, for [`HttpServer::timed_call_as`].
+    pub fn token() -> &'static str {
+        TOKEN
     }
 
     /// One tools/call; Ok(true) when the result has `isError: true`.
@@ -178,15 +219,16 @@ impl HttpServer {
         Ok((session, text))
     }
 
-    /// `callers` concurrent closed-loop callers (one session each) share `calls` calls of `tool`.
-    pub async fn throughput(self: &Arc<Self>, callers: usize, calls: usize, tool: &'static str) -> Result<Throughput, String> {
+    /// `callers` concurrent closed-loop callers (one session each) call `tool` for `window`
+    /// (each caller finishes the call it is in); one round of a throughput measurement.
+    pub async fn throughput(self: &Arc<Self>, callers: usize, window: Duration, tool: &'static str) -> Result<Throughput, String> {
         let mut sessions = Vec::with_capacity(callers);
         for _ in 0..callers {
             let session = self.session().await?;
             self.call(&session, tool, &json!({})).await?; // warm the connection and the session
             sessions.push(session);
         }
-        let next = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(AtomicUsize::new(0));
         let pid = self.child.id();
         let cpu_before = pid.and_then(crate::stats::cpu_ticks);
@@ -194,12 +236,13 @@ impl HttpServer {
         let tasks: Vec<_> = sessions
             .into_iter()
             .map(|session| {
-                let (server, next, failures) = (Arc::clone(self), Arc::clone(&next), Arc::clone(&failures));
+                let (server, done, failures) = (Arc::clone(self), Arc::clone(&done), Arc::clone(&failures));
                 tokio::spawn(async move {
-                    while next.fetch_add(1, Ordering::Relaxed) < calls {
+                    while started.elapsed() < window {
                         if !matches!(server.call(&session, tool, &json!({})).await, Ok(false)) {
                             failures.fetch_add(1, Ordering::Relaxed);
                         }
+                        done.fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
@@ -208,9 +251,17 @@ impl HttpServer {
             task.await.map_err(|e| format!("a caller panicked: {e}"))?;
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let calls = done.load(Ordering::Relaxed);
         let cpu_after = pid.and_then(crate::stats::cpu_ticks);
-        let server_cpu_us = cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b) as f64 * crate::stats::TICK_US / calls as f64);
-        Ok(Throughput { callers, calls, calls_per_s: calls as f64 / elapsed, failures: failures.load(Ordering::Relaxed), server_cpu_us })
+        let server_cpu_us = cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b) as f64 * crate::stats::TICK_US / calls.max(1) as f64);
+        Ok(Throughput {
+            callers,
+            calls,
+            calls_per_s: calls as f64 / elapsed,
+            failures: failures.load(Ordering::Relaxed),
+            server_cpu_us,
+            rounds: vec![calls as f64 / elapsed],
+        })
     }
 
     /// SIGTERM (graceful shutdown), bounded; then kill.

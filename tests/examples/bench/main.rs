@@ -334,12 +334,16 @@ async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: P
             requests: same.map(|r| r.requests.clone()).unwrap_or_default(),
         });
     }
-    let mut throughput = Vec::new();
-    for callers in [1, 8, 64] {
-        let calls = plan.calls.max(10 * callers);
-        progress(&format!("ours HTTP: get_health, {calls} calls by {callers} concurrent caller(s)"));
-        throughput.push(server.throughput(callers, calls, "omniroute_get_health").await?);
+    // Rounds of a fixed duration, the concurrency levels alternating, so that a burst of
+    // load from elsewhere on the machine lands in one round of one level, not in a level.
+    let mut rounds: Vec<Vec<http::Throughput>> = CALLERS.iter().map(|_| Vec::new()).collect();
+    for round in 1..=THROUGHPUT_ROUNDS {
+        for (level, callers) in CALLERS.iter().enumerate() {
+            progress(&format!("ours HTTP: get_health by {callers} concurrent caller(s) for {THROUGHPUT_WINDOW:?}, round {round}/{THROUGHPUT_ROUNDS}"));
+            rounds[level].push(server.throughput(*callers, THROUGHPUT_WINDOW, "omniroute_get_health").await?);
+        }
     }
+    let throughput = rounds.into_iter().filter_map(http::Throughput::combine).collect();
     let rss_kib = server.pid().and_then(stats::peak_rss_kib);
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
@@ -351,6 +355,15 @@ async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: P
 /// How many idle sessions the HTTP memory measurement opens.
 const IDLE_SESSIONS: usize = 1000;
 
+/// The throughput runs' concurrency levels, rounds and the length of each round.
+const CALLERS: [usize; 3] = [1, 8, 64];
+const THROUGHPUT_ROUNDS: usize = 3;
+const THROUGHPUT_WINDOW: Duration = Duration::from_millis(1500);
+
+/// The server's default `--session-park-after`, plus two sweeps (a sweep runs every quarter
+/// of it) and a margin: by then the idle sessions are parked.
+const PARKED_AFTER: Duration = Duration::from_secs(10 + 5 + 2);
+
 /// A fresh HTTP server, warmed by one session and one get_health call; then `n` sessions
 /// opened over the idle tenants and left idle: its VmRSS before and after.
 async fn idle_sessions(make: &dyn Fn(&[&str]) -> tokio::process::Command, n: usize) -> Result<IdleSessions, String> {
@@ -358,9 +371,27 @@ async fn idle_sessions(make: &dyn Fn(&[&str]) -> tokio::process::Command, n: usi
     let session = server.session().await?;
     server.call(&session, "omniroute_get_health", &json!({})).await?;
     progress(&format!("ours HTTP: {n} idle sessions over {} tenants on a fresh server", http::IDLE_TENANTS));
-    let (before_kib, after_kib) = server.idle_sessions(n).await?;
+    let (before_kib, after_kib, sessions) = server.idle_sessions(n).await?;
+    progress(&format!("ours HTTP: waiting {PARKED_AFTER:?} for the idle sessions to be parked (the default park delay)"));
+    tokio::time::sleep(PARKED_AFTER).await;
+    let parked_kib = server.rss_kib();
+    // The first request to a parked session restores it; a live session's call beside it.
+    let mut restore = Vec::new();
+    let mut live = Vec::new();
+    for (token, parked) in sessions.iter().step_by(n.div_ceil(20).max(1)) {
+        restore.push(server.timed_call_as(token, parked).await?);
+        live.push(server.timed_call_as(http::HttpServer::token(), &session).await?);
+    }
     server.stop().await;
-    Ok(IdleSessions { sessions: n, tenants: http::IDLE_TENANTS, before_kib, after_kib })
+    Ok(IdleSessions {
+        sessions: n,
+        tenants: http::IDLE_TENANTS,
+        before_kib,
+        after_kib,
+        parked_kib,
+        restore_call_us: stats::median_ms(&restore).map(|ms| ms * 1e3),
+        live_call_us: stats::median_ms(&live).map(|ms| ms * 1e3),
+    })
 }
 
 fn machine() -> String {
@@ -443,7 +474,7 @@ async fn run(cfg: Config) -> Result<Results, String> {
     }
 
     let settings = format!(
-        "Release build. Fake gateway: {} sequential calls per tool after {} warm-up calls. Real gateway: {} calls ({} for route_request, whose completions the gateway rate-limits). Warm startup: median of {} starts. HTTP throughput: closed loop, one session per caller.",
+        "Release build. Fake gateway: {} sequential calls per tool after {} warm-up calls. Real gateway: {} calls ({} for route_request, whose completions the gateway rate-limits). Warm startup: median of {} starts. HTTP throughput: closed loop, one session per caller, 3 rounds of 1.5 s per level, the levels alternating; the median round.",
         fake_plan.calls, fake_plan.warmup, real_plan.calls, real_plan.route_calls, fake_plan.startup_repeats
     );
     Ok(Results { machine, settings, sections, skipped })
@@ -544,10 +575,19 @@ async fn http_only(cfg: &Config) -> ExitCode {
             }
             for t in &http.throughput {
                 let cpu = t.server_cpu_us.map(|us| format!(", server CPU {us:.0} µs a call")).unwrap_or_default();
-                println!("{} callers: {:.0} calls/s ({} failed){cpu}", t.callers, t.calls_per_s, t.failures);
+                let rounds: Vec<String> = t.rounds.iter().map(|r| format!("{r:.0}")).collect();
+                println!("{} callers: {:.0} calls/s (rounds {}; {} failed){cpu}", t.callers, t.calls_per_s, rounds.join(", "), t.failures);
             }
             match &http.idle {
-                Ok(idle) => println!("{} idle sessions: +{:.1} MiB over {:.1} MiB", idle.sessions, idle.added_mib(), idle.before_kib as f64 / 1024.0),
+                Ok(idle) => println!(
+                    "{} idle sessions: +{:.1} MiB just opened, +{} parked, over {:.1} MiB; first call to a parked session {} (a live one {})",
+                    idle.sessions,
+                    idle.added_mib(),
+                    idle.parked_added_mib().map_or("?".into(), |m| format!("{m:.1} MiB")),
+                    idle.before_kib as f64 / 1024.0,
+                    idle.restore_call_us.map_or("?".into(), |us| format!("{us:.0} µs")),
+                    idle.live_call_us.map_or("?".into(), |us| format!("{us:.0} µs")),
+                ),
                 Err(e) => println!("idle sessions not measured: {e}"),
             }
             ExitCode::SUCCESS

@@ -5,6 +5,7 @@
 use crate::auth::Principal;
 use crate::call::Caller;
 use crate::mcp::ResolveCaller;
+use super::sessions::SessionOwners;
 use crate::session::Session;
 use rmcp::ErrorData as McpError;
 use rmcp::service::{RequestContext, RoleServer};
@@ -16,9 +17,17 @@ static STATELESS: AtomicU64 = AtomicU64::new(1);
 
 /// The caller of one MCP session's requests: the tenant that started it and
 /// its transport session (legacy with an `Mcp-Session-Id`, else stateless).
-#[derive(Default)]
 pub(super) struct SessionCaller {
     bound: OnceLock<Caller>,
+    /// Where a legacy session's [`Session`] lives, so a parked session
+    /// restored on a new handler keeps its state bucket.
+    sessions: Arc<SessionOwners>,
+}
+
+impl SessionCaller {
+    pub(super) fn new(sessions: Arc<SessionOwners>) -> Self {
+        Self { bound: OnceLock::new(), sessions }
+    }
 }
 
 impl ResolveCaller for SessionCaller {
@@ -31,10 +40,10 @@ impl ResolveCaller for SessionCaller {
         let bound = self.bound.get_or_init(|| {
             let session_id = parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok());
             let session = match session_id {
-                Some(id) => Session::legacy(id),
-                None => Session::stateless(format!("stateless-{}", STATELESS.fetch_add(1, Ordering::Relaxed))),
+                Some(id) => self.sessions.session(id).unwrap_or_else(|| Arc::new(Session::legacy(id))),
+                None => Arc::new(Session::stateless(format!("stateless-{}", STATELESS.fetch_add(1, Ordering::Relaxed)))),
             };
-            Caller { principal: principal.clone(), session: Arc::new(session) }
+            Caller { principal: principal.clone(), session }
         });
         if bound.principal.id() != principal.id() {
             return Err(McpError::invalid_request(

@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use sessions::{SessionOwners, TrackedSessions};
+use sessions::{ParkedSessions, SessionOwners, TrackedSessions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +45,13 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// `--session-idle-timeout` says otherwise.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(300);
 
+/// How long a session may go without a request (and with no stream open)
+/// before it is parked, unless `--session-park-after` says otherwise. A
+/// parked session costs about 1 KiB instead of about 60 KiB, and its next
+/// request restores it (an `initialize` replayed in-process, well under a
+/// millisecond), so agents pausing between turns cost little.
+pub const DEFAULT_SESSION_PARK: Duration = Duration::from_secs(10);
+
 /// What `serve --http` was given.
 pub struct HttpArgs {
     pub addr: SocketAddr,
@@ -56,6 +63,8 @@ pub struct HttpArgs {
     pub allowed_origins: Vec<String>,
     /// Sessions without a request for this long are closed.
     pub session_idle: Duration,
+    /// Sessions without a request for this long are parked.
+    pub session_park: Duration,
 }
 
 /// Loads the tenants file and the server, then serves until SIGINT/SIGTERM.
@@ -86,6 +95,7 @@ pub async fn run(settings: &Settings, args: HttpArgs) -> anyhow::Result<()> {
         tenants = tenants.len(),
         gateway = %settings.base_url,
         session_idle_s = args.session_idle.as_secs(),
+        session_park_s = args.session_park.as_secs(),
         "omniroute-mcp serving MCP over Streamable HTTP"
     );
     let options = HttpOptions {
@@ -94,6 +104,7 @@ pub async fn run(settings: &Settings, args: HttpArgs) -> anyhow::Result<()> {
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
         session_idle: args.session_idle,
+        session_park: args.session_park,
     };
     serve(Arc::new(CallService::new(app)), options).await
 }
@@ -106,6 +117,7 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub session_idle: Duration,
+    pub session_park: Duration,
 }
 
 struct Shared {
@@ -202,21 +214,29 @@ pub fn router(service: Arc<CallService>, options: HttpOptions, shutdown: Cancell
 
 /// [`router`] with the node's tasks, which the shutdown drains.
 fn router_with_tasks(service: Arc<CallService>, tasks: Arc<Tasks>, options: HttpOptions, shutdown: CancellationToken) -> Router {
-    let config = StreamableHttpServerConfig::default()
+    let sessions = Arc::new(SessionOwners::default());
+    let mut config = StreamableHttpServerConfig::default()
         // Host and Origin are checked (with tenant-aware errors) in `guard`.
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_cancellation_token(shutdown.clone());
+    // Parked sessions are restored from here (see `sessions`).
+    config.session_store = Some(Arc::new(ParkedSessions(sessions.clone())));
     options.tenants.watch(shutdown.clone());
     let revocations = Arc::new(Revocations::default());
-    revocations.spawn_refresh(service.app().state().clone(), shutdown);
-    let sessions = Arc::new(SessionOwners::default());
+    revocations.spawn_refresh(service.app().state().clone(), shutdown.clone());
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(options.session_idle);
+    let tracked = Arc::new(TrackedSessions::new(manager, sessions.clone()));
+    tracked.spawn_sweeper(options.session_park, options.session_idle, shutdown);
     let factory_service = service.clone();
+    let factory_sessions = sessions.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(McpHandler::new(factory_service.clone(), tasks.clone(), Arc::new(caller::SessionCaller::default()))),
-        Arc::new(TrackedSessions::new(manager, sessions.clone())),
+        move || {
+            let callers = Arc::new(caller::SessionCaller::new(factory_sessions.clone()));
+            Ok(McpHandler::new(factory_service.clone(), tasks.clone(), callers))
+        },
+        tracked,
         config,
     );
     let shared = Arc::new(Shared {

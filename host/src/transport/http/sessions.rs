@@ -1,18 +1,29 @@
-//! Who owns each live Streamable HTTP session, and how many each tenant
-//! holds. A session is bound to its tenant when rmcp initializes it and
-//! forgotten whenever it ends, however it ends (DELETE, idle eviction,
-//! shutdown), because rmcp closes every session through its session manager
-//! and [`TrackedSessions`] wraps that manager.
+//! Who owns each Streamable HTTP session, how many each tenant holds, and
+//! which idle sessions are parked.
+//!
+//! A session is bound to its tenant when rmcp initializes it. An idle one
+//! (no request or stream open for `park_after`) is *parked*: rmcp's worker,
+//! its channels and tasks (about 60 KiB) are dropped and only this entry is
+//! kept (its owner, its `initialize` parameters and its [`Session`], about
+//! 1 KiB). Its next request restores it through rmcp's session store, which
+//! replays the `initialize` on a new worker; the client notices nothing and
+//! the session keeps its state bucket, because the restored handler gets the
+//! same [`Session`] back. A session is forgotten after `idle` without a
+//! request (live or parked), on DELETE, or when its start fails; the
+//! tenant's slot is free again then.
 
 use crate::auth::{Principal, PrincipalId};
-use futures::Stream;
-use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
+use crate::session::Session;
+use futures::{Stream, StreamExt};
+use rmcp::model::{ClientJsonRpcMessage, GetExtensions, InitializeRequestParams, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::store::{SessionState, SessionStore, SessionStoreError};
 use rmcp::transport::streamable_http_server::session::{RestoreOutcome, SessionId, SessionManager, ServerSseMessage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
-/// The live sessions by owner, and the session starts in progress.
+/// The sessions by id, and the session starts in progress.
 #[derive(Debug, Default)]
 pub(super) struct SessionOwners {
     inner: Mutex<Owners>,
@@ -20,9 +31,37 @@ pub(super) struct SessionOwners {
 
 #[derive(Debug, Default)]
 struct Owners {
-    by_session: HashMap<String, PrincipalId>,
-    /// Live sessions plus session starts in progress, per principal.
+    by_session: HashMap<String, Entry>,
+    /// Sessions (live and parked) plus session starts in progress, per principal.
     held: HashMap<PrincipalId, u32>,
+}
+
+/// One session, live or parked.
+#[derive(Debug)]
+struct Entry {
+    principal: PrincipalId,
+    /// What the client sent in `initialize`, replayed to restore the session.
+    init: Option<InitializeRequestParams>,
+    /// The transport session its requests share (and the state bucket it minted).
+    session: Arc<Session>,
+    /// Requests answered and SSE streams still open.
+    open: u32,
+    /// When the last request or stream ended (or started).
+    last: Instant,
+    /// rmcp's worker is gone; the next request restores it.
+    parked: bool,
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Swept {
+    /// Live sessions now parked: their rmcp workers are to be closed.
+    pub parked: Vec<String>,
+    /// Sessions forgotten after `idle` without a request; those that were
+    /// still live are in `close` too.
+    pub expired: usize,
+    /// rmcp workers to close (parked now, or expired while live).
+    pub close: Vec<String>,
 }
 
 /// A session start in progress: counts against the principal's cap until
@@ -38,6 +77,22 @@ impl Drop for PendingStart {
     }
 }
 
+/// Keeps a session counted as busy (never parked) while a request's answer
+/// or an SSE stream is open; on drop the session's idle time starts again.
+struct Busy {
+    owners: Arc<SessionOwners>,
+    session: String,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(entry) = self.owners.lock().by_session.get_mut(&self.session) {
+            entry.open = entry.open.saturating_sub(1);
+            entry.last = Instant::now();
+        }
+    }
+}
+
 impl Owners {
     fn release(&mut self, principal: &PrincipalId) {
         if let Some(n) = self.held.get_mut(principal) {
@@ -47,6 +102,13 @@ impl Owners {
             }
         }
     }
+
+    fn forget(&mut self, session: &str) -> Option<Entry> {
+        let entry = self.by_session.remove(session)?;
+        crate::telemetry::metrics::http_session(entry.principal.as_str(), false);
+        self.release(&entry.principal);
+        Some(entry)
+    }
 }
 
 impl SessionOwners {
@@ -55,13 +117,18 @@ impl SessionOwners {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The tenant a live session belongs to.
+    /// The tenant a session (live or parked) belongs to.
     pub(super) fn owner(&self, session: &str) -> Option<PrincipalId> {
-        self.lock().by_session.get(session).cloned()
+        self.lock().by_session.get(session).map(|e| e.principal.clone())
+    }
+
+    /// The transport session whose requests share state, kept across parking.
+    pub(super) fn session(&self, session: &str) -> Option<Arc<Session>> {
+        self.lock().by_session.get(session).map(|e| e.session.clone())
     }
 
     /// Makes room for a session `principal` is about to start, or says why
-    /// there is none (its `max_sessions` are all live).
+    /// there is none (its `max_sessions` are all held).
     pub(super) fn reserve(self: &Arc<Self>, principal: &Principal, idle: Duration) -> Result<PendingStart, String> {
         let max = principal.limits().map_or(u32::MAX, |l| l.max_sessions);
         let mut owners = self.lock();
@@ -78,33 +145,130 @@ impl SessionOwners {
         Ok(PendingStart { owners: self.clone(), principal: principal.id().clone() })
     }
 
-    /// `session` has started for `principal`.
+    /// `session` has started (or is being restored) for `principal`.
     fn bind(&self, session: &str, principal: &PrincipalId) {
         let mut owners = self.lock();
-        if owners.by_session.insert(session.to_owned(), principal.clone()).is_none() {
-            crate::telemetry::metrics::http_session(principal.as_str(), true);
-            *owners.held.entry(principal.clone()).or_default() += 1;
+        match owners.by_session.get_mut(session) {
+            Some(entry) => {
+                entry.parked = false;
+                entry.last = Instant::now();
+            }
+            None => {
+                let entry = Entry {
+                    principal: principal.clone(),
+                    init: None,
+                    session: Arc::new(Session::legacy(session)),
+                    open: 0,
+                    last: Instant::now(),
+                    parked: false,
+                };
+                owners.by_session.insert(session.to_owned(), entry);
+                crate::telemetry::metrics::http_session(principal.as_str(), true);
+                *owners.held.entry(principal.clone()).or_default() += 1;
+            }
         }
     }
 
     /// `session` has ended; forgetting it twice is harmless.
     fn forget(&self, session: &str) {
-        let mut owners = self.lock();
-        if let Some(principal) = owners.by_session.remove(session) {
-            crate::telemetry::metrics::http_session(principal.as_str(), false);
-            owners.release(&principal);
+        self.lock().forget(session);
+    }
+
+    /// rmcp's worker for `session` has ended: the session stays, parked,
+    /// until it is restored or forgotten.
+    fn worker_ended(&self, session: &str) {
+        if let Some(entry) = self.lock().by_session.get_mut(session) {
+            entry.parked = true;
         }
     }
 
-    /// Live sessions plus starts in progress of `principal`.
+    /// A request or stream of `session` starts: it is busy until the guard drops.
+    fn busy(self: &Arc<Self>, session: &str) -> Busy {
+        if let Some(entry) = self.lock().by_session.get_mut(session) {
+            entry.open += 1;
+            entry.last = Instant::now();
+        }
+        Busy { owners: self.clone(), session: session.to_owned() }
+    }
+
+    /// A request of `session` that opens no stream (a notification or a response).
+    fn touch(&self, session: &str) {
+        if let Some(entry) = self.lock().by_session.get_mut(session) {
+            entry.last = Instant::now();
+        }
+    }
+
+    /// Parks the live sessions idle for `park_after` and forgets every
+    /// session idle for `idle`, as of `now`. Busy sessions are left alone.
+    fn sweep(&self, now: Instant, park_after: Duration, idle: Duration) -> Swept {
+        let mut owners = self.lock();
+        let mut swept = Swept::default();
+        let mut expired = Vec::new();
+        for (id, entry) in owners.by_session.iter_mut() {
+            if entry.open > 0 {
+                continue;
+            }
+            let quiet = now.saturating_duration_since(entry.last);
+            if quiet >= idle {
+                expired.push(id.clone());
+                if !entry.parked {
+                    swept.close.push(id.clone());
+                }
+            } else if !entry.parked && quiet >= park_after {
+                entry.parked = true;
+                swept.parked.push(id.clone());
+                swept.close.push(id.clone());
+            }
+        }
+        for id in &expired {
+            owners.forget(id);
+        }
+        swept.expired = expired.len();
+        swept
+    }
+
+    /// Sessions held, and how many of them are parked.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let owners = self.lock();
+        (owners.by_session.len(), owners.by_session.values().filter(|e| e.parked).count())
+    }
+
+    /// Sessions plus starts in progress of `principal`.
     #[cfg(test)]
     fn held(&self, principal: &PrincipalId) -> u32 {
         self.lock().held.get(principal).copied().unwrap_or(0)
     }
 }
 
-/// rmcp's session manager, with every session's start and end reported to
-/// [`SessionOwners`].
+/// rmcp's session store, kept in [`SessionOwners`]: rmcp stores a session's
+/// `initialize` parameters once it is initialized, loads them to restore a
+/// session it does not have (a parked one), and deletes them on DELETE.
+pub(super) struct ParkedSessions(pub Arc<SessionOwners>);
+
+#[async_trait::async_trait]
+impl SessionStore for ParkedSessions {
+    /// Only a parked session is restored; one that was forgotten is gone (404).
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        let owners = self.0.lock();
+        Ok(owners.by_session.get(session_id).filter(|e| e.parked).and_then(|e| e.init.clone()).map(SessionState::new))
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        if let Some(entry) = self.0.lock().by_session.get_mut(session_id) {
+            entry.init = Some(state.initialize_params.clone());
+        }
+        Ok(())
+    }
+
+    /// The client ended the session (DELETE).
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        self.0.forget(session_id);
+        Ok(())
+    }
+}
+
+/// rmcp's session manager, with every session's start, activity and end
+/// reported to [`SessionOwners`], and idle sessions parked.
 pub(super) struct TrackedSessions<M> {
     inner: M,
     owners: Arc<SessionOwners>,
@@ -113,6 +277,48 @@ pub(super) struct TrackedSessions<M> {
 impl<M> TrackedSessions<M> {
     pub(super) fn new(inner: M, owners: Arc<SessionOwners>) -> Self {
         Self { inner, owners }
+    }
+}
+
+impl<M: SessionManager> TrackedSessions<M> {
+    /// Parks idle sessions and forgets expired ones until `shutdown`; gives
+    /// the memory of parked workers back to the system.
+    pub(super) fn spawn_sweeper(self: &Arc<Self>, park_after: Duration, idle: Duration, shutdown: CancellationToken) {
+        let every = (park_after.min(idle) / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(this) = this.upgrade() else { return };
+                let swept = this.owners.sweep(Instant::now(), park_after, idle);
+                for id in &swept.close {
+                    if let Err(e) = this.inner.close_session(&SessionId::from(id.as_str())).await {
+                        tracing::debug!(session = %id, error = %e, "closing an idle session's worker");
+                    }
+                }
+                if !swept.close.is_empty() || swept.expired > 0 {
+                    let (held, parked) = this.owners.counts();
+                    tracing::debug!(parked_now = swept.parked.len(), expired = swept.expired, held, parked, "idle MCP sessions swept");
+                    release_freed_memory().await;
+                }
+            }
+        });
+    }
+}
+
+/// Gives the heap pages freed by closed workers back to the system. glibc
+/// keeps freed memory in its arenas (a thousand parked sessions would still
+/// count in the RSS); `malloc_trim` returns the whole free pages.
+async fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks the allocator's own free lists.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 
@@ -131,8 +337,9 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
         self.inner.create_session().await
     }
 
-    /// Binds the session before rmcp answers `initialize`, so a session that
-    /// ends right after is forgotten, never left counted.
+    /// Binds the session before rmcp answers `initialize` (or a restore
+    /// replays it), so a session that ends right after is forgotten, never
+    /// left counted.
     async fn initialize_session(
         &self,
         id: &SessionId,
@@ -152,9 +359,10 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
         self.inner.has_session(id).await
     }
 
-    /// Every end of a session comes here: DELETE, idle eviction, shutdown.
+    /// Every end of an rmcp worker comes here: DELETE (then the store's
+    /// `delete` forgets the session), parking, rmcp's idle timeout, shutdown.
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.owners.forget(id);
+        self.owners.worker_ended(id);
         self.inner.close_session(id).await
     }
 
@@ -163,10 +371,16 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.create_stream(id, message).await
+        let busy = Arc::clone(&self.owners).busy(id);
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(stream.map(move |message| {
+            let _busy = &busy;
+            message
+        }))
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
+        self.owners.touch(id);
         self.inner.accept_message(id, message).await
     }
 
@@ -174,7 +388,12 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.create_standalone_stream(id).await
+        let busy = Arc::clone(&self.owners).busy(id);
+        let stream = self.inner.create_standalone_stream(id).await?;
+        Ok(stream.map(move |message| {
+            let _busy = &busy;
+            message
+        }))
     }
 
     async fn resume(
@@ -182,7 +401,12 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.resume(id, last_event_id).await
+        let busy = Arc::clone(&self.owners).busy(id);
+        let stream = self.inner.resume(id, last_event_id).await?;
+        Ok(stream.map(move |message| {
+            let _busy = &busy;
+            message
+        }))
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
@@ -225,5 +449,45 @@ mod tests {
         assert_eq!(owners.held(a.id()), 0);
         assert!(owners.owner("s1").is_none());
         assert!(owners.reserve(&a, idle).is_ok());
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_are_parked_then_forgotten_and_busy_ones_are_left_alone() {
+        let owners = Arc::new(SessionOwners::default());
+        let store = ParkedSessions(owners.clone());
+        let a = tenant(5);
+        let (park, idle) = (Duration::from_secs(10), Duration::from_secs(300));
+        let t0 = Instant::now();
+        owners.bind("quiet", a.id());
+        owners.bind("busy", a.id());
+        store.store("quiet", &SessionState::new(InitializeRequestParams::default())).await.unwrap();
+        let session = owners.session("quiet").unwrap();
+        let open = owners.busy("busy");
+        assert!(store.load("quiet").await.unwrap().is_none(), "a live session is not restored");
+
+        let swept = owners.sweep(t0 + Duration::from_secs(11), park, idle);
+        assert_eq!(swept, Swept { parked: vec!["quiet".to_owned()], expired: 0, close: vec!["quiet".to_owned()] });
+        assert_eq!(owners.held(a.id()), 2, "a parked session keeps its slot");
+        assert_eq!(owners.owner("quiet").as_ref(), Some(a.id()), "and its owner");
+        assert!(store.load("quiet").await.unwrap().is_some(), "a parked session is restorable");
+        assert_eq!(owners.sweep(t0 + Duration::from_secs(12), park, idle), Swept::default(), "parked once");
+
+        // The restore replays initialize: live again, same Session, counted once.
+        owners.bind("quiet", a.id());
+        assert!(Arc::ptr_eq(&owners.session("quiet").unwrap(), &session), "the restored session keeps its state bucket");
+        assert_eq!(owners.held(a.id()), 2);
+        assert_eq!(owners.counts(), (2, 0));
+
+        // After `idle` without a request a session is forgotten; a busy one is not.
+        let swept = owners.sweep(t0 + Duration::from_secs(400), park, idle);
+        assert_eq!(swept, Swept { parked: vec![], expired: 1, close: vec!["quiet".to_owned()] });
+        assert_eq!(owners.held(a.id()), 1);
+        assert!(owners.owner("quiet").is_none() && store.load("quiet").await.unwrap().is_none());
+        drop(open);
+        assert_eq!(owners.sweep(Instant::now() + Duration::from_secs(11), park, idle).parked, vec!["busy".to_owned()]);
+
+        // DELETE of a parked session forgets it.
+        store.delete("busy").await.unwrap();
+        assert_eq!(owners.held(a.id()), 0);
     }
 }
