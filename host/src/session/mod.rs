@@ -50,6 +50,14 @@ impl Session {
         Self { id: id.into(), legacy: false, handle: tokio::sync::OnceCell::new() }
     }
 
+    /// The same session in fresh allocations (its id and minted handle): a
+    /// parked HTTP session keeps this copy so that none of its small
+    /// allocations pins the pages its closed worker gives back.
+    pub fn relocated(&self) -> Self {
+        let handle = tokio::sync::OnceCell::new_with(self.handle.get().cloned());
+        Self { id: self.id.as_str().to_owned(), legacy: self.legacy, handle }
+    }
+
     /// The session's id (HTTP: the `Mcp-Session-Id`); audit rows carry it.
     pub fn id(&self) -> &str {
         &self.id

@@ -219,22 +219,29 @@ impl HttpServer {
         Ok((session, text))
     }
 
-    /// `callers` concurrent closed-loop callers (one session each) call `tool` for `window`
-    /// (each caller finishes the call it is in); one round of a throughput measurement.
-    pub async fn throughput(self: &Arc<Self>, callers: usize, window: Duration, tool: &'static str) -> Result<Throughput, String> {
+    /// `callers` sessions, each warmed by one call of `tool` (connection and session).
+    pub async fn callers(&self, callers: usize, tool: &str) -> Result<Vec<String>, String> {
         let mut sessions = Vec::with_capacity(callers);
         for _ in 0..callers {
             let session = self.session().await?;
-            self.call(&session, tool, &json!({})).await?; // warm the connection and the session
+            self.call(&session, tool, &json!({})).await?;
             sessions.push(session);
         }
+        Ok(sessions)
+    }
+
+    /// One closed-loop caller per session of `sessions` calls `tool` for `window` (each
+    /// caller finishes the call it is in); one round of a throughput measurement.
+    pub async fn throughput(self: &Arc<Self>, sessions: &[String], window: Duration, tool: &'static str) -> Result<Throughput, String> {
+        let callers = sessions.len();
         let done = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(AtomicUsize::new(0));
         let pid = self.child.id();
         let cpu_before = pid.and_then(crate::stats::cpu_ticks);
         let started = Instant::now();
         let tasks: Vec<_> = sessions
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|session| {
                 let (server, done, failures) = (Arc::clone(self), Arc::clone(&done), Arc::clone(&failures));
                 tokio::spawn(async move {

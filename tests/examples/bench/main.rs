@@ -336,11 +336,16 @@ async fn measure_http(make: &dyn Fn(&[&str]) -> tokio::process::Command, plan: P
     }
     // Rounds of a fixed duration, the concurrency levels alternating, so that a burst of
     // load from elsewhere on the machine lands in one round of one level, not in a level.
+    // Each level keeps its sessions from round to round (idle for less than the park delay).
+    let mut levels = Vec::with_capacity(CALLERS.len());
+    for callers in CALLERS {
+        levels.push(server.callers(callers, "omniroute_get_health").await?);
+    }
     let mut rounds: Vec<Vec<http::Throughput>> = CALLERS.iter().map(|_| Vec::new()).collect();
     for round in 1..=THROUGHPUT_ROUNDS {
-        for (level, callers) in CALLERS.iter().enumerate() {
-            progress(&format!("ours HTTP: get_health by {callers} concurrent caller(s) for {THROUGHPUT_WINDOW:?}, round {round}/{THROUGHPUT_ROUNDS}"));
-            rounds[level].push(server.throughput(*callers, THROUGHPUT_WINDOW, "omniroute_get_health").await?);
+        for (level, sessions) in levels.iter().enumerate() {
+            progress(&format!("ours HTTP: get_health by {} concurrent caller(s) for {THROUGHPUT_WINDOW:?}, round {round}/{THROUGHPUT_ROUNDS}", sessions.len()));
+            rounds[level].push(server.throughput(sessions, THROUGHPUT_WINDOW, "omniroute_get_health").await?);
         }
     }
     let throughput = rounds.into_iter().filter_map(http::Throughput::combine).collect();

@@ -4,8 +4,9 @@
 //! A session is bound to its tenant when rmcp initializes it. An idle one
 //! (no request or stream open for `park_after`) is *parked*: rmcp's worker,
 //! its channels and tasks (about 60 KiB) are dropped and only this entry is
-//! kept (its owner, its `initialize` parameters and its [`Session`], about
-//! 1 KiB). Its next request restores it through rmcp's session store, which
+//! kept (its owner, its `initialize` parameters and its [`Session`], copied
+//! into fresh allocations so they pin none of the pages the worker gives
+//! back). Its next request restores it through rmcp's session store, which
 //! replays the `initialize` on a new worker; the client notices nothing and
 //! the session keeps its state bucket, because the restored handler gets the
 //! same [`Session`] back. A session is forgotten after `idle` without a
@@ -40,8 +41,8 @@ struct Owners {
 #[derive(Debug)]
 struct Entry {
     principal: PrincipalId,
-    /// What the client sent in `initialize`, replayed to restore the session.
-    init: Option<InitializeRequestParams>,
+    /// What the client sent in `initialize` (JSON), replayed to restore the session.
+    init: Option<Box<str>>,
     /// The transport session its requests share (and the state bucket it minted).
     session: Arc<Session>,
     /// Requests answered and SSE streams still open.
@@ -200,11 +201,13 @@ impl SessionOwners {
 
     /// Parks the live sessions idle for `park_after` and forgets every
     /// session idle for `idle`, as of `now`. Busy sessions are left alone.
+    /// A parked entry is moved into fresh allocations before its worker is
+    /// closed, so the worker's pages are wholly free afterwards.
     fn sweep(&self, now: Instant, park_after: Duration, idle: Duration) -> Swept {
         let mut owners = self.lock();
         let mut swept = Swept::default();
         let mut expired = Vec::new();
-        for (id, entry) in owners.by_session.iter_mut() {
+        for (id, entry) in owners.by_session.iter() {
             if entry.open > 0 {
                 continue;
             }
@@ -215,13 +218,25 @@ impl SessionOwners {
                     swept.close.push(id.clone());
                 }
             } else if !entry.parked && quiet >= park_after {
-                entry.parked = true;
                 swept.parked.push(id.clone());
                 swept.close.push(id.clone());
             }
         }
         for id in &expired {
             owners.forget(id);
+        }
+        for id in &swept.parked {
+            if let Some((old_id, old)) = owners.by_session.remove_entry(id.as_str()) {
+                let entry = Entry {
+                    principal: old.principal.clone(),
+                    init: old.init.as_deref().map(Box::from),
+                    session: Arc::new(old.session.relocated()),
+                    open: 0,
+                    last: old.last,
+                    parked: true,
+                };
+                owners.by_session.insert(old_id.as_str().to_owned(), entry);
+            }
         }
         swept.expired = expired.len();
         swept
@@ -249,13 +264,17 @@ pub(super) struct ParkedSessions(pub Arc<SessionOwners>);
 impl SessionStore for ParkedSessions {
     /// Only a parked session is restored; one that was forgotten is gone (404).
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
-        let owners = self.0.lock();
-        Ok(owners.by_session.get(session_id).filter(|e| e.parked).and_then(|e| e.init.clone()).map(SessionState::new))
+        let init = self.0.lock().by_session.get(session_id).filter(|e| e.parked).and_then(|e| e.init.clone());
+        match init {
+            Some(json) => Ok(Some(SessionState::new(serde_json::from_str::<InitializeRequestParams>(&json)?))),
+            None => Ok(None),
+        }
     }
 
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        let json = serde_json::to_string(&state.initialize_params)?;
         if let Some(entry) = self.0.lock().by_session.get_mut(session_id) {
-            entry.init = Some(state.initialize_params.clone());
+            entry.init = Some(json.into_boxed_str());
         }
         Ok(())
     }
@@ -474,7 +493,9 @@ mod tests {
 
         // The restore replays initialize: live again, same Session, counted once.
         owners.bind("quiet", a.id());
-        assert!(Arc::ptr_eq(&owners.session("quiet").unwrap(), &session), "the restored session keeps its state bucket");
+        let restored = owners.session("quiet").unwrap();
+        assert_eq!(restored.id(), session.id(), "the restored session is the same session");
+        assert!(!Arc::ptr_eq(&restored, &session), "moved into fresh allocations when parked");
         assert_eq!(owners.held(a.id()), 2);
         assert_eq!(owners.counts(), (2, 0));
 
