@@ -341,6 +341,14 @@ async fn release_freed_memory() {
     }
 }
 
+/// `stream`, keeping its session busy until the stream is dropped.
+fn while_open<S: Stream<Item = ServerSseMessage>>(stream: S, busy: Busy) -> impl Stream<Item = ServerSseMessage> {
+    stream.map(move |message| {
+        let _busy = &busy;
+        message
+    })
+}
+
 /// The principal the guard attached to an `initialize` request.
 fn initiator(message: &ClientJsonRpcMessage) -> Option<PrincipalId> {
     let ClientJsonRpcMessage::Request(request) = message else { return None };
@@ -392,10 +400,7 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let busy = Arc::clone(&self.owners).busy(id);
         let stream = self.inner.create_stream(id, message).await?;
-        Ok(stream.map(move |message| {
-            let _busy = &busy;
-            message
-        }))
+        Ok(while_open(stream, busy))
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
@@ -409,10 +414,7 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let busy = Arc::clone(&self.owners).busy(id);
         let stream = self.inner.create_standalone_stream(id).await?;
-        Ok(stream.map(move |message| {
-            let _busy = &busy;
-            message
-        }))
+        Ok(while_open(stream, busy))
     }
 
     async fn resume(
@@ -422,10 +424,7 @@ impl<M: SessionManager> SessionManager for TrackedSessions<M> {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let busy = Arc::clone(&self.owners).busy(id);
         let stream = self.inner.resume(id, last_event_id).await?;
-        Ok(stream.map(move |message| {
-            let _busy = &busy;
-            message
-        }))
+        Ok(while_open(stream, busy))
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
