@@ -5,9 +5,11 @@
 //!
 //! A plain `cargo build` before any `cargo xtask build` finds no staged tools
 //! and embeds none: that binary then loads its tools from a folder (`tools`
-//! beside the binary, or `--tools-dir`). The files are embedded as they are;
-//! the binary still checks each component against its manifest's sha256
-//! when it loads it (`host/src/registry/builtin.rs`).
+//! beside the binary, or `--tools-dir`). The files are embedded as they are,
+//! and only when the component's sha256 is the one its manifest pins: the
+//! check is made here, once, so the server does not read (and keep resident)
+//! the 3.5 MB of embedded components at every start to hash them again; the
+//! binary is its own root of trust (`host/src/registry/builtin.rs`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ fn main() {
     }
     println!("cargo::rerun-if-changed={}", staged.display());
     println!("cargo::rerun-if-changed=build.rs");
+    order_symbols(&manifest_dir);
 
     let mut code = String::from("&[\n");
     let mut count = 0;
@@ -30,6 +33,10 @@ fn main() {
         let wasm = staged.join(format!("{name}.wasm"));
         if !wasm.is_file() {
             println!("cargo::warning={} has no {name}.wasm beside it; not embedded", manifest.display());
+            continue;
+        }
+        if let Err(why) = pinned(&manifest, &wasm) {
+            println!("cargo::warning={name}: {why}; not embedded");
             continue;
         }
         let describe = staged.join(format!("{name}.describe.json"));
@@ -68,6 +75,66 @@ fn tool_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Links the functions that run at start-up and in tool calls side by side
+/// (`link/symbol-order.txt`, written by the bench's `--symbol-order`), so a
+/// running server keeps a few MB of its text resident instead of most of it:
+/// the kernel maps 64 KiB around every page fault in a file mapping. Only
+/// for release builds on x86_64 Linux, where rustc links with its own lld
+/// (Rust ≥ 1.90), unless the flags pick another linker or
+/// `OMNIROUTE_MCP_NO_SYMBOL_ORDER` is set. Names the build lacks are skipped.
+fn order_symbols(manifest_dir: &Path) {
+    let order = manifest_dir.join("link").join("symbol-order.txt");
+    println!("cargo::rerun-if-changed={}", order.display());
+    println!("cargo::rerun-if-env-changed=OMNIROUTE_MCP_NO_SYMBOL_ORDER");
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    let other_linker = ["linker-features=-lld", "link-self-contained=-linker", "fuse-ld=", "-Clinker=", "linker="]
+        .iter()
+        .any(|flag| flags.contains(flag))
+        || !var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_empty();
+    if var("PROFILE") != "release"
+        || var("TARGET") != "x86_64-unknown-linux-gnu"
+        || other_linker
+        || std::env::var_os("OMNIROUTE_MCP_NO_SYMBOL_ORDER").is_some()
+        || !order.is_file()
+        || !rustc_links_with_lld()
+    {
+        return;
+    }
+    println!("cargo::rustc-link-arg-bin=omniroute-mcp=-Wl,--symbol-ordering-file={}", order.display());
+    println!("cargo::rustc-link-arg-bin=omniroute-mcp=-Wl,--no-warn-symbol-ordering");
+}
+
+/// Whether the compiler is Rust 1.90 or later, whose x86_64 Linux target links with rust-lld.
+fn rustc_links_with_lld() -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(out) = std::process::Command::new(rustc).arg("--version").output() else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut version = text.split_whitespace().nth(1).unwrap_or_default().split(['.', '-']);
+    let major: u32 = version.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let minor: u32 = version.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (major, minor) >= (1, 90)
+}
+
+/// Whether `wasm`'s sha256 is the one `manifest` pins (its `sha256 = "…"` line).
+fn pinned(manifest: &Path, wasm: &Path) -> Result<(), String> {
+    use sha2::Digest;
+    let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let pin = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(key, _)| key.trim() == "sha256")
+        .map(|(_, value)| value.trim().trim_matches('"').to_ascii_lowercase())
+        .ok_or_else(|| format!("{} pins no sha256", manifest.display()))?;
+    let bytes = std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
+    let actual = hex::encode(sha2::Sha256::digest(&bytes));
+    if actual == pin {
+        Ok(())
+    } else {
+        Err(format!("{} has sha256 {actual}, but its manifest pins {pin}", wasm.display()))
+    }
 }
 
 /// A Rust string literal of `path` (for include_bytes!).

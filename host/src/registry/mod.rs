@@ -344,7 +344,13 @@ async fn load_one(
     manifest: Manifest,
     embedded: Option<&EmbeddedTool>,
 ) -> Result<ToolEntry, String> {
-    let actual = hex::encode(Sha256::digest(wasm));
+    // An embedded component was checked against its pin when build.rs embedded
+    // it, and the binary is its own root of trust: hashing it again at each
+    // start would only read 3.5 MB of the binary into memory.
+    let actual = match source {
+        ComponentSource::Embedded(_) => manifest.sha256.clone(),
+        ComponentSource::Folder(_) => hex::encode(Sha256::digest(wasm)),
+    };
     if actual != manifest.sha256 {
         return Err(format!(
             "component {} has sha256 {actual}, but the manifest pins {}; refusing a component that changed after it was vouched for",

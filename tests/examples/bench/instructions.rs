@@ -126,7 +126,7 @@ async fn annotate(dump: &Path) -> Option<Vec<String>> {
     Some(lines)
 }
 
-fn command(bin: &Path, gateway: &str, data: &Path, cache: &Path, metrics: bool) -> tokio::process::Command {
+pub(crate) fn command(bin: &Path, gateway: &str, data: &Path, cache: &Path, metrics: bool) -> tokio::process::Command {
     let extra: &[&str] = if metrics { &["serve", "--metrics", "127.0.0.1:0"] } else { &["serve"] };
     let mut cmd = stdio::ours(bin, None, data, cache, gateway, None, extra);
     cmd.env(ALLOCATOR_VAR, "on-demand");
@@ -138,8 +138,9 @@ fn command(bin: &Path, gateway: &str, data: &Path, cache: &Path, metrics: bool) 
     cmd
 }
 
-/// `cmd` run under callgrind, writing its dumps to `out` (`out.1`, `out.2`, …).
-fn under_callgrind(cmd: &tokio::process::Command, out: &Path) -> tokio::process::Command {
+/// `cmd` run under callgrind, writing its dumps to `out` (`out.1`, `out.2`, …); `extra`
+/// are more callgrind options.
+pub(crate) fn under_callgrind(cmd: &tokio::process::Command, out: &Path, extra: &[&str]) -> tokio::process::Command {
     let std = cmd.as_std();
     let mut wrapped = tokio::process::Command::new("valgrind");
     let mut file = OsString::from("--callgrind-out-file=");
@@ -151,6 +152,7 @@ fn under_callgrind(cmd: &tokio::process::Command, out: &Path) -> tokio::process:
         .arg("--dump-instr=no")
         .arg("--collect-jumps=no")
         .arg("--vgdb=yes")
+        .args(extra)
         .arg(std.get_program())
         .args(std.get_args());
     for (name, value) in std.get_envs() {
@@ -174,17 +176,11 @@ async fn measure(
     let mode = if metrics { "metrics on" } else { "metrics off" };
     let data = TempDir::new("bench-instructions-data");
     let cache = TempDir::new("bench-instructions-cache");
-    // Natively first: compiles every component into the cache.
     crate::progress(&format!("instructions, {mode}: filling the compiled cache natively"));
-    let mut native = StdioServer::spawn(command(bin, gateway, data.path(), cache.path(), metrics))?;
-    native.handshake().await?;
-    for (tool, args) in tools {
-        native.call(&format!("omniroute_{tool}"), args).await?;
-    }
-    native.finish().await;
+    fill_cache(bin, gateway, data.path(), cache.path(), tools, metrics).await?;
 
     let out = data.path().join("callgrind.out");
-    let mut server = StdioServer::spawn(under_callgrind(&command(bin, gateway, data.path(), cache.path(), metrics), &out))?;
+    let mut server = StdioServer::spawn(under_callgrind(&command(bin, gateway, data.path(), cache.path(), metrics), &out, &[]))?;
     server.handshake().await?;
     let pid = server.pid().ok_or("the server under valgrind has no pid")?;
     let mut per_call = Vec::new();
@@ -213,6 +209,18 @@ async fn measure(
     }
     server.finish().await;
     Ok(per_call)
+}
+
+/// Runs every tool once natively, so the compiled-component cache holds them all and nothing
+/// is compiled under valgrind.
+pub(crate) async fn fill_cache(bin: &Path, gateway: &str, data: &Path, cache: &Path, tools: &[(&'static str, Value)], metrics: bool) -> Result<(), String> {
+    let mut native = StdioServer::spawn(command(bin, gateway, data, cache, metrics))?;
+    native.handshake().await?;
+    for (tool, args) in tools {
+        native.call(&format!("omniroute_{tool}"), args).await?;
+    }
+    native.finish().await;
+    Ok(())
 }
 
 /// `callgrind_control <flag> <pid>`, waiting for its answer.

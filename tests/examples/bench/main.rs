@@ -8,6 +8,7 @@
 //! cargo xtask bench --instructions [--instruction-calls N]   # only the callgrind counts (instructions.rs)
 //! ```
 //! `--soak TOOL` (by hand, for profiling: soak.rs) runs only that tool `--calls` times.
+//! `--symbol-order FILE` (symbols.rs) writes the functions the server runs, for the linker.
 //! `--http-only` (run by hand, below) measures only our HTTP server: latency, throughput, and
 //! the memory of 1,000 idle sessions on a fresh server; it prints and writes nothing.
 //! Run by hand (after `cargo xtask build --release`):
@@ -34,6 +35,7 @@ mod soak;
 mod stats;
 mod stdio;
 mod store;
+mod symbols;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,8 @@ struct Config {
     http_only: bool,
     /// Only `--calls` calls of this tool, for profiling (soak.rs).
     soak: Option<String>,
+    /// Only the functions the server runs, written to this file for the linker (symbols.rs).
+    symbol_order: Option<PathBuf>,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
             store_cost: None,
             http_only: false,
             soak: None,
+            symbol_order: None,
         };
         let mut instruction_calls = None;
         let (mut calls, mut real_calls) = (None, None);
@@ -131,6 +136,7 @@ impl Config {
                 "--instructions" => cfg.instructions_only = true,
                 "--http-only" => cfg.http_only = true,
                 "--soak" => cfg.soak = Some(value()?),
+                "--symbol-order" => cfg.symbol_order = Some(PathBuf::from(value()?)),
                 "--no-instructions" => cfg.no_instructions = true,
                 "--postgres-url" => cfg.postgres_url = Some(value()?),
                 "--store-cost" => cfg.store_cost = Some(PathBuf::from(value()?)),
@@ -503,6 +509,20 @@ async fn main() -> ExitCode {
     }
     if cfg.http_only {
         return http_only(&cfg).await;
+    }
+    if let Some(file) = &cfg.symbol_order {
+        let fake = FakeGateway::start();
+        let tools: Vec<(&'static str, Value)> = TOOLS.iter().map(|t| (*t, args_for(t))).collect();
+        return match symbols::write(&paths::server_binary(), &fake.url(), &tools, 3, file).await {
+            Ok(n) => {
+                println!("{n} functions written to {}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(tool) = &cfg.soak {
         return match soak::run(&paths::server_binary(), tool, &args_for(tool), cfg.calls).await {
