@@ -7,6 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = cli::Cli::parse();
     // Dropped last: flushes the log lines still queued (bounded wait).
     let _logs = omniroute_mcp::telemetry::init_logging(&cli.global.log);
@@ -34,5 +35,21 @@ fn main() -> ExitCode {
             tracing::error!("omniroute-mcp: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that meets a locked arena an arena of its own,
+/// up to 8 per core, and each keeps its freed memory: with the runtime's,
+/// the audit writer's and the checkpointers' threads that was 3-4 MiB more
+/// resident memory than one arena per core (measured: route_request x3000,
+/// VmHWM 37.5 → 34.5 MiB, no measurable change in latency). An operator's
+/// `MALLOC_ARENA_MAX` wins; it must be set before any other thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
     }
 }
