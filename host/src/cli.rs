@@ -122,7 +122,7 @@ pub struct ServeArgs {
     pub session_idle_timeout: u64,
     /// With --http: park an MCP session after this many seconds without a
     /// request and with no stream open. A parked session keeps its id, its
-    /// tenant slot and its state, holds about 1 KiB instead of about 60 KiB,
+    /// tenant slot and its state, holds about 15-20 KiB instead of about 62 KiB,
     /// and is restored by its next request. Parking never happens when this
     /// is not below --session-idle-timeout.
     #[arg(long, env = "OMNIROUTE_MCP_SESSION_PARK_S", value_name = "SECONDS",
