@@ -117,6 +117,8 @@ const TEST_GATEWAY_PASSWORD: &str = "omniroute-mcp-test-password";
 
 fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let target = util::workspace_root().join("target");
+    util::report_disk(&target, "at start");
     // The gateway install (npm, minutes on a fresh machine) overlaps the build.
     let install = std::thread::spawn(gateway::ensure_installed);
     let built = build::build_all(false)?;
@@ -164,6 +166,7 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         util::step("host and end-to-end tests");
         test_args.extend(["--workspace", "--no-fail-fast"]);
     }
+    util::report_disk(&target, "before the host tests");
     util::cargo(&test_args)
         .current_dir(&root)
         .env("OMNIROUTE_MCP_BIN", &built.binary)
@@ -191,6 +194,7 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         }
     }
 
+    util::report_disk(&target, "at the end");
     let what = if focused { "the focused tests" } else { "all tests" };
     util::step(&format!("{what} passed in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(())
