@@ -8,9 +8,18 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == omniroute_mcp::runtime::COMPILER_CHILD_ARG) {
+        return omniroute_mcp::runtime::serve_as_compiler_child();
+    }
     let cli = cli::Cli::parse();
     // Dropped last: flushes the log lines still queued (bounded wait).
     let _logs = omniroute_mcp::telemetry::init_logging(&cli.global.log);
+    // Cranelift runs in a child process of this binary (runtime/compiler.rs); without a path
+    // to the binary, components are compiled in process.
+    match std::env::current_exe() {
+        Ok(exe) => omniroute_mcp::runtime::compile_in_child_processes(exe),
+        Err(e) => tracing::debug!(error = %e, "no path to this binary; components are compiled in process"),
+    }
     // One stdio session is served best by one thread: a call then needs no
     // hand-offs between worker threads (measured: fewer context switches and
     // less CPU per call). HTTP serves many sessions and keeps the worker pool.

@@ -1,6 +1,6 @@
 //! Host behaviour that only the wire shows: dashboard-login renewal,
 //! credentials by route class, progress notifications, and the precompiled
-//! cache surviving corruption and closed to other users.
+//! cache surviving corruption and closed to other users, and compiles in a time-limited child.
 
 use omniroute_mcp_tests::{FakeGateway, McpClient, Override, RawServer, ServerCommand, TEST_API_KEY};
 use serde_json::{Value, json};
@@ -202,5 +202,67 @@ async fn a_component_changed_after_loading_is_refused_at_its_first_call() {
     assert!(text.contains("changed after the server loaded it") && text.contains("restore the file"), "{text}");
     assert!(gateway.requests_to("GET", "/api/combos").is_empty(), "the swapped component ran");
     assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    client.shutdown().await;
+}
+
+/// Cranelift runs in a child process of the server's binary: the server maps the code the
+/// child made, stores it in the cache, and the next start maps it without compiling.
+#[tokio::test]
+async fn components_are_compiled_in_a_child_process_then_mapped_from_the_cache() {
+    let gateway = FakeGateway::start();
+    let cache = omniroute_mcp_tests::TempDir::new("cache");
+    let cmd = || {
+        ServerCommand::new(&gateway.url())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .arg("--log")
+            .arg("warn,omniroute_mcp::runtime=debug,omniroute_mcp::registry=debug")
+    };
+    let client = McpClient::start(cmd()).await;
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    let stderr = client.stderr();
+    assert!(stderr.contains("compiled in a child process"), "{stderr}");
+    assert!(!stderr.contains("compiling in process"), "the child was not used: {stderr}");
+    client.shutdown().await;
+
+    let client = McpClient::start(cmd()).await;
+    assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
+    let stderr = client.stderr();
+    assert!(stderr.contains("cache=Hit"), "{stderr}");
+    assert!(!stderr.contains("compiled in a child process"), "a cached component was compiled again: {stderr}");
+    client.shutdown().await;
+}
+
+/// A compile that outlasts `OMNIROUTE_MCP_COMPILE_TIME_LIMIT_S` is stopped (its child killed)
+/// and the tool refused with the reason; the server goes on serving.
+#[tokio::test]
+async fn a_compile_over_the_time_limit_is_stopped_and_the_server_keeps_serving() {
+    let gateway = FakeGateway::start();
+    let cache = omniroute_mcp_tests::TempDir::new("cache");
+    let cmd = || ServerCommand::new(&gateway.url()).arg("--cache-dir").arg(cache.path());
+    // A first start caches every tool's describe() (and code); without the code, the next
+    // start serves tools/list at once and compiles a tool on its first call.
+    let client = McpClient::start(cmd()).await;
+    let expected = client.list_tools().await.len();
+    client.shutdown().await;
+    let mut removed = 0;
+    for dir in std::fs::read_dir(cache.path()).unwrap().map(|d| d.unwrap().path()).filter(|p| p.is_dir()) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                std::fs::remove_file(&path).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed >= expected, "the cache held {removed} compiled tools for {expected} tools");
+
+    let client = McpClient::start(cmd().env("OMNIROUTE_MCP_COMPILE_TIME_LIMIT_S", "0.001")).await;
+    assert_eq!(client.list_tools().await.len(), expected);
+    let refused = client.call("omniroute_get_health", json!({})).await;
+    assert!(refused.is_error, "{refused:?}");
+    assert!(refused.text.contains("compiling took longer than"), "{}", refused.text);
+    assert!(refused.text.contains("OMNIROUTE_MCP_COMPILE_TIME_LIMIT_S"), "the error names the setting: {}", refused.text);
+    assert_eq!(client.list_tools().await.len(), expected, "the server still serves");
     client.shutdown().await;
 }

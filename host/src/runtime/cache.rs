@@ -115,7 +115,7 @@ impl CompiledCache {
     /// Loads `wasm` (whose sha256 is `sha256`, lowercase hex) as a component.
     pub fn load(&self, engine: &Engine, wasm: &[u8], sha256: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, wasm)?, CacheOutcome::Uncached));
+            return Ok((super::compiler::compile(engine, wasm)?.1, CacheOutcome::Uncached));
         };
         let entry = dir.join(format!("{sha256}.cwasm"));
         let mut outcome = CacheOutcome::Compiled;
@@ -143,7 +143,7 @@ impl CompiledCache {
                 outcome = CacheOutcome::Rebuilt;
             }
         }
-        let code = engine.precompile_component(wasm)?;
+        let (code, component) = super::compiler::compile(engine, wasm)?;
         let mut file = Vec::with_capacity(CWASM_MAGIC.len() + MAC_LEN + code.len());
         file.extend_from_slice(CWASM_MAGIC);
         file.extend_from_slice(&self.mac("cwasm", sha256, &code));
@@ -151,8 +151,6 @@ impl CompiledCache {
         if let Err(e) = write_atomically(dir, &entry, &file) {
             tracing::warn!(path = %entry.display(), error = %e, "could not write the precompiled cache; continuing without it");
         }
-        // SAFETY: `code` was produced just now by this engine.
-        let component = unsafe { Component::deserialize(engine, &code)? };
         Ok((component, outcome))
     }
 

@@ -33,7 +33,7 @@ pub enum RuntimeError {
     Engine(String),
     #[error("could not link the tool world: {0}")]
     Link(String),
-    #[error("not a valid tool component: {0}")]
+    #[error("could not compile the tool component: {0}")]
     Compile(String),
     #[error("component does not implement the omniroute:tool world: {0}")]
     World(String),
@@ -61,6 +61,41 @@ fn allocator_from_env() -> Result<Allocator, RuntimeError> {
     }
 }
 
+/// The engine's configuration: the server and its compiler child ([`super::compiler`]) build
+/// their engines from it, so the child's code fits the server's engine.
+pub(crate) fn engine_config() -> Result<Config, RuntimeError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if allocator_from_env()? == Allocator::OnDemand {
+        // Memory is mapped per instance when a call starts; no up-front reservation.
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        return Ok(config);
+    }
+    let mut pool = PoolingAllocationConfig::new();
+    // A Rust wasip2 tool is one component with a handful of core
+    // instances; 1,000 concurrent calls is far above what 2 cores serve.
+    pool.total_component_instances(1000);
+    pool.total_core_instances(4000);
+    pool.max_core_instances_per_component(16);
+    pool.total_memories(2000);
+    pool.max_memories_per_component(4);
+    pool.total_tables(4000);
+    pool.max_tables_per_component(16);
+    pool.total_stacks(1000);
+    pool.max_memory_size(MAX_MEMORY_BYTES);
+    pool.max_unused_warm_slots(64);
+    // A fresh instance per call must not pay for page faults: the pages a
+    // tool touched stay mapped in its warm slot and are reset to their
+    // initial contents with memset (only the dirty ones, found with
+    // PAGEMAP_SCAN where the kernel has it) instead of madvise + faults.
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+    pool.table_keep_resident(64 * 1024);
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(config)
+}
+
 /// Engine, linker and cache, shared by every call.
 pub struct Runtime {
     engine: Engine,
@@ -73,36 +108,7 @@ impl Runtime {
     /// Builds the engine and starts the epoch ticker. `cache_root` is
     /// `<data dir>/cache`; `None` disables the on-disk cache.
     pub fn new(cache_root: Option<&Path>) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        if allocator_from_env()? == Allocator::OnDemand {
-            // Memory is mapped per instance when a call starts; no up-front reservation.
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            return Self::with_config(&config, cache_root);
-        }
-        let mut pool = PoolingAllocationConfig::new();
-        // A Rust wasip2 tool is one component with a handful of core
-        // instances; 1,000 concurrent calls is far above what 2 cores serve.
-        pool.total_component_instances(1000);
-        pool.total_core_instances(4000);
-        pool.max_core_instances_per_component(16);
-        pool.total_memories(2000);
-        pool.max_memories_per_component(4);
-        pool.total_tables(4000);
-        pool.max_tables_per_component(16);
-        pool.total_stacks(1000);
-        pool.max_memory_size(MAX_MEMORY_BYTES);
-        pool.max_unused_warm_slots(64);
-        // A fresh instance per call must not pay for page faults: the pages a
-        // tool touched stay mapped in its warm slot and are reset to their
-        // initial contents with memset (only the dirty ones, found with
-        // PAGEMAP_SCAN where the kernel has it) instead of madvise + faults.
-        pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
-        pool.table_keep_resident(64 * 1024);
-        pool.pagemap_scan(wasmtime::Enabled::Auto);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        Self::with_config(&config, cache_root)
+        Self::with_config(&engine_config()?, cache_root)
     }
 
     fn with_config(config: &Config, cache_root: Option<&Path>) -> Result<Self, RuntimeError> {

@@ -2,7 +2,8 @@
 //! an authenticated precompiled-code cache, and a fresh, bounded `Store` for
 //! every tool call, whose imports are the [`factors`].
 //!
-//! Module map: `engine` (engine, linker, epoch ticker), `cache`, `invoke`
+//! Module map: `engine` (engine, linker, epoch ticker), `cache`, `compiler` (Cranelift, in a
+//! child process), `invoke`
 //! (one run of an export), `limits` (what bounds a call), `stop` (why a call
 //! was stopped), `cpu` (the CPU budget), `clock` (the wall deadline),
 //! `limiter` (memory over all memories and tables), `state` (the store data),
@@ -11,6 +12,7 @@
 pub mod bindings;
 mod cache;
 mod clock;
+mod compiler;
 mod cpu;
 mod engine;
 pub mod factors;
@@ -23,6 +25,9 @@ mod stop;
 mod tests;
 
 pub use cache::{CacheOutcome, CompiledCache};
+pub use compiler::{
+    CHILD_ARG as COMPILER_CHILD_ARG, COMPILE_TIME_LIMIT_ENV, compile_in_child_processes, serve_as_child as serve_as_compiler_child,
+};
 pub use engine::{Runtime, RuntimeError};
 pub use factors::CallContext;
 pub use factors::progress::ProgressSink;

@@ -525,7 +525,7 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(tool) = &cfg.soak {
-        return match soak::run(&paths::server_binary(), tool, &args_for(tool), cfg.calls).await {
+        return match soak::run(&paths::server_binary(), tool, cfg.calls).await {
             Ok(s) => {
                 println!("{tool}: {} calls, median {:.1} µs, p99 {:.1} µs", s.n, s.median_us, s.p99_us);
                 ExitCode::SUCCESS

@@ -1,5 +1,7 @@
 //! `--soak TOOL`: our stdio server on the fake gateway, `--calls N` sequential calls of one tool
-//! (or of the MCP `ping` with `--soak ping`) after a warm-up, for profiling by hand. `OMNIROUTE_MCP_BENCH_WRAP` prefixes the server's
+//! (or of the MCP `ping` with `--soak ping`, or of the three measured tools in the bench's order
+//! with `--soak all`, as the stdio bench makes them before its peak RSS reading) after a
+//! warm-up, for profiling by hand. `OMNIROUTE_MCP_BENCH_WRAP` prefixes the server's
 //! command line (split on spaces), e.g. `perf stat -e instructions,page-faults -x, -o FILE --`
 //! or `perf record -F 4000 -g -o FILE --`; the wrapper sees startup and warm-up too, so use
 //! enough calls for them not to matter. `OMNIROUTE_MCP_BENCH_ARGS` adds server arguments (split on
@@ -9,7 +11,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use omniroute_mcp_tests::{FakeGateway, TempDir};
-use serde_json::Value;
 
 use crate::stats::Summary;
 use crate::stdio::{self, StdioServer};
@@ -19,7 +20,8 @@ const WRAP_ENV: &str = "OMNIROUTE_MCP_BENCH_WRAP";
 /// The environment variable holding extra server arguments.
 const ARGS_ENV: &str = "OMNIROUTE_MCP_BENCH_ARGS";
 
-pub async fn run(bin: &Path, tool: &str, args: &Value, calls: usize) -> Result<Summary, String> {
+pub async fn run(bin: &Path, tool: &str, calls: usize) -> Result<Summary, String> {
+    let tools: Vec<&str> = if tool == "all" { crate::TOOLS.to_vec() } else { vec![tool] };
     let fake = FakeGateway::start();
     let data = TempDir::new("bench-soak-data");
     let cache = TempDir::new("bench-soak-cache");
@@ -43,27 +45,29 @@ pub async fn run(bin: &Path, tool: &str, args: &Value, calls: usize) -> Result<S
     };
     let mut server = StdioServer::spawn(cmd)?;
     server.handshake().await?;
-    // `ping` is the MCP ping (no tool): the transport's own round trip.
-    let name = format!("omniroute_{tool}");
-    let mut once = async || -> Result<(), String> {
-        if tool == "ping" {
-            return server.request("ping", serde_json::json!({})).await.map(drop);
+    let mut samples = Vec::with_capacity(calls * tools.len());
+    for tool in tools {
+        // `ping` is the MCP ping (no tool): the transport's own round trip.
+        let name = format!("omniroute_{tool}");
+        let args = crate::args_for(tool);
+        let mut once = async || -> Result<(), String> {
+            if tool == "ping" {
+                return server.request("ping", serde_json::json!({})).await.map(drop);
+            }
+            match server.call(&name, &args).await? {
+                true => Err(format!("{name} answered isError: true")),
+                false => Ok(()),
+            }
+        };
+        for _ in 0..20 {
+            once().await?;
         }
-        match server.call(&name, args).await? {
-            true => Err(format!("{name} answered isError: true")),
-            false => Ok(()),
+        for _ in 0..calls {
+            let t = Instant::now();
+            once().await?;
+            samples.push(t.elapsed());
         }
-    };
-    for _ in 0..20 {
-        once().await?;
     }
-    let mut samples = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let t = Instant::now();
-        once().await?;
-        samples.push(t.elapsed());
-    }
-    drop(once);
     if let Some(status) = server.pid().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok()) {
         let memory: Vec<&str> = status.lines().filter(|l| ["VmHWM", "VmRSS", "RssAnon", "RssFile"].iter().any(|k| l.starts_with(k))).collect();
         eprintln!("bench: server memory: {}", memory.join(", ").split_whitespace().collect::<Vec<_>>().join(" "));
