@@ -110,6 +110,22 @@ async fn test_combo_reports_progress_per_step() {
     }
 }
 
+/// Starts the server of `cmd`, whose cache folder is `cache`, once (tools from a folder are compiled and their `describe()`
+/// run at start, so its cache then holds every tool); the number of tools it serves and the
+/// `.cwasm` files of its cache, which live in one folder per engine beside the cache's key file.
+async fn fill_cache(cmd: ServerCommand, cache: &std::path::Path) -> (usize, Vec<std::path::PathBuf>) {
+    let client = McpClient::start(cmd).await;
+    let tools = client.list_tools().await.len();
+    client.shutdown().await;
+    let engine_dirs = std::fs::read_dir(cache).unwrap().map(|d| d.unwrap().path()).filter(|p| p.is_dir());
+    let compiled: Vec<_> = engine_dirs
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert!(compiled.len() >= tools, "the cache held {} compiled tools for {tools} tools", compiled.len());
+    (tools, compiled)
+}
+
 /// A corrupt precompiled cache entry is rebuilt with a warning; the server
 /// starts and serves every tool.
 #[tokio::test]
@@ -117,23 +133,10 @@ async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
     let gateway = FakeGateway::start();
     let cache = omniroute_mcp_tests::TempDir::new("cache");
     let cmd = || ServerCommand::new(&gateway.url()).arg("--cache-dir").arg(cache.path());
-    let client = McpClient::start(cmd()).await;
-    let expected = client.list_tools().await.len();
-    client.shutdown().await;
-
-    let mut corrupted = 0;
-    // Entries live in one folder per engine, beside the cache's key file.
-    let engine_dirs = std::fs::read_dir(cache.path()).unwrap().map(|d| d.unwrap().path()).filter(|p| p.is_dir());
-    for dir in engine_dirs {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "cwasm") {
-                std::fs::write(&path, b"not machine code").unwrap();
-                corrupted += 1;
-            }
-        }
+    let (expected, compiled) = fill_cache(cmd(), cache.path()).await;
+    for path in &compiled {
+        std::fs::write(path, b"not machine code").unwrap();
     }
-    assert!(corrupted >= expected, "the cache held {corrupted} entries for {expected} tools");
 
     let client = McpClient::start(cmd()).await;
     assert_eq!(client.list_tools().await.len(), expected);
@@ -240,22 +243,12 @@ async fn a_compile_over_the_time_limit_is_stopped_and_the_server_keeps_serving()
     let gateway = FakeGateway::start();
     let cache = omniroute_mcp_tests::TempDir::new("cache");
     let cmd = || ServerCommand::new(&gateway.url()).arg("--cache-dir").arg(cache.path());
-    // A first start caches every tool's describe() (and code); without the code, the next
-    // start serves tools/list at once and compiles a tool on its first call.
-    let client = McpClient::start(cmd()).await;
-    let expected = client.list_tools().await.len();
-    client.shutdown().await;
-    let mut removed = 0;
-    for dir in std::fs::read_dir(cache.path()).unwrap().map(|d| d.unwrap().path()).filter(|p| p.is_dir()) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "cwasm") {
-                std::fs::remove_file(&path).unwrap();
-                removed += 1;
-            }
-        }
+    // Without the code but with the cached describe() answers, the next start serves
+    // tools/list at once and compiles a tool on its first call.
+    let (expected, compiled) = fill_cache(cmd(), cache.path()).await;
+    for path in &compiled {
+        std::fs::remove_file(path).unwrap();
     }
-    assert!(removed >= expected, "the cache held {removed} compiled tools for {expected} tools");
 
     let client = McpClient::start(cmd().env("OMNIROUTE_MCP_COMPILE_TIME_LIMIT_S", "0.001")).await;
     assert_eq!(client.list_tools().await.len(), expected);

@@ -344,7 +344,7 @@ fn write_atomically(dir: &Path, entry: &Path, bytes: &[u8]) -> std::io::Result<(
 }
 
 /// A stable hex key for the engine's compatibility hash.
-fn engine_key(engine: &Engine) -> String {
+pub(super) fn engine_key(engine: &Engine) -> String {
     // DefaultHasher::new() uses fixed keys; the value only has to be stable
     // for one build of this binary, and the hash covers the wasmtime version.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -11,8 +11,12 @@
 //! * a compiler crash on a hostile component ends the child, not the server and its sessions.
 //!
 //! The child gets no environment but the allocator settings, so it holds no gateway key.
-//! Library users and tests (no binary registered with [`compile_in_child_processes`]) compile
-//! in process, as does a server whose child cannot be started (logged once per compile).
+//! Before its first compile the server probes the child once (`__compile-component --probe`
+//! must answer with the server's own engine key): where the binary cannot run as a child of
+//! itself (under `qemu-user` with a sysroot the child does not inherit, say) or would build
+//! another engine, components are compiled in process, with one warning. After a good probe, a
+//! child that fails is the component's doing and the tool is refused. Library users and tests
+//! (no binary registered with [`compile_in_child_processes`]) compile in process.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +29,13 @@ use wasmtime::component::Component;
 
 /// The hidden first argument that makes the binary a compiler child.
 pub const CHILD_ARG: &str = "__compile-component";
+
+/// The child's second argument for the probe: print the engine key, compile nothing.
+const PROBE_ARG: &str = "--probe";
+
+/// The probe builds an engine and compiles nothing: milliseconds natively, well under a
+/// second under emulation. Not the compile limit, which bounds the component's work.
+const PROBE_TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// The environment variable bounding one compile, in seconds.
 pub const COMPILE_TIME_LIMIT_ENV: &str = "OMNIROUTE_MCP_COMPILE_TIME_LIMIT_S";
@@ -46,6 +57,9 @@ const FORWARDED_ENV: [&str; 5] = [
 const STDERR_KEPT: usize = 4096;
 
 static CHILD_EXE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Whether the child answered the probe as this server's engine would (found once).
+static CHILD_USABLE: OnceLock<bool> = OnceLock::new();
 
 /// Makes this process compile components in child processes of `exe` (the server's own binary,
 /// which must handle [`CHILD_ARG`] with [`serve_as_child`]).
@@ -72,9 +86,9 @@ enum ChildError {
 
 /// Compiles `wasm` for `engine`: the precompiled code (for the cache) and the component.
 pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Vec<u8>, Component)> {
-    if let Some(exe) = CHILD_EXE.get() {
+    if let Some(exe) = CHILD_EXE.get().filter(|exe| *CHILD_USABLE.get_or_init(|| probe(exe, engine))) {
         let started = Instant::now();
-        match in_child(exe, wasm, time_limit()) {
+        match in_child(exe, &[], wasm, time_limit()) {
             Ok(code) => {
                 // SAFETY: `code` is what this server's own binary produced with
                 // `Engine::precompile_component` for an engine built by the same
@@ -114,10 +128,31 @@ fn time_limit() -> Duration {
         .map_or(DEFAULT_COMPILE_TIME_LIMIT, Duration::from_secs_f64)
 }
 
-fn in_child(exe: &Path, wasm: &[u8], limit: Duration) -> Result<Vec<u8>, ChildError> {
+/// Runs the child once with `--probe`: usable if it answers with this engine's key.
+fn probe(exe: &Path, engine: &Engine) -> bool {
+    let expected = super::cache::engine_key(engine);
+    match in_child(exe, &[PROBE_ARG], b"", PROBE_TIME_LIMIT) {
+        Ok(answer) if answer == expected.as_bytes() => {
+            tracing::debug!(exe = %exe.display(), "components are compiled in child processes");
+            true
+        }
+        Ok(answer) => {
+            let answer = String::from_utf8_lossy(&answer);
+            tracing::warn!(exe = %exe.display(), expected, answer = %answer, "the compiler process builds another engine; compiling components in process");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(exe = %exe.display(), error = %e, "the compiler process cannot run here; compiling components in process");
+            false
+        }
+    }
+}
+
+fn in_child(exe: &Path, args: &[&str], wasm: &[u8], limit: Duration) -> Result<Vec<u8>, ChildError> {
     let mut command = Command::new(exe);
     command
         .arg(CHILD_ARG)
+        .args(args)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -193,8 +228,10 @@ fn in_child(exe: &Path, wasm: &[u8], limit: Duration) -> Result<Vec<u8>, ChildEr
 /// The child's exit code for "not a component this engine can compile" (message on stderr).
 const REFUSED: i32 = 3;
 
-/// The child's side: reads a component on stdin, writes its precompiled code on stdout.
+/// The child's side: reads a component on stdin, writes its precompiled code on stdout (with
+/// `--probe`: its engine key).
 pub fn serve_as_child() -> ExitCode {
+    let probing = std::env::args_os().nth(2).is_some_and(|arg| arg == PROBE_ARG);
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().lock().read_to_end(&mut wasm) {
         eprintln!("could not read the component: {e}");
@@ -209,11 +246,15 @@ pub fn serve_as_child() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match engine.precompile_component(&wasm) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return ExitCode::from(REFUSED as u8);
+    let code = if probing {
+        super::cache::engine_key(&engine).into_bytes()
+    } else {
+        match engine.precompile_component(&wasm) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::from(REFUSED as u8);
+            }
         }
     };
     let mut stdout = std::io::stdout().lock();
