@@ -259,6 +259,53 @@ async fn reservations_count_outstanding_and_settle(backend: Backend) {
     store.close().await.unwrap();
 }
 
+/// A completion's end in one transaction: the entry and its booking land
+/// together, with or without a reservation, and a reservation settles once.
+async fn a_completion_is_recorded_and_booked_in_one_step(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = db.open(Retention::default()).await;
+    let bucket = BucketKey::session("finish");
+    let [day, month, total] = period_keys(omniroute_mcp::db::now_ms());
+    let spent = |key: &str| {
+        let (store, key) = (store.clone(), key.to_owned());
+        async move { store.spend("p", &key).await.unwrap() }
+    };
+
+    // Reserved (a cap): settled at the entry's real cost.
+    let reservation = store.reserve("p", &bucket, 0.6, cap(1.0, Period::Day)).await.unwrap();
+    let (id, charged) = store.finish_completion("p", &bucket, Some(&entry("f1", 0.2)), Some(&reservation), Some(0.2)).await.unwrap();
+    assert_eq!(charged, 0.2);
+    let id = id.expect("an entry was given, so it has an id");
+    assert_eq!(store.find_request("p", "f1").await.unwrap().map(|r| r.id), Some(id));
+    assert_eq!(
+        store.finish_completion("p", &bucket, None, Some(&reservation), Some(0.2)).await,
+        Err(StoreError::NotFound),
+        "a reservation settles once"
+    );
+    assert!(store.find_request("p", "f1").await.unwrap().is_some(), "a failed finish leaves earlier entries alone");
+
+    // Unreserved (no guard, no cap): the real cost is added directly.
+    let (id, charged) = store.finish_completion("p", &bucket, Some(&entry("f2", 0.05)), None, Some(0.05)).await.unwrap();
+    assert!(id.is_some());
+    assert_eq!(charged, 0.05);
+    // Unreserved and never answered: nothing was held, nothing is charged.
+    assert_eq!(store.finish_completion("p", &bucket, Some(&entry("f3", 0.0)), None, None).await.unwrap().1, 0.0);
+    // Nothing sent (no entry), a reservation never answered: charged in full.
+    let unanswered = store.reserve("p", &bucket, 0.3, cap(1.0, Period::Day)).await.unwrap();
+    assert_eq!(store.finish_completion("p", &bucket, None, Some(&unanswered), None).await.unwrap(), (None, 0.3));
+
+    for key in [&day, &month, &total] {
+        let account = spent(key).await;
+        assert!((account.spent - 0.55).abs() < 1e-9 && account.reserved.abs() < 1e-9, "{key}: {account:?}");
+    }
+    let state = store.open_bucket("p", &bucket).await.unwrap();
+    assert!((state.spent - 0.55).abs() < 1e-9 && state.reserved.abs() < 1e-9, "{state:?}");
+    let ledger = store.ledger("p", &bucket).await.unwrap();
+    let ids: Vec<_> = ledger.iter().filter_map(|r| r.entry.request_id.as_deref()).collect();
+    assert_eq!(ids, ["f1", "f2", "f3"]);
+    store.close().await.unwrap();
+}
+
 async fn concurrent_reservations_on_two_instances_never_exceed_the_cap(backend: Backend) {
     let db = Db::new(backend).await;
     let nodes = [db.open(Retention::default()).await, db.open(Retention::default()).await];
@@ -510,6 +557,7 @@ conformance!(
     buckets_keep_guard_and_capped_private_values,
     ledger_is_ordered_updatable_and_indexed,
     reservations_count_outstanding_and_settle,
+    a_completion_is_recorded_and_booked_in_one_step,
     concurrent_reservations_on_two_instances_never_exceed_the_cap,
     a_rate_bucket_without_refill_accepts_exactly_its_capacity_across_instances,
     task_records_live_expire_and_have_a_quota,

@@ -142,7 +142,7 @@ impl Broker {
         if timeout.is_zero() {
             return Err(GatewayError::Timeout(0));
         }
-        let checked = GatewayRequest { body, ..req.clone() };
+        let checked = GatewayRequest { method: req.method, path: req.path.clone(), query: req.query.clone(), body };
         let send = async {
             match tokio::time::timeout(timeout, self.send_checked(&checked, &path, timeout)).await {
                 Ok(result) => result,
@@ -259,7 +259,7 @@ impl Broker {
         if resp.content_length().is_some_and(|len| len as usize > cap) {
             return Err(GatewayError::TooLarge);
         }
-        let mut body = Vec::new();
+        let mut body = Vec::with_capacity(resp.content_length().map_or(0, |len| len as usize));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -272,7 +272,9 @@ impl Broker {
                 Err(e) => return Err(GatewayError::from_reqwest(&e, timeout)),
             }
         }
-        Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+        // Valid UTF-8 (every JSON answer) becomes the text without a copy.
+        let body = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok((status, headers, body))
     }
 }
 

@@ -173,7 +173,10 @@ impl ServerHandler for McpHandler {
         };
         let (cancel, _watch) = call_token(&context);
         let call = ToolCall { name: request.name.to_string(), arguments: request.arguments, meta, progress, cancel: Some(cancel.clone()) };
-        let outcome = self.service.call(&caller, call).await;
+        // Boxed: the call's future (the sandboxed run, the audit commit) is
+        // large, and rmcp moves the request's future into a task of its own;
+        // boxed, a pointer moves instead of kilobytes, several times per request.
+        let outcome = Box::pin(self.service.call(&caller, call)).await;
         // The call is over and its sink dropped: the forwarder sends the last
         // report it holds and ends, so progress precedes the result; a client
         // too slow to take even that does not hold the result back. A

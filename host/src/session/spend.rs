@@ -15,7 +15,8 @@
 
 use crate::capability::{CapabilitySet, Method, Scope};
 use crate::gateway::{Broker, GatewayError, GatewayRequest, GatewayResponse};
-use crate::state::{BucketKey, ReservationId, SpendLimits, SpendPolicy, Store, StoreError};
+use crate::state::{BucketKey, LedgerId, ReservationId, SpendLimits, SpendPolicy, Store, StoreError};
+use omniroute_tool_contract::ledger::LedgerEntry;
 use omniroute_tool_contract::combos::{combo_steps, combos_of, find_combo, is_combo_ref, model_provider, model_string};
 use omniroute_tool_contract::providers::{Price, Providers};
 use serde_json::Value;
@@ -232,6 +233,52 @@ impl Reservation {
         match task.await {
             Ok(result) => result,
             Err(e) => Err(StoreError::Backend(format!("the settlement task failed: {e}"))),
+        }
+    }
+}
+
+/// Ends a completion: records `entry` (`None`: nothing left the host) in
+/// the bucket's ledger and books its cost, settling `reservation` at
+/// `actual` (`None`: in full) or, with nothing reserved, charging `actual`
+/// directly, in one store transaction run in its own task, so dropping this
+/// future loses neither. If that transaction fails the entry is still
+/// appended alone, and an unsettled reservation is charged in full once
+/// stale. Returns the entry's id, the entry, and what was charged.
+pub async fn finish_completion(
+    store: &Store,
+    principal: Arc<str>,
+    bucket: BucketKey,
+    mut reservation: Option<Reservation>,
+    entry: Option<LedgerEntry>,
+    actual: Option<f64>,
+) -> (Option<LedgerId>, Option<LedgerEntry>, Result<f64, StoreError>) {
+    let id = reservation.as_mut().and_then(|r| r.id.take());
+    let reserved = reservation.as_ref().map_or(0.0, Reservation::amount);
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        let finished = store.finish_completion(&principal, &bucket, entry.as_ref(), id.as_ref(), actual).await;
+        match finished {
+            Ok((ledger_id, charged)) => (ledger_id, entry, Ok(charged)),
+            Err(e) => {
+                let ledger_id = match &entry {
+                    Some(entry) => match store.append_ledger(&principal, &bucket, entry).await {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            tracing::error!(error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                (ledger_id, entry, Err(e))
+            }
+        }
+    });
+    match task.await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(reserved, error = %e, "the task ending a completion failed; an unsettled reservation is charged in full once stale");
+            (None, None, Err(StoreError::Backend(format!("the task ending a completion failed: {e}"))))
         }
     }
 }

@@ -322,6 +322,22 @@ pub trait StateStore: Send + Sync {
     /// Settles a reservation at the real cost; `None` (never answered)
     /// settles at the full reserved amount. Returns what was charged.
     fn settle<'a>(&'a self, principal: &'a str, reservation: &'a ReservationId, actual: Option<f64>) -> StoreFuture<'a, f64>;
+    /// Ends a completion in one transaction: appends `entry` (a completion
+    /// that left the host; `None` when nothing was sent) to the bucket's
+    /// ledger and books its cost, settling `reservation` at `actual` (`None`:
+    /// the full reserved amount) or, with nothing reserved (no guard, no cap
+    /// to check), adding `actual` (`None`: nothing) to the bucket's and the
+    /// principal's spend. One commit instead of an append and a settlement:
+    /// each is a transaction of its own on the completion's path. Returns
+    /// the entry's id and what was charged.
+    fn finish_completion<'a>(
+        &'a self,
+        principal: &'a str,
+        bucket: &'a BucketKey,
+        entry: Option<&'a LedgerEntry>,
+        reservation: Option<&'a ReservationId>,
+        actual: Option<f64>,
+    ) -> StoreFuture<'a, (Option<LedgerId>, f64)>;
     /// The principal's account for one period key (`day:2026-12-06`, `month:2026-12`, `total`).
     fn spend<'a>(&'a self, principal: &'a str, period_key: &'a str) -> StoreFuture<'a, SpendAccount>;
 
@@ -428,6 +444,12 @@ fn tasks_all_running(max: i64) -> StoreError {
 
 fn too_many_keys() -> StoreError {
     StoreError::Limit(format!("a tool may keep at most {MAX_KEYS_PER_TOOL} session keys"))
+}
+
+/// What a settlement charges: the real cost when known, else the full
+/// reserved amount (a completion never answered is charged, never free).
+fn charged(actual: Option<f64>, reserved: f64) -> f64 {
+    actual.filter(|a| a.is_finite() && *a >= 0.0).unwrap_or(reserved)
 }
 
 /// A small tolerance for sums of binary floating-point costs.

@@ -7,7 +7,7 @@ use super::keys::{BucketKey, BucketKind, Handle};
 use super::period::period_keys;
 use super::{
     BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Revocation, Retention, SpendAccount, SpendLimits, StateStore, StoreError,
-    StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, check_reservation, check_value, invalid_amount, retry_after,
+    StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, charged, check_reservation, check_value, invalid_amount, retry_after,
     tasks_all_running, too_many_keys, MAX_KEYS_PER_TOOL,
 };
 use crate::db::now_ms;
@@ -157,6 +157,77 @@ async fn book_settlement(
     )
     .await?;
     Ok(())
+}
+
+/// Appends a ledger entry (`request_id`, entry JSON), keeping the
+/// principal's ledger at `max` entries (a full ledger drops its oldest).
+async fn append_entry(
+    tx: &Transaction<'_>,
+    principal: &str,
+    bucket: &BucketKey,
+    (request_id, json): (&Option<String>, &str),
+    max: i64,
+) -> Result<LedgerId, StoreError> {
+    let now = now_ms();
+    ensure_bucket(tx, principal, bucket, now).await?;
+    ensure_principal(tx, principal).await?;
+    let id: i64 = query_opt(
+        tx,
+        "INSERT INTO state_ledger (principal, bucket, request_id, entry, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        &[&principal, &bucket.as_str(), request_id, &json, &now],
+    )
+    .await?
+    .map_or(0, |r| r.get(0));
+    let count: i64 = query_opt(
+        tx,
+        "UPDATE state_principals SET ledger_entries = ledger_entries + 1 WHERE principal = $1 RETURNING ledger_entries",
+        &[&principal],
+    )
+    .await?
+    .map_or(0, |r| r.get(0));
+    if count > max {
+        exec(
+            tx,
+            "DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = $1 ORDER BY id LIMIT $2)",
+            &[&principal, &(count - max)],
+        )
+        .await?;
+        exec(tx, "UPDATE state_principals SET ledger_entries = $2 WHERE principal = $1", &[&principal, &max]).await?;
+    }
+    Ok(LedgerId(id))
+}
+
+/// Settles reservation `id` at `actual` (else its full amount) under the
+/// principal's lock; returns what was charged.
+async fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual: Option<f64>) -> Result<f64, StoreError> {
+    lock_principal(tx, principal).await?;
+    let Some((bucket, amount, day, month)) = take_reservation(tx, principal, id).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let charged = charged(actual, amount);
+    book_settlement(tx, principal, (&bucket, amount, &day, &month), charged).await?;
+    Ok(charged)
+}
+
+/// Adds the cost of a completion nothing was reserved for to the bucket and
+/// the principal's three period accounts.
+async fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64) -> Result<f64, StoreError> {
+    if charged <= 0.0 {
+        return Ok(0.0);
+    }
+    let now = now_ms();
+    let [day, month, total] = period_keys(now);
+    lock_principal(tx, principal).await?;
+    ensure_bucket(tx, principal, bucket, now).await?;
+    exec(tx, "UPDATE state_buckets SET spent = spent + $3 WHERE principal = $1 AND bucket = $2", &[&principal, &bucket.as_str(), &charged]).await?;
+    exec(
+        tx,
+        "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES ($1, $2, $5, 0, $6), ($1, $3, $5, 0, $6), ($1, $4, $5, 0, $6)
+         ON CONFLICT (principal, period) DO UPDATE SET spent = state_spend.spent + excluded.spent, updated_ms = excluded.updated_ms",
+        &[&principal, &day, &month, &total, &charged, &now],
+    )
+    .await?;
+    Ok(charged)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -340,36 +411,11 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             let json = serde_json::to_string(entry).map_err(backend)?;
             let max = self.retention.max_ledger_entries.max(1) as i64;
-            let now = now_ms();
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg)?;
-            ensure_bucket(&tx, principal, bucket, now).await?;
-            ensure_principal(&tx, principal).await?;
-            let id: i64 = query_opt(
-                &tx,
-                "INSERT INTO state_ledger (principal, bucket, request_id, entry, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&principal, &bucket.as_str(), &entry.request_id, &json, &now],
-            )
-            .await?
-            .map_or(0, |r| r.get(0));
-            let count: i64 = query_opt(
-                &tx,
-                "UPDATE state_principals SET ledger_entries = ledger_entries + 1 WHERE principal = $1 RETURNING ledger_entries",
-                &[&principal],
-            )
-            .await?
-            .map_or(0, |r| r.get(0));
-            if count > max {
-                exec(
-                    &tx,
-                    "DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = $1 ORDER BY id LIMIT $2)",
-                    &[&principal, &(count - max)],
-                )
-                .await?;
-                exec(&tx, "UPDATE state_principals SET ledger_entries = $2 WHERE principal = $1", &[&principal, &max]).await?;
-            }
+            let id = append_entry(&tx, principal, bucket, (&entry.request_id, &json), max).await?;
             tx.commit().await.map_err(pg)?;
-            Ok(LedgerId(id))
+            Ok(id)
         })
     }
 
@@ -451,14 +497,37 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg)?;
-            lock_principal(&tx, principal).await?;
-            let Some((bucket, amount, day, month)) = take_reservation(&tx, principal, &reservation.0).await? else {
-                return Err(StoreError::NotFound);
-            };
-            let charged = actual.filter(|a| a.is_finite() && *a >= 0.0).unwrap_or(amount);
-            book_settlement(&tx, principal, (&bucket, amount, &day, &month), charged).await?;
+            let charged = settle_reserved(&tx, principal, &reservation.0, actual).await?;
             tx.commit().await.map_err(pg)?;
             Ok(charged)
+        })
+    }
+
+    fn finish_completion<'a>(
+        &'a self,
+        principal: &'a str,
+        bucket: &'a BucketKey,
+        entry: Option<&'a LedgerEntry>,
+        reservation: Option<&'a ReservationId>,
+        actual: Option<f64>,
+    ) -> StoreFuture<'a, (Option<LedgerId>, f64)> {
+        Box::pin(async move {
+            let json = entry.map(|e| serde_json::to_string(e).map_err(backend)).transpose()?;
+            let max = self.retention.max_ledger_entries.max(1) as i64;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            // The principal's lock before any row: `reserve` takes it first too.
+            lock_principal(&tx, principal).await?;
+            let id = match (entry, &json) {
+                (Some(entry), Some(json)) => Some(append_entry(&tx, principal, bucket, (&entry.request_id, json), max).await?),
+                _ => None,
+            };
+            let charged = match reservation {
+                Some(reservation) => settle_reserved(&tx, principal, &reservation.0, actual).await?,
+                None => book_unreserved(&tx, principal, bucket, charged(actual, 0.0)).await?,
+            };
+            tx.commit().await.map_err(pg)?;
+            Ok((id, charged))
         })
     }
 

@@ -15,7 +15,7 @@ use super::keys::{BucketKey, BucketKind, Handle};
 use super::period::period_keys;
 use super::{
     BucketState, LedgerId, LedgerRecord, PruneReport, ReservationId, Revocation, Retention, SpendAccount, SpendLimits, StateStore,
-    StoreError, StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, check_reservation, check_value, invalid_amount,
+    StoreError, StoreFuture, TaskRecord, TaskStatus, TaskUpdate, backend, charged, check_reservation, check_value, invalid_amount,
     retry_after, tasks_all_running, too_many_keys, MAX_KEYS_PER_TOOL,
 };
 use crate::db::now_ms;
@@ -118,6 +118,14 @@ fn ensure_bucket(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, now:
     Ok(())
 }
 
+/// How stale a bucket's last use may get before opening it writes a new
+/// one: idle pruning needs minutes, not milliseconds, and a write is a
+/// commit on every call. A quarter of the idle time at most, so a bucket in
+/// use is never pruned.
+fn touch_interval_ms(idle: Duration) -> i64 {
+    (idle / 4).min(Duration::from_secs(60)).as_millis() as i64
+}
+
 fn ensure_principal(tx: &Transaction<'_>, principal: &str) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO state_principals (principal) VALUES (?1) ON CONFLICT (principal) DO NOTHING")
         .and_then(|mut s| s.execute([principal]))
@@ -200,6 +208,63 @@ fn book_settlement(
     Ok(())
 }
 
+/// Appends a ledger entry (`request_id`, entry JSON), keeping the
+/// principal's ledger at `max` entries (a full ledger drops its oldest).
+fn append_entry(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, (request_id, json): (Option<&str>, &str), max: i64) -> Result<LedgerId, StoreError> {
+    let now = now_ms();
+    ensure_bucket(tx, principal, bucket, now)?;
+    ensure_principal(tx, principal)?;
+    tx.prepare_cached("INSERT INTO state_ledger (principal, bucket, request_id, entry, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut s| s.execute(params![principal, bucket.as_str(), request_id, json, now]))
+        .map_err(backend)?;
+    let id = tx.last_insert_rowid();
+    let count: i64 = tx
+        .prepare_cached("UPDATE state_principals SET ledger_entries = ledger_entries + 1 WHERE principal = ?1 RETURNING ledger_entries")
+        .and_then(|mut s| s.query_row([principal], |r| r.get(0)))
+        .map_err(backend)?;
+    if count > max {
+        // A full ledger drops its oldest entry on every append: prepared once.
+        tx.prepare_cached("DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = ?1 ORDER BY id LIMIT ?2)")
+            .and_then(|mut s| s.execute(params![principal, count - max]))
+            .map_err(backend)?;
+        tx.prepare_cached("UPDATE state_principals SET ledger_entries = ?2 WHERE principal = ?1")
+            .and_then(|mut s| s.execute(params![principal, max]))
+            .map_err(backend)?;
+    }
+    Ok(LedgerId(id))
+}
+
+/// Settles reservation `id` at `actual` (else its full amount); returns what was charged.
+fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual: Option<f64>) -> Result<f64, StoreError> {
+    let Some((bucket, amount, day, month)) = take_reservation(tx, principal, id)? else {
+        return Err(StoreError::NotFound);
+    };
+    let charged = charged(actual, amount);
+    book_settlement(tx, principal, (&bucket, amount, &day, &month), charged)?;
+    Ok(charged)
+}
+
+/// Adds the cost of a completion nothing was reserved for to the bucket and
+/// the principal's three period accounts.
+fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64) -> Result<f64, StoreError> {
+    if charged <= 0.0 {
+        return Ok(0.0);
+    }
+    let now = now_ms();
+    let [day, month, total] = period_keys(now);
+    ensure_bucket(tx, principal, bucket, now)?;
+    tx.prepare_cached("UPDATE state_buckets SET spent = spent + ?3 WHERE principal = ?1 AND bucket = ?2")
+        .and_then(|mut s| s.execute(params![principal, bucket.as_str(), charged]))
+        .map_err(backend)?;
+    tx.prepare_cached(
+        "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES (?1, ?2, ?5, 0, ?6), (?1, ?3, ?5, 0, ?6), (?1, ?4, ?5, 0, ?6)
+         ON CONFLICT (principal, period) DO UPDATE SET spent = spent + excluded.spent, updated_ms = excluded.updated_ms",
+    )
+    .and_then(|mut s| s.execute(params![principal, day, month, total, charged, now]))
+    .map_err(backend)?;
+    Ok(charged)
+}
+
 type ReservationRow = (String, f64, String, String);
 
 fn take_reservation(tx: &Transaction<'_>, principal: &str, id: &str) -> Result<Option<ReservationRow>, StoreError> {
@@ -266,10 +331,28 @@ impl StateStore for SqliteStore {
              ON CONFLICT (principal, bucket) DO UPDATE SET last_used_ms = excluded.last_used_ms
              RETURNING started_ms, budget_guard, spent, reserved"
         };
+        let touch_after = touch_interval_ms(self.retention.idle);
         self.run(move |conn| {
+            let now = now_ms();
+            // Most calls find their bucket used moments ago: a read, no commit.
+            let recent = conn
+                .prepare_cached(
+                    "SELECT started_ms, budget_guard, spent, reserved FROM state_buckets
+                     WHERE principal = ?1 AND bucket = ?2 AND kind = ?3 AND last_used_ms > ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![principal, bucket.as_str(), bucket.kind().as_str(), now - touch_after], |r| {
+                        Ok(BucketState { started_ms: r.get(0)?, budget_guard: r.get(1)?, spent: r.get(2)?, reserved: r.get(3)? })
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            if let Some(state) = recent {
+                return Ok(state);
+            }
             conn.prepare_cached(sql)
                 .and_then(|mut s| {
-                    s.query_row(params![principal, bucket.as_str(), bucket.kind().as_str(), now_ms()], |r| {
+                    s.query_row(params![principal, bucket.as_str(), bucket.kind().as_str(), now], |r| {
                         Ok(BucketState { started_ms: r.get(0)?, budget_guard: r.get(1)?, spent: r.get(2)?, reserved: r.get(3)? })
                     })
                     .optional()
@@ -338,29 +421,7 @@ impl StateStore for SqliteStore {
         };
         let (principal, bucket, request_id) = (owned(principal), bucket.clone(), entry.request_id.clone());
         let max = self.retention.max_ledger_entries.max(1) as i64;
-        self.write(move |tx| {
-            let now = now_ms();
-            ensure_bucket(tx, &principal, &bucket, now)?;
-            ensure_principal(tx, &principal)?;
-            tx.prepare_cached("INSERT INTO state_ledger (principal, bucket, request_id, entry, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .and_then(|mut s| s.execute(params![principal, bucket.as_str(), request_id, json, now]))
-                .map_err(backend)?;
-            let id = tx.last_insert_rowid();
-            let count: i64 = tx
-                .prepare_cached("UPDATE state_principals SET ledger_entries = ledger_entries + 1 WHERE principal = ?1 RETURNING ledger_entries")
-                .and_then(|mut s| s.query_row([&principal], |r| r.get(0)))
-                .map_err(backend)?;
-            if count > max {
-                // A full ledger drops its oldest entry on every append: prepared once.
-                tx.prepare_cached("DELETE FROM state_ledger WHERE id IN (SELECT id FROM state_ledger WHERE principal = ?1 ORDER BY id LIMIT ?2)")
-                    .and_then(|mut s| s.execute(params![principal, count - max]))
-                    .map_err(backend)?;
-                tx.prepare_cached("UPDATE state_principals SET ledger_entries = ?2 WHERE principal = ?1")
-                    .and_then(|mut s| s.execute(params![principal, max]))
-                    .map_err(backend)?;
-            }
-            Ok(LedgerId(id))
-        })
+        self.write(move |tx| append_entry(tx, &principal, &bucket, (request_id.as_deref(), &json), max))
     }
 
     fn update_ledger<'a>(&'a self, principal: &'a str, id: LedgerId, entry: &'a LedgerEntry) -> StoreFuture<'a, bool> {
@@ -440,13 +501,33 @@ impl StateStore for SqliteStore {
 
     fn settle<'a>(&'a self, principal: &'a str, reservation: &'a ReservationId, actual: Option<f64>) -> StoreFuture<'a, f64> {
         let (principal, id) = (owned(principal), reservation.0.clone());
+        self.write(move |tx| settle_reserved(tx, &principal, &id, actual))
+    }
+
+    fn finish_completion<'a>(
+        &'a self,
+        principal: &'a str,
+        bucket: &'a BucketKey,
+        entry: Option<&'a LedgerEntry>,
+        reservation: Option<&'a ReservationId>,
+        actual: Option<f64>,
+    ) -> StoreFuture<'a, (Option<LedgerId>, f64)> {
+        let entry = match entry.map(|e| entry_json(e).map(|json| (e.request_id.clone(), json))).transpose() {
+            Ok(entry) => entry,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let (principal, bucket, reservation) = (owned(principal), bucket.clone(), reservation.map(|r| r.0.clone()));
+        let max = self.retention.max_ledger_entries.max(1) as i64;
         self.write(move |tx| {
-            let Some((bucket, amount, day, month)) = take_reservation(tx, &principal, &id)? else {
-                return Err(StoreError::NotFound);
+            let id = match &entry {
+                Some((request_id, json)) => Some(append_entry(tx, &principal, &bucket, (request_id.as_deref(), json), max)?),
+                None => None,
             };
-            let charged = actual.filter(|a| a.is_finite() && *a >= 0.0).unwrap_or(amount);
-            book_settlement(tx, &principal, (&bucket, amount, &day, &month), charged)?;
-            Ok(charged)
+            let charged = match &reservation {
+                Some(reservation) => settle_reserved(tx, &principal, reservation, actual)?,
+                None => book_unreserved(tx, &principal, &bucket, charged(actual, 0.0))?,
+            };
+            Ok((id, charged))
         })
     }
 

@@ -138,11 +138,16 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallComple
     let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     journal(ctx, &req, &result, elapsed_ms);
     let degraded_from = admitted.as_ref().and_then(|a| a.degraded_from.clone());
-    let cost = record_if_completion(ctx, completions, &req, &result, sent_at, degraded_from.clone()).await;
+    let entry = completion_entry(ctx, &req, &result, sent_at, degraded_from.clone());
+    let cost = entry.as_ref().and_then(|e| e.cost);
     if let Some(mut admitted) = admitted {
+        // The ledger entry and the settlement commit together.
+        let (id, entry) = admitted.finish(ctx, &result, entry).await;
+        if let Some(entry) = entry {
+            lock(completions).push(Sent { id, entry });
+        }
         let warnings = std::mem::take(&mut admitted.warnings);
         let guard = admitted.guard.take();
-        admitted.settle(&result, cost).await;
         if let (Some((guard, spent_before)), Ok(resp)) = (&guard, &mut result) {
             let mut warnings = warnings;
             let spent_before = *spent_before;
@@ -155,6 +160,8 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallComple
             }
             resp.headers.extend(warnings.into_iter().map(|w| (HEADER_WARNING.to_owned(), w)));
         }
+    } else if let Some(entry) = entry {
+        record(ctx, completions, entry).await;
     }
     Exchange {
         result,
@@ -165,19 +172,24 @@ async fn exchange(ctx: &CallContext, clock: &CallClock, completions: &CallComple
 /// The broker side of the ledger: every completion that left the host is
 /// recorded from the wire in the call's bucket, whatever the tool does
 /// afterwards (a completion the capability check denied never left).
-async fn record_if_completion(
+fn completion_entry(
     ctx: &CallContext,
-    completions: &CallCompletions,
     sent: &GatewayRequest,
     result: &Result<GatewayResponse, GatewayError>,
     sent_at: SystemTime,
     degraded_from: Option<String>,
-) -> Option<f64> {
+) -> Option<LedgerEntry> {
     if !ledger::is_completion(sent) || matches!(result, Err(GatewayError::Denied(_))) {
         return None;
     }
     let mut entry = LedgerEntry::from_exchange(&ctx.tool, sent, result, sent_at, SystemTime::now());
     entry.degraded_from = degraded_from;
+    Some(entry)
+}
+
+/// Records a completion that nothing was admitted for (the host did not
+/// book it: it had no completion scope, so the broker normally denies it).
+async fn record(ctx: &CallContext, completions: &CallCompletions, entry: LedgerEntry) {
     let bucket = ctx.bucket();
     let id = match ctx.store.append_ledger(&bucket.principal, &bucket.key, &entry).await {
         Ok(id) => Some(id),
@@ -186,9 +198,7 @@ async fn record_if_completion(
             None
         }
     };
-    let cost = entry.cost;
     lock(completions).push(Sent { id, entry });
-    cost
 }
 
 /// Records the request's shape (never its path values, query or body).

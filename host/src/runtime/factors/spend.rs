@@ -8,31 +8,48 @@ use crate::gateway::{GatewayError, GatewayRequest, GatewayResponse};
 use crate::runtime::clock::CallClock;
 use crate::session::budget::{self, BudgetGuard, Decision, GuardAction};
 use crate::session::spend::{self, Estimate, Reservation};
-use crate::state::{Refusal, SpendLimits, StoreError};
+use crate::session::ledger::LedgerEntry;
+use crate::state::{LedgerId, Refusal, SpendLimits, StoreError};
 use crate::telemetry::metrics;
 use omniroute_tool_contract::coerce::usd;
 
 /// A completion the host lets go: the guard it ran under, what the bucket
 /// had spent (settled and reserved) before it, the warnings and degrade to
-/// put on its answer, and its reservation.
+/// put on its answer, and its reservation (none when neither a guard nor a
+/// cap limits the principal: then only the real cost is booked).
 pub(crate) struct Admitted {
     pub(crate) guard: Option<(BudgetGuard, f64)>,
     pub(crate) warnings: Vec<String>,
     pub(crate) degraded_from: Option<String>,
-    reservation: Reservation,
+    reservation: Option<Reservation>,
 }
 
 impl Admitted {
-    /// Settles the reservation with the outcome's real cost (the ledger
-    /// entry's cost); an outcome without one settles in full.
-    pub(crate) async fn settle(self, result: &Result<GatewayResponse, GatewayError>, reported: Option<f64>) {
-        let actual = spend::settled_cost(result, reported);
-        let amount = self.reservation.amount();
-        if let Err(e) = self.reservation.settle(actual).await {
-            tracing::error!(error = %e, amount, "a completion's reservation could not be settled; the store settles it in full when it is stale");
-        } else if let Some(real) = actual.filter(|real| *real > amount + 1e-12) {
-            tracing::warn!(reserved = amount, real, "a completion cost more than its reservation (overshoot)");
+    /// Records the completion (`entry`; `None` when nothing left the host)
+    /// and books its real cost (the entry's cost; an outcome without one
+    /// settles a reservation in full) in one store transaction. Returns the
+    /// entry's id and the entry.
+    pub(crate) async fn finish(
+        &mut self,
+        ctx: &CallContext,
+        result: &Result<GatewayResponse, GatewayError>,
+        entry: Option<LedgerEntry>,
+    ) -> (Option<LedgerId>, Option<LedgerEntry>) {
+        let actual = spend::settled_cost(result, entry.as_ref().and_then(|e| e.cost));
+        let amount = self.reservation.as_ref().map_or(0.0, Reservation::amount);
+        let bucket = ctx.bucket();
+        let (id, entry, charged) =
+            spend::finish_completion(&ctx.store, bucket.principal, bucket.key, self.reservation.take(), entry, actual).await;
+        match charged {
+            Err(e) => tracing::error!(error = %e, amount, "a completion's cost could not be booked; a reservation is settled in full when it is stale"),
+            Ok(_) if amount > 0.0 => {
+                if let Some(real) = actual.filter(|real| *real > amount + 1e-12) {
+                    tracing::warn!(reserved = amount, real, "a completion cost more than its reservation (overshoot)");
+                }
+            }
+            Ok(_) => {}
         }
+        (id, entry)
     }
 }
 
@@ -87,12 +104,17 @@ pub(crate) async fn admit(ctx: &CallContext, clock: &CallClock, req: &mut Gatewa
             },
         }
     };
-    let reservation = Reservation::reserve(&ctx.store, bucket.principal.clone(), &bucket.key, amount, limits)
-        .await
-        .map_err(|e| match e {
+    let reservation = if guard.is_none() && limits.cap.is_none() {
+        // Nothing to check and nothing to hold: the real cost is booked
+        // when the completion ends, in the transaction that records it.
+        None
+    } else {
+        let reserved = Reservation::reserve(&ctx.store, bucket.principal.clone(), &bucket.key, amount, limits).await.map_err(|e| match e {
             StoreError::Refused(refusal) => metrics::budget_blocked(&bucket.principal, refusal_text(&refusal, guard.as_ref(), amount)),
             other => unavailable(other),
         })?;
+        Some(reserved)
+    };
     Ok(Admitted { guard: guard.map(|g| (g, spent)), warnings, degraded_from, reservation })
 }
 
