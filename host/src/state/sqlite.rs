@@ -56,6 +56,11 @@ impl SqliteStore {
         Ok(SqliteStore { conn, retention, node_id, _stop: stop, _checkpointer: checkpointer })
     }
 
+    /// See [`touch_interval_ms`].
+    fn touch_after(&self) -> i64 {
+        touch_interval_ms(self.retention.idle)
+    }
+
     /// Runs `f` now, on this thread (see the module doc); the future is ready.
     fn run<T: Send + 'static>(
         &self,
@@ -100,17 +105,24 @@ fn owned(s: &str) -> String {
 }
 
 /// Makes sure the bucket exists (creating a session or default bucket,
-/// touching its last use); a missing handle bucket is not found.
-fn ensure_bucket(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, now: i64) -> Result<(), StoreError> {
-    let touched = tx
-        .prepare_cached("UPDATE state_buckets SET last_used_ms = ?3 WHERE principal = ?1 AND bucket = ?2")
-        .and_then(|mut s| s.execute(params![principal, bucket.as_str(), now]))
+/// refreshing its last use when older than `touch_after` ms: the row and its
+/// two last-use indexes are three page writes in the commit otherwise); a
+/// missing handle bucket is not found.
+fn ensure_bucket(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, now: i64, touch_after: i64) -> Result<(), StoreError> {
+    let last_used: Option<i64> = tx
+        .prepare_cached("SELECT last_used_ms FROM state_buckets WHERE principal = ?1 AND bucket = ?2")
+        .and_then(|mut s| s.query_row(params![principal, bucket.as_str()], |r| r.get(0)).optional())
         .map_err(backend)?;
-    if touched > 0 {
-        return Ok(());
-    }
-    if bucket.kind() == BucketKind::Handle {
-        return Err(StoreError::NotFound);
+    match last_used {
+        Some(last) if now - last < touch_after => return Ok(()),
+        Some(_) => {
+            tx.prepare_cached("UPDATE state_buckets SET last_used_ms = ?3 WHERE principal = ?1 AND bucket = ?2")
+                .and_then(|mut s| s.execute(params![principal, bucket.as_str(), now]))
+                .map_err(backend)?;
+            return Ok(());
+        }
+        None if bucket.kind() == BucketKind::Handle => return Err(StoreError::NotFound),
+        None => {}
     }
     tx.prepare_cached("INSERT INTO state_buckets (principal, bucket, kind, started_ms, last_used_ms) VALUES (?1, ?2, ?3, ?4, ?4)")
         .and_then(|mut s| s.execute(params![principal, bucket.as_str(), bucket.kind().as_str(), now]))
@@ -210,9 +222,15 @@ fn book_settlement(
 
 /// Appends a ledger entry (`request_id`, entry JSON), keeping the
 /// principal's ledger at `max` entries (a full ledger drops its oldest).
-fn append_entry(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, (request_id, json): (Option<&str>, &str), max: i64) -> Result<LedgerId, StoreError> {
+fn append_entry(
+    tx: &Transaction<'_>,
+    principal: &str,
+    bucket: &BucketKey,
+    (request_id, json): (Option<&str>, &str),
+    (max, touch_after): (i64, i64),
+) -> Result<LedgerId, StoreError> {
     let now = now_ms();
-    ensure_bucket(tx, principal, bucket, now)?;
+    ensure_bucket(tx, principal, bucket, now, touch_after)?;
     ensure_principal(tx, principal)?;
     tx.prepare_cached("INSERT INTO state_ledger (principal, bucket, request_id, entry, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
         .and_then(|mut s| s.execute(params![principal, bucket.as_str(), request_id, json, now]))
@@ -246,13 +264,13 @@ fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual: Opti
 
 /// Adds the cost of a completion nothing was reserved for to the bucket and
 /// the principal's three period accounts.
-fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64) -> Result<f64, StoreError> {
+fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64, touch_after: i64) -> Result<f64, StoreError> {
     if charged <= 0.0 {
         return Ok(0.0);
     }
     let now = now_ms();
     let [day, month, total] = period_keys(now);
-    ensure_bucket(tx, principal, bucket, now)?;
+    ensure_bucket(tx, principal, bucket, now, touch_after)?;
     tx.prepare_cached("UPDATE state_buckets SET spent = spent + ?3 WHERE principal = ?1 AND bucket = ?2")
         .and_then(|mut s| s.execute(params![principal, bucket.as_str(), charged]))
         .map_err(backend)?;
@@ -331,7 +349,7 @@ impl StateStore for SqliteStore {
              ON CONFLICT (principal, bucket) DO UPDATE SET last_used_ms = excluded.last_used_ms
              RETURNING started_ms, budget_guard, spent, reserved"
         };
-        let touch_after = touch_interval_ms(self.retention.idle);
+        let touch_after = self.touch_after();
         self.run(move |conn| {
             let now = now_ms();
             // Most calls find their bucket used moments ago: a read, no commit.
@@ -364,8 +382,9 @@ impl StateStore for SqliteStore {
 
     fn set_guard<'a>(&'a self, principal: &'a str, bucket: &'a BucketKey, guard: Option<&'a str>) -> StoreFuture<'a, ()> {
         let (principal, bucket, guard) = (owned(principal), bucket.clone(), guard.map(owned));
+        let touch = self.touch_after();
         self.write(move |tx| {
-            ensure_bucket(tx, &principal, &bucket, now_ms())?;
+            ensure_bucket(tx, &principal, &bucket, now_ms(), touch)?;
             tx.execute(
                 "UPDATE state_buckets SET budget_guard = ?3 WHERE principal = ?1 AND bucket = ?2",
                 params![principal, bucket.as_str(), guard],
@@ -389,8 +408,9 @@ impl StateStore for SqliteStore {
             return Box::pin(async move { Err(e) });
         }
         let (principal, bucket, tool, key, value) = (owned(principal), bucket.clone(), owned(tool), owned(key), owned(value));
+        let touch = self.touch_after();
         self.write(move |tx| {
-            ensure_bucket(tx, &principal, &bucket, now_ms())?;
+            ensure_bucket(tx, &principal, &bucket, now_ms(), touch)?;
             let exists = tx
                 .prepare_cached("SELECT 1 FROM state_values WHERE principal = ?1 AND bucket = ?2 AND tool = ?3 AND key = ?4")
                 .and_then(|mut s| s.exists(params![principal, bucket.as_str(), tool, key]))
@@ -421,7 +441,8 @@ impl StateStore for SqliteStore {
         };
         let (principal, bucket, request_id) = (owned(principal), bucket.clone(), entry.request_id.clone());
         let max = self.retention.max_ledger_entries.max(1) as i64;
-        self.write(move |tx| append_entry(tx, &principal, &bucket, (request_id.as_deref(), &json), max))
+        let touch = self.touch_after();
+        self.write(move |tx| append_entry(tx, &principal, &bucket, (request_id.as_deref(), &json), (max, touch)))
     }
 
     fn update_ledger<'a>(&'a self, principal: &'a str, id: LedgerId, entry: &'a LedgerEntry) -> StoreFuture<'a, bool> {
@@ -465,11 +486,12 @@ impl StateStore for SqliteStore {
             return Box::pin(async move { Err(e) });
         }
         let (principal, bucket) = (owned(principal), bucket.clone());
+        let touch = self.touch_after();
         self.write(move |tx| {
             let now = now_ms();
             let [day, month, total] = period_keys(now);
             let cap_key = limits.cap.map(|c| c.period.key(now)).unwrap_or_else(|| total.clone());
-            ensure_bucket(tx, &principal, &bucket, now)?;
+            ensure_bucket(tx, &principal, &bucket, now, touch)?;
             let in_bucket: (f64, f64) = tx
                 .prepare_cached("SELECT spent, reserved FROM state_buckets WHERE principal = ?1 AND bucket = ?2")
                 .and_then(|mut s| s.query_row(params![principal, bucket.as_str()], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -518,14 +540,15 @@ impl StateStore for SqliteStore {
         };
         let (principal, bucket, reservation) = (owned(principal), bucket.clone(), reservation.map(|r| r.0.clone()));
         let max = self.retention.max_ledger_entries.max(1) as i64;
+        let touch = self.touch_after();
         self.write(move |tx| {
             let id = match &entry {
-                Some((request_id, json)) => Some(append_entry(tx, &principal, &bucket, (request_id.as_deref(), json), max)?),
+                Some((request_id, json)) => Some(append_entry(tx, &principal, &bucket, (request_id.as_deref(), json), (max, touch))?),
                 None => None,
             };
             let charged = match &reservation {
                 Some(reservation) => settle_reserved(tx, &principal, reservation, actual)?,
-                None => book_unreserved(tx, &principal, &bucket, charged(actual, 0.0))?,
+                None => book_unreserved(tx, &principal, &bucket, charged(actual, 0.0), touch)?,
             };
             Ok((id, charged))
         })
@@ -754,5 +777,52 @@ impl StateStore for SqliteStore {
     fn close(&self) -> StoreFuture<'_, ()> {
         let node_id = self.node_id.clone();
         self.run(move |conn| schema::leave_sqlite(conn, &node_id).map_err(backend))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_used(store: &SqliteStore, bucket: &BucketKey) -> i64 {
+        lock(&store.conn)
+            .query_row("SELECT last_used_ms FROM state_buckets WHERE principal = 'p' AND bucket = ?1", [bucket.as_str()], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn set_last_used(store: &SqliteStore, bucket: &BucketKey, ms: i64) {
+        lock(&store.conn).execute("UPDATE state_buckets SET last_used_ms = ?2 WHERE principal = 'p' AND bucket = ?1", params![bucket.as_str(), ms]).unwrap();
+    }
+
+    /// A bucket used moments ago is read, not written; one older than the
+    /// touch interval gets its last use refreshed by any operation.
+    #[tokio::test]
+    async fn a_bucket_last_use_is_written_only_once_it_is_older_than_the_touch_interval() {
+        let dir = std::env::temp_dir().join(format!("omr-touch-{}-{}", std::process::id(), crate::db::random_hex(6).unwrap()));
+        let retention = Retention { idle: Duration::from_secs(3600), ..Retention::default() };
+        let store = SqliteStore::open(&dir.join("state.sqlite"), retention).unwrap();
+        assert_eq!(store.touch_after(), 60_000, "a minute at most");
+        let bucket = BucketKey::session("touch");
+        store.open_bucket("p", &bucket).await.unwrap();
+
+        let recent = now_ms() - 10_000;
+        set_last_used(&store, &bucket, recent);
+        store.open_bucket("p", &bucket).await.unwrap();
+        store.set_value("p", &bucket, "tool", "k", "v").await.unwrap();
+        assert_eq!(last_used(&store, &bucket), recent, "used 10 s ago: nothing written");
+
+        let stale = now_ms() - 120_000;
+        set_last_used(&store, &bucket, stale);
+        store.open_bucket("p", &bucket).await.unwrap();
+        assert!(last_used(&store, &bucket) > now_ms() - 5_000, "opening a bucket unused for 2 min refreshes it");
+        set_last_used(&store, &bucket, stale);
+        store.set_value("p", &bucket, "tool", "k", "w").await.unwrap();
+        assert!(last_used(&store, &bucket) > now_ms() - 5_000, "so does a write");
+
+        // A short idle time shortens the interval: a bucket in use is never pruned.
+        let short = SqliteStore::open(&dir.join("short.sqlite"), Retention { idle: Duration::from_secs(8), ..Retention::default() }).unwrap();
+        assert_eq!(short.touch_after(), 2_000);
+        drop((store, short));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
