@@ -1,9 +1,9 @@
 //! What the state store costs per tools/call, on each backend: the
-//! operations one completion call will make once the call path uses the
-//! store (rate token, resolve the handle, open the bucket, reserve, append
-//! the ledger entry, settle, annotate), and the two a plain call makes
-//! (rate token, open the bucket). Sequential, one caller: latency, not
-//! throughput.
+//! operations one completion call makes (rate token, resolve the handle,
+//! open the bucket, reserve when a guard or cap applies, record the ledger
+//! entry with its settlement, annotate), with and without a limit, and the
+//! two a plain call makes (rate token, open the bucket). Sequential, one
+//! caller: latency, not throughput.
 //!
 //! ```sh
 //! cargo xtask postgres start   # prints the URL
@@ -41,6 +41,11 @@ fn entry(i: usize) -> LedgerEntry {
     }
 }
 
+/// The operations timed one by one (`finish_completion` twice: settling a
+/// reservation, and booking a completion nothing was reserved for).
+const OPERATIONS: [&str; 7] =
+    ["take_token", "resolve", "open_bucket", "reserve", "finish_completion", "update_ledger", "finish_completion (unreserved)"];
+
 /// Prints one line and returns `{median_us, p90_us}`.
 fn summary(name: &str, mut samples: Vec<Duration>) -> Value {
     samples.sort();
@@ -56,13 +61,15 @@ async fn measure(label: &str, store: Store, n: usize) -> Value {
     let principal = "bench-tenant";
     let handle = store.mint_handle(principal).await.unwrap();
     let limits = SpendLimits { bucket_max: Some(1e9), cap: None };
-    let (mut plain, mut completion, mut ops) = (Vec::new(), Vec::new(), vec![Vec::new(); 7]);
+    let (mut plain, mut limited, mut unlimited) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ops = vec![Vec::new(); OPERATIONS.len()];
     for i in 0..n {
         let t = Instant::now();
         store.take_token(principal, "calls", 1_000_000, 1e6).await.unwrap();
         store.open_bucket(principal, &BucketKey::session("stdio-1")).await.unwrap();
         plain.push(t.elapsed());
 
+        // A completion under a guard or cap: reserved first.
         let t = Instant::now();
         let mut step = Instant::now();
         let mut lap = |k: usize, ops: &mut Vec<Vec<Duration>>| {
@@ -77,26 +84,41 @@ async fn measure(label: &str, store: Store, n: usize) -> Value {
         lap(2, &mut ops);
         let reservation = store.reserve(principal, &bucket, 0.001, limits).await.unwrap();
         lap(3, &mut ops);
-        let id = store.append_ledger(principal, &bucket, &entry(i)).await.unwrap();
+        let (id, _) = store.finish_completion(principal, &bucket, Some(&entry(i)), Some(&reservation), Some(0.0000285)).await.unwrap();
         lap(4, &mut ops);
-        store.settle(principal, &reservation, Some(0.0000285)).await.unwrap();
-        lap(5, &mut ops);
         let mut annotated = entry(i);
         annotated.combo = Some("coding-fast".into());
-        store.update_ledger(principal, id, &annotated).await.unwrap();
-        lap(6, &mut ops);
-        completion.push(t.elapsed());
+        store.update_ledger(principal, id.unwrap(), &annotated).await.unwrap();
+        lap(5, &mut ops);
+        limited.push(t.elapsed());
+
+        // A completion nothing limits: no reservation.
+        let t = Instant::now();
+        store.take_token(principal, "calls", 1_000_000, 1e6).await.unwrap();
+        let bucket = store.resolve(principal, handle.as_str()).await.unwrap().unwrap();
+        store.open_bucket(principal, &bucket).await.unwrap();
+        let step = Instant::now();
+        let (id, _) = store.finish_completion(principal, &bucket, Some(&entry(i)), None, Some(0.0000285)).await.unwrap();
+        ops[6].push(step.elapsed());
+        store.update_ledger(principal, id.unwrap(), &annotated).await.unwrap();
+        unlimited.push(t.elapsed());
     }
     let plain = summary("plain call (token + bucket)", plain);
-    let completion = summary("completion call (all seven below)", completion);
+    let limited = summary("completion call, guard or cap", limited);
+    let unlimited = summary("completion call, no limit", unlimited);
     let mut each = Map::new();
-    for (name, samples) in
-        ["take_token", "resolve", "open_bucket", "reserve", "append_ledger", "settle", "update_ledger"].iter().zip(ops)
-    {
+    for (name, samples) in OPERATIONS.iter().zip(ops) {
         each.insert((*name).to_owned(), summary(&format!("  {name}"), samples));
     }
     store.close().await.unwrap();
-    json!({ "label": label, "iterations": n, "plain_call": plain, "completion_call": completion, "operations": each })
+    json!({
+        "label": label,
+        "iterations": n,
+        "plain_call": plain,
+        "completion_call": limited,
+        "completion_call_unlimited": unlimited,
+        "operations": each,
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -137,9 +137,12 @@ impl StoreReport {
         match &self.per_operation {
             Ok(report) => {
                 md.push_str("\nEach store operation alone (`host/examples/store_cost`, release, one caller, median µs):\n\n| operation | SQLite | PostgreSQL |\n| --- | ---: | ---: |\n");
-                let mut rows: Vec<(String, Vec<&str>)> =
-                    vec![("plain call: rate token + open bucket".into(), vec!["plain_call"]), ("completion call: all seven below".into(), vec!["completion_call"])];
-                let ops = ["take_token", "resolve", "open_bucket", "reserve", "append_ledger", "settle", "update_ledger"];
+                let mut rows: Vec<(String, Vec<&str>)> = vec![
+                    ("plain call: rate token + open bucket".into(), vec!["plain_call"]),
+                    ("completion call under a guard or cap: the six below".into(), vec!["completion_call"]),
+                    ("completion call nothing limits: the same without reserve".into(), vec!["completion_call_unlimited"]),
+                ];
+                let ops = ["take_token", "resolve", "open_bucket", "reserve", "finish_completion", "update_ledger", "finish_completion (unreserved)"];
                 rows.extend(ops.iter().map(|op| (format!("  {op}"), vec!["operations", op])));
                 for (label, path) in rows {
                     let cell = |backend: &str| {
