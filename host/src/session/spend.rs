@@ -241,8 +241,9 @@ impl Reservation {
 /// the bucket's ledger and books its cost, settling `reservation` at
 /// `actual` (`None`: in full) or, with nothing reserved, charging `actual`
 /// directly, in one store transaction run in its own task, so dropping this
-/// future loses neither. If that transaction fails the entry is still
-/// appended alone, and an unsettled reservation is charged in full once
+/// future loses neither. If that transaction fails, each half is tried
+/// alone (append the entry, then settle or book), so a failure of one does
+/// not lose the other; a reservation neither settles is charged in full once
 /// stale. Returns the entry's id, the entry, and what was charged.
 pub async fn finish_completion(
     store: &Store,
@@ -257,22 +258,26 @@ pub async fn finish_completion(
     let store = store.clone();
     let task = tokio::spawn(async move {
         let finished = store.finish_completion(&principal, &bucket, entry.as_ref(), id.as_ref(), actual).await;
-        match finished {
-            Ok((ledger_id, charged)) => (ledger_id, entry, Ok(charged)),
-            Err(e) => {
-                let ledger_id = match &entry {
-                    Some(entry) => match store.append_ledger(&principal, &bucket, entry).await {
-                        Ok(id) => Some(id),
-                        Err(e) => {
-                            tracing::error!(error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
-                            None
-                        }
-                    },
-                    None => None,
-                };
-                (ledger_id, entry, Err(e))
-            }
-        }
+        let e = match finished {
+            Ok((ledger_id, charged)) => return (ledger_id, entry, Ok(charged)),
+            Err(e) => e,
+        };
+        tracing::warn!(error = %e, "recording a completion with its cost failed; trying each alone");
+        let ledger_id = match &entry {
+            Some(entry) => match store.append_ledger(&principal, &bucket, entry).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::error!(error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
+                    None
+                }
+            },
+            None => None,
+        };
+        let charged = match &id {
+            Some(id) => store.settle(&principal, id, actual).await,
+            None => store.finish_completion(&principal, &bucket, None, None, actual).await.map(|(_, charged)| charged),
+        };
+        (ledger_id, entry, charged)
     });
     match task.await {
         Ok(done) => done,
@@ -370,6 +375,55 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             account = store.spend("p", "total").await.unwrap();
         }
+        assert!((account.spent - 0.35).abs() < 1e-12 && account.reserved.abs() < 1e-12, "{account:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The entry and the settlement commit together; when that fails, the
+    /// entry is still recorded and the settlement tried alone.
+    #[tokio::test]
+    async fn a_completion_is_recorded_even_when_its_settlement_fails() {
+        let dir = std::env::temp_dir().join(format!("omr-finish-{}-{}", std::process::id(), crate::db::random_hex(6).unwrap()));
+        let store: Store = Arc::new(SqliteStore::open(&dir.join("state.sqlite"), Retention::default()).unwrap());
+        let bucket = BucketKey::default_bucket();
+        let entry = |id: &str| LedgerEntry {
+            request_id: Some(id.to_owned()),
+            sent_at: "2026-12-07T10:00:00.000Z".into(),
+            received_at: "2026-12-07T10:00:01.000Z".into(),
+            origin: "omniroute_route_request".into(),
+            requested_model: Some("coding-fast".into()),
+            combo: None,
+            role: None,
+            status: Some(200),
+            success: true,
+            provider: Some("mock".into()),
+            model: Some("mock-small".into()),
+            cost: Some(0.1),
+            tokens_in: Some(7),
+            tokens_out: Some(3),
+            latency_ms: Some(12.0),
+            cache: None,
+            fallbacks_triggered: None,
+            degraded_from: None,
+            error: None,
+        };
+
+        let reservation = Reservation::reserve(&store, Arc::from("p"), &bucket, 0.25, SpendLimits::default()).await.unwrap();
+        let (id, recorded, charged) = finish_completion(&store, Arc::from("p"), bucket.clone(), Some(reservation), Some(entry("r1")), Some(0.1)).await;
+        assert!(id.is_some() && recorded.is_some());
+        assert_eq!(charged, Ok(0.1));
+
+        // Settled elsewhere first (as a stale sweep does): the joint transaction fails.
+        let reservation = Reservation::reserve(&store, Arc::from("p"), &bucket, 0.25, SpendLimits::default()).await.unwrap();
+        let reservation_id = reservation.id.clone().unwrap();
+        assert_eq!(store.settle("p", &reservation_id, None).await, Ok(0.25));
+        let (id, recorded, charged) = finish_completion(&store, Arc::from("p"), bucket.clone(), Some(reservation), Some(entry("r2")), Some(0.1)).await;
+        assert!(id.is_some(), "the entry is recorded alone");
+        assert_eq!(recorded.and_then(|e| e.request_id).as_deref(), Some("r2"));
+        assert_eq!(charged, Err(StoreError::NotFound));
+        let ids: Vec<_> = store.ledger("p", &bucket).await.unwrap().into_iter().filter_map(|r| r.entry.request_id).collect();
+        assert_eq!(ids, ["r1", "r2"]);
+        let account = store.spend("p", "total").await.unwrap();
         assert!((account.spent - 0.35).abs() < 1e-12 && account.reserved.abs() < 1e-12, "{account:?}");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -36,18 +36,18 @@ impl Admitted {
         entry: Option<LedgerEntry>,
     ) -> (Option<LedgerId>, Option<LedgerEntry>) {
         let actual = spend::settled_cost(result, entry.as_ref().and_then(|e| e.cost));
-        let amount = self.reservation.as_ref().map_or(0.0, Reservation::amount);
+        let reserved = self.reservation.as_ref().map(Reservation::amount);
         let bucket = ctx.bucket();
         let (id, entry, charged) =
             spend::finish_completion(&ctx.store, bucket.principal, bucket.key, self.reservation.take(), entry, actual).await;
-        match charged {
-            Err(e) => tracing::error!(error = %e, amount, "a completion's cost could not be booked; a reservation is settled in full when it is stale"),
-            Ok(_) if amount > 0.0 => {
-                if let Some(real) = actual.filter(|real| *real > amount + 1e-12) {
-                    tracing::warn!(reserved = amount, real, "a completion cost more than its reservation (overshoot)");
-                }
+        match (charged, reserved, actual) {
+            (Err(e), _, _) => {
+                tracing::error!(error = %e, ?reserved, "a completion's cost could not be booked; a reservation is settled in full when it is stale");
             }
-            Ok(_) => {}
+            (Ok(_), Some(amount), Some(real)) if real > amount + 1e-12 => {
+                tracing::warn!(reserved = amount, real, "a completion cost more than its reservation (overshoot)");
+            }
+            (Ok(_), _, _) => {}
         }
         (id, entry)
     }
