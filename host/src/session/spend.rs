@@ -386,26 +386,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("omr-finish-{}-{}", std::process::id(), crate::db::random_hex(6).unwrap()));
         let store: Store = Arc::new(SqliteStore::open(&dir.join("state.sqlite"), Retention::default()).unwrap());
         let bucket = BucketKey::default_bucket();
-        let entry = |id: &str| LedgerEntry {
-            request_id: Some(id.to_owned()),
-            sent_at: "2026-12-07T10:00:00.000Z".into(),
-            received_at: "2026-12-07T10:00:01.000Z".into(),
-            origin: "omniroute_route_request".into(),
-            requested_model: Some("coding-fast".into()),
-            combo: None,
-            role: None,
-            status: Some(200),
-            success: true,
-            provider: Some("mock".into()),
-            model: Some("mock-small".into()),
-            cost: Some(0.1),
-            tokens_in: Some(7),
-            tokens_out: Some(3),
-            latency_ms: Some(12.0),
-            cache: None,
-            fallbacks_triggered: None,
-            degraded_from: None,
-            error: None,
+        // Built the way the broker builds it, from the wire.
+        let entry = |id: &str| {
+            use crate::session::ledger::FromExchange;
+            let sent = GatewayRequest { method: Method::Post, path: "/v1/chat/completions".into(), query: vec![], body: Some(r#"{"model":"coding-fast"}"#.into()) };
+            let headers = vec![("x-request-id".to_owned(), id.to_owned()), (omniroute_tool_contract::completion::headers::COST.to_owned(), "0.1".to_owned())];
+            let answer = Ok(GatewayResponse { status: 200, headers, body: "{}".into() });
+            LedgerEntry::from_exchange("omniroute_route_request", &sent, &answer, std::time::SystemTime::now(), std::time::SystemTime::now())
         };
 
         let reservation = Reservation::reserve(&store, Arc::from("p"), &bucket, 0.25, SpendLimits::default()).await.unwrap();
