@@ -264,13 +264,7 @@ pub async fn finish_completion(
         };
         tracing::warn!(error = %e, "recording a completion with its cost failed; trying each alone");
         let ledger_id = match &entry {
-            Some(entry) => match store.append_ledger(&principal, &bucket, entry).await {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    tracing::error!(error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
-                    None
-                }
-            },
+            Some(entry) => append_entry(&store, &principal, &bucket, entry).await,
             None => None,
         };
         let charged = match &id {
@@ -284,6 +278,18 @@ pub async fn finish_completion(
         Err(e) => {
             tracing::error!(reserved, error = %e, "the task ending a completion failed; an unsettled reservation is charged in full once stale");
             (None, None, Err(StoreError::Backend(format!("the task ending a completion failed: {e}"))))
+        }
+    }
+}
+
+/// Appends a completion's ledger entry on its own; a failure is logged (the
+/// completion was sent either way) and gives no id.
+pub async fn append_entry(store: &Store, principal: &str, bucket: &BucketKey, entry: &LedgerEntry) -> Option<LedgerId> {
+    match store.append_ledger(principal, bucket, entry).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(tool = %entry.origin, error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
+            None
         }
     }
 }

@@ -197,10 +197,9 @@ async fn append_entry(
     Ok(LedgerId(id))
 }
 
-/// Settles reservation `id` at `actual` (else its full amount) under the
-/// principal's lock; returns what was charged.
+/// Settles reservation `id` at `actual` (else its full amount); returns
+/// what was charged. The caller holds the principal's lock.
 async fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual: Option<f64>) -> Result<f64, StoreError> {
-    lock_principal(tx, principal).await?;
     let Some((bucket, amount, day, month)) = take_reservation(tx, principal, id).await? else {
         return Err(StoreError::NotFound);
     };
@@ -209,17 +208,21 @@ async fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual
     Ok(charged)
 }
 
-/// Adds the cost of a completion nothing was reserved for to the bucket and
-/// the principal's three period accounts.
+/// Adds the cost of a completion nothing was reserved for to the bucket
+/// (created if it is missing; the entry's append has made sure of it already
+/// in the common case) and the principal's three period accounts. The caller
+/// holds the principal's lock.
 async fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64) -> Result<f64, StoreError> {
     if charged <= 0.0 {
         return Ok(0.0);
     }
     let now = now_ms();
     let [day, month, total] = period_keys(now);
-    lock_principal(tx, principal).await?;
-    ensure_bucket(tx, principal, bucket, now).await?;
-    exec(tx, "UPDATE state_buckets SET spent = spent + $3 WHERE principal = $1 AND bucket = $2", &[&principal, &bucket.as_str(), &charged]).await?;
+    let add = "UPDATE state_buckets SET spent = spent + $3 WHERE principal = $1 AND bucket = $2";
+    if exec(tx, add, &[&principal, &bucket.as_str(), &charged]).await? == 0 {
+        ensure_bucket(tx, principal, bucket, now).await?;
+        exec(tx, add, &[&principal, &bucket.as_str(), &charged]).await?;
+    }
     exec(
         tx,
         "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES ($1, $2, $5, 0, $6), ($1, $3, $5, 0, $6), ($1, $4, $5, 0, $6)
@@ -497,6 +500,7 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg)?;
+            lock_principal(&tx, principal).await?;
             let charged = settle_reserved(&tx, principal, &reservation.0, actual).await?;
             tx.commit().await.map_err(pg)?;
             Ok(charged)

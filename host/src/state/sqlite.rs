@@ -262,18 +262,24 @@ fn settle_reserved(tx: &Transaction<'_>, principal: &str, id: &str, actual: Opti
     Ok(charged)
 }
 
-/// Adds the cost of a completion nothing was reserved for to the bucket and
-/// the principal's three period accounts.
+/// Adds the cost of a completion nothing was reserved for to the bucket
+/// (created if it is missing; the entry's append has made sure of it already
+/// in the common case) and the principal's three period accounts.
 fn book_unreserved(tx: &Transaction<'_>, principal: &str, bucket: &BucketKey, charged: f64, touch_after: i64) -> Result<f64, StoreError> {
     if charged <= 0.0 {
         return Ok(0.0);
     }
     let now = now_ms();
     let [day, month, total] = period_keys(now);
-    ensure_bucket(tx, principal, bucket, now, touch_after)?;
-    tx.prepare_cached("UPDATE state_buckets SET spent = spent + ?3 WHERE principal = ?1 AND bucket = ?2")
-        .and_then(|mut s| s.execute(params![principal, bucket.as_str(), charged]))
-        .map_err(backend)?;
+    let add = || {
+        tx.prepare_cached("UPDATE state_buckets SET spent = spent + ?3 WHERE principal = ?1 AND bucket = ?2")
+            .and_then(|mut s| s.execute(params![principal, bucket.as_str(), charged]))
+            .map_err(backend)
+    };
+    if add()? == 0 {
+        ensure_bucket(tx, principal, bucket, now, touch_after)?;
+        add()?;
+    }
     tx.prepare_cached(
         "INSERT INTO state_spend (principal, period, spent, reserved, updated_ms) VALUES (?1, ?2, ?5, 0, ?6), (?1, ?3, ?5, 0, ?6), (?1, ?4, ?5, 0, ?6)
          ON CONFLICT (principal, period) DO UPDATE SET spent = spent + excluded.spent, updated_ms = excluded.updated_ms",

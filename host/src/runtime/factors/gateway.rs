@@ -191,13 +191,7 @@ fn completion_entry(
 /// book it: it had no completion scope, so the broker normally denies it).
 async fn record(ctx: &CallContext, completions: &CallCompletions, entry: LedgerEntry) {
     let bucket = ctx.bucket();
-    let id = match ctx.store.append_ledger(&bucket.principal, &bucket.key, &entry).await {
-        Ok(id) => Some(id),
-        Err(e) => {
-            tracing::error!(tool = %ctx.tool, error = %e, request_id = ?entry.request_id, "a completion could not be recorded in the ledger");
-            None
-        }
-    };
+    let id = crate::session::spend::append_entry(&ctx.store, &bucket.principal, &bucket.key, &entry).await;
     lock(completions).push(Sent { id, entry });
 }
 
