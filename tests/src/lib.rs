@@ -26,6 +26,7 @@
 //! Every wait is bounded (see [`DEFAULT_TIMEOUT`] and [`STARTUP_TIMEOUT`]), so a hung server
 //! fails a test instead of hanging the run.
 
+pub mod audit;
 pub mod gateway;
 pub mod http_server;
 pub mod markdown;

@@ -225,6 +225,22 @@ impl McpClient {
         self.stderr.text()
     }
 
+    /// The server's stderr once `done` holds for it (a log line written during a
+    /// call may reach the pipe after the call's answer); fails after 10 s.
+    pub async fn stderr_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr();
+            if done(&text) {
+                return text;
+            }
+            if std::time::Instant::now() > deadline {
+                self.fail("the expected server log did not appear within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn command(&self) -> &ServerCommand {
         &self.command
     }

@@ -56,6 +56,14 @@ async fn data_folder_audit_and_state_files_are_private_to_their_owner() {
             assert_eq!(mode(&file), 0o600, "{}", file.display());
         }
     }
+    // The audit journal: a private folder of private files (this process's lock and rows).
+    let journal = data.join("audit.sqlite.pending");
+    assert_eq!(mode(&journal), 0o700, "{}", journal.display());
+    let files: Vec<PathBuf> = std::fs::read_dir(&journal).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "jsonl")), "{files:?}");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
     let read = as_nobody(&["cat", data.join("audit.sqlite").to_str().unwrap()]);
     assert!(!read.status.success(), "another user read the audit database");
     assert!(text(&read.stderr).contains("Permission denied"), "{}", text(&read.stderr));

@@ -141,8 +141,7 @@ async fn a_corrupt_precompiled_cache_is_rebuilt_not_fatal() {
     let client = McpClient::start(cmd()).await;
     assert_eq!(client.list_tools().await.len(), expected);
     assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
-    let stderr = client.stderr();
-    assert!(stderr.contains("precompiled cache entry unusable; rebuilding it"), "{stderr}");
+    client.stderr_until(|s| s.contains("precompiled cache entry unusable; rebuilding it")).await;
     client.shutdown().await;
 }
 
@@ -223,15 +222,13 @@ async fn components_are_compiled_in_a_child_process_then_mapped_from_the_cache()
     };
     let client = McpClient::start(cmd()).await;
     assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
-    let stderr = client.stderr();
-    assert!(stderr.contains("compiled in a child process"), "{stderr}");
+    let stderr = client.stderr_until(|s| s.contains("compiled in a child process")).await;
     assert!(!stderr.contains("compiling in process"), "the child was not used: {stderr}");
     client.shutdown().await;
 
     let client = McpClient::start(cmd()).await;
     assert!(!client.call("omniroute_get_health", json!({})).await.is_error);
-    let stderr = client.stderr();
-    assert!(stderr.contains("cache=Hit"), "{stderr}");
+    let stderr = client.stderr_until(|s| s.contains("cache=Hit")).await;
     assert!(!stderr.contains("compiled in a child process"), "a cached component was compiled again: {stderr}");
     client.shutdown().await;
 }

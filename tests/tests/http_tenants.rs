@@ -266,7 +266,9 @@ async fn tenants_see_only_their_tools_and_are_denied_by_their_own_scopes() {
     assert!(gateway.requests_to("GET", "/api/combos").len() == 1, "the denied call must not reach the gateway");
 
     // The audit log records the tenant as caller and the MCP session id.
-    let db = rusqlite::Connection::open(server.command.data_dir().join("audit.sqlite")).unwrap();
+    let audit = server.command.data_dir().join("audit.sqlite");
+    omniroute_mcp_tests::audit::import_pending(&audit);
+    let db = rusqlite::Connection::open(&audit).unwrap();
     let mut stmt = db.prepare("SELECT tool_name, caller, session_id, success FROM mcp_tool_audit ORDER BY id").unwrap();
     let rows: Vec<(String, String, String, bool)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

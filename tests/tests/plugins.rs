@@ -273,9 +273,11 @@ async fn without_the_operator_grant_a_plugin_cannot_switch_a_combo() {
     assert!(out["switch"].as_str().unwrap().starts_with("Not permitted: PUT"), "{out}");
     assert!(gateway.requests_to("PUT", &format!("/api/combos/{id}")).is_empty(), "the PUT reached the gateway");
     assert_eq!(gateway.requests_to("GET", "/api/combos").len(), 1);
-    // The call went through the same audit path as a built-in (the row is committed before
-    // the answer, so it is there while the server still runs).
-    let db = rusqlite::Connection::open(client.command().data_dir().join("audit.sqlite")).unwrap();
+    // The call went through the same audit path as a built-in (the row is journaled before
+    // the answer, so a reader that imports the journal sees it while the server still runs).
+    let audit = client.command().data_dir().join("audit.sqlite");
+    omniroute_mcp_tests::audit::import_pending(&audit);
+    let db = rusqlite::Connection::open(&audit).unwrap();
     let rows: i64 = db
         .query_row("SELECT COUNT(*) FROM mcp_tool_audit WHERE tool_name = ?1 AND success = 1", [SWITCHER], |r| r.get(0))
         .unwrap();

@@ -28,6 +28,7 @@ fn with_audit_db(cmd: ServerCommand) -> (ServerCommand, TempDir, PathBuf) {
 }
 
 fn rows(db: &Path) -> Vec<(String, String, String, i64, bool, Option<String>, String)> {
+    omniroute_mcp_tests::audit::import_pending(db);
     let conn = Connection::open(db).expect("audit database");
     let mut stmt = conn
         .prepare("SELECT tool_name, input_hash, output_summary, duration_ms, success, error_code, caller FROM mcp_tool_audit ORDER BY id")
@@ -59,8 +60,7 @@ async fn missing_scopes_are_denied_in_the_original_wording_and_nothing_runs() {
 
     let allowed = client.call("omniroute_get_health", json!({})).await;
     assert!(!allowed.is_error, "{}", allowed.text);
-    let stderr = client.stderr();
-    assert!(stderr.contains("instance created") && stderr.contains("omniroute_get_health"), "{stderr}");
+    let stderr = client.stderr_until(|s| s.lines().any(|l| l.contains("instance created") && l.contains("omniroute_get_health"))).await;
     assert!(
         !stderr.lines().any(|l| l.contains("instance created") && l.contains("omniroute_list_combos")),
         "the denied tool was instantiated:\n{stderr}"

@@ -219,10 +219,10 @@ omniroute-tool-testing = { path = "{{testing}}" }
 # A workspace of its own: builds anywhere, outside omniroute-mcp's workspaces.
 [workspace]
 
-# The built-in tools' release profile: small components, and builds with
+# The built-in tools' release profile: fast guest code, and builds with
 # `--target-dir <omniroute-mcp>/target/components` reuse their compiled dependencies.
 [profile.release]
-opt-level = "s"
+opt-level = 3
 lto = true
 codegen-units = 1
 strip = true

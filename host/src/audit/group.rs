@@ -22,6 +22,8 @@ pub(super) const LEADER_ROUNDS: usize = 4;
 pub(super) struct Group {
     sink: Mutex<Box<dyn Sink>>,
     pending: Mutex<Pending>,
+    /// Why the last drain of the journal failed, while it keeps failing.
+    drain_error: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -52,7 +54,40 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Group {
     pub(super) fn new(sink: impl Sink) -> Self {
-        Self { sink: Mutex::new(Box::new(sink)), pending: Mutex::new(Pending::default()) }
+        Self { sink: Mutex::new(Box::new(sink)), pending: Mutex::new(Pending::default()), drain_error: Mutex::new(None) }
+    }
+
+    /// Moves journaled rows into the tables (see `journal.rs`), and
+    /// remembers whether that works: while it fails, calls are refused
+    /// ([`Group::drain_error`]); the rows wait in the journal.
+    pub(super) fn drain(&self, all: bool) -> Result<usize, String> {
+        let result = self.with_sink(|sink| sink.drain(all));
+        let mut error = lock(&self.drain_error);
+        match &result {
+            Ok(moved) => {
+                tracing::debug!(moved, all, "journaled audit rows moved into the tables");
+                if error.take().is_some() {
+                    tracing::info!("journaled audit rows reach the database again");
+                }
+            }
+            Err(e) => {
+                if error.is_none() {
+                    tracing::error!(error = %e, "cannot move journaled audit rows into the database; they wait in the journal, and calls are refused until it works (unless --audit-on-failure warn)");
+                }
+                *error = Some(e.clone());
+            }
+        }
+        result
+    }
+
+    /// Why journaled rows cannot reach the database, while they cannot.
+    pub(super) fn drain_error(&self) -> Option<String> {
+        lock(&self.drain_error).clone()
+    }
+
+    /// Whether this process's journal holds rows not yet in the tables.
+    pub(super) fn has_pending(&self) -> bool {
+        self.with_sink(|sink| sink.has_pending())
     }
 
     /// Runs `f` on the sink (the writer thread's batches, pruning, heartbeats).

@@ -13,6 +13,7 @@
 mod chain;
 mod display;
 mod group;
+mod journal;
 mod postgres;
 mod query;
 mod record;
@@ -79,11 +80,14 @@ pub struct AuditOptions {
     pub retention: Option<Duration>,
     /// Refused calls of one caller with one code within this interval share one row.
     pub refusal_window: Duration,
+    /// SQLite: append rows to the journal and import them in batches
+    /// (`journal.rs`), instead of committing each into the tables.
+    pub journal: bool,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { on_failure: OnFailure::Refuse, retention: None, refusal_window: Duration::from_secs(60) }
+        AuditOptions { on_failure: OnFailure::Refuse, retention: None, refusal_window: Duration::from_secs(60), journal: true }
     }
 }
 
@@ -118,8 +122,10 @@ enum Inner {
     /// `--audit off`: nothing is recorded, by the operator's choice.
     Off,
     /// Rows go to the writer thread, or (`group`, SQLite) are committed by
-    /// the callers themselves when no commit is in progress.
-    On { tx: mpsc::Sender<writer::Message>, group: Option<Arc<group::Group>>, path: Option<PathBuf> },
+    /// the callers themselves when no commit is in progress, or (`journal`,
+    /// SQLite, the default) are appended to the journal by the callers and
+    /// moved into the tables by the writer thread.
+    On { tx: mpsc::Sender<writer::Message>, group: Option<Arc<group::Group>>, path: Option<PathBuf>, journal: Option<Arc<journal::Journal>> },
     /// The database could not be opened: every call is refused with this.
     Broken(String),
 }
@@ -142,9 +148,12 @@ impl AuditLog {
 
     /// [`AuditLog::open`] with options.
     pub fn open_sqlite(path: &Path, options: AuditOptions) -> AuditLog {
-        match sqlite::SqliteSink::open(path) {
-            // Callers commit on their own thread (see `group`).
-            Ok(sink) => AuditLog::start_with(sink, true, options, Some(path.to_path_buf())),
+        match sqlite::SqliteSink::open(path, options.journal) {
+            // Callers journal their rows, or commit them on their own thread (see `group`).
+            Ok(sink) => {
+                let journal = sink.journal();
+                AuditLog::start_with(sink, true, options, Some(path.to_path_buf()), journal)
+            }
             Err(e) => AuditLog::broken(format!("cannot open the audit database {}: {e}", path.display()), options),
         }
     }
@@ -179,27 +188,40 @@ impl AuditLog {
             })
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         ready_rx.await.map_err(|_| "the audit writer stopped".to_owned())??;
-        Ok(AuditLog { inner: Inner::On { tx, group: None, path: None }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) })
+        Ok(AuditLog { inner: Inner::On { tx, group: None, path: None, journal: None }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) })
     }
 
     /// A log whose rows all go through the writer thread.
     #[cfg(test)]
     fn start(sink: impl writer::Sink, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
-        AuditLog::start_with(sink, false, options, path)
+        AuditLog::start_with(sink, false, options, path, None)
+    }
+
+    /// A log over a prepared SQLite sink, as [`AuditLog::open_sqlite`] starts it.
+    #[cfg(test)]
+    fn start_sqlite(sink: sqlite::SqliteSink, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
+        let journal = sink.journal();
+        AuditLog::start_with(sink, true, options, path, journal)
     }
 
     /// Starts the writer thread on `sink`; with `inline`, callers commit
     /// their rows on their own thread when no commit is in progress.
-    fn start_with(sink: impl writer::Sink, inline: bool, options: AuditOptions, path: Option<PathBuf>) -> AuditLog {
+    fn start_with(sink: impl writer::Sink, inline: bool, options: AuditOptions, path: Option<PathBuf>, journal: Option<Arc<journal::Journal>>) -> AuditLog {
         let (tx, rx) = mpsc::channel();
         let group = Arc::new(group::Group::new(sink));
         let thread_group = group.clone();
-        let spawned = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || writer::run(thread_group, rx, writer_config(options)));
+        let background = journal.is_some();
+        let spawned = std::thread::Builder::new().name("audit-writer".into()).spawn(move || {
+            if background {
+                // Its main work, draining the journal, waits for no caller: on a busy machine
+                // the threads answering calls go first.
+                writer::lower_priority();
+            }
+            writer::run(thread_group, rx, writer_config(options))
+        });
         let group = inline.then_some(group);
         match spawned {
-            Ok(_) => AuditLog { inner: Inner::On { tx, group, path }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) },
+            Ok(_) => AuditLog { inner: Inner::On { tx, group, path, journal }, on_failure: options.on_failure, lost: AtomicU64::new(0), queued: AtomicU64::new(0) },
             Err(e) => AuditLog::broken(format!("cannot start the audit writer: {e}"), options),
         }
     }
@@ -225,18 +247,44 @@ impl AuditLog {
         }
     }
 
-    /// Rows waiting for the writer's commit right now: a depth that stays up
-    /// means the database is slower than the calls (alert on it).
+    /// Rows waiting for the writer's commit right now (journaled rows not yet
+    /// in the tables included): a depth that stays up means the database is
+    /// slower than the calls (alert on it).
     pub fn queue_depth(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
+        let journaled = match &self.inner {
+            Inner::On { journal: Some(journal), .. } => journal.waiting_rows(),
+            _ => 0,
+        };
+        self.queued.load(Ordering::Relaxed) + journaled
     }
 
     /// Whether a call may run: an unusable audit log refuses all calls
     /// (unless the operator chose to run with a warning).
     pub fn check(&self) -> Result<(), AuditUnavailable> {
+        if self.on_failure == OnFailure::Warn {
+            return Ok(());
+        }
         match &self.inner {
-            Inner::Broken(reason) if self.on_failure == OnFailure::Refuse => Err(AuditUnavailable(reason.clone())),
+            Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
+            // Journaled rows cannot reach the database (a full disk, a locked file).
+            Inner::On { journal: Some(_), group: Some(group), .. } => match group.drain_error() {
+                Some(reason) => Err(AuditUnavailable(reason)),
+                None => Ok(()),
+            },
             _ => Ok(()),
+        }
+    }
+
+    /// Moves the journaled rows into the tables now and waits for it (a
+    /// reader in this process that must see every answered call); returns
+    /// how many rows moved. Without a journal, rows are already there.
+    pub async fn flush(&self) -> Result<usize, AuditUnavailable> {
+        let Inner::On { tx, journal: Some(_), .. } = &self.inner else { return Ok(0) };
+        let (reply, done) = oneshot::channel();
+        tx.send(writer::Message::Drain(Some(reply))).map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
+        match done.await {
+            Ok(result) => result.map_err(AuditUnavailable),
+            Err(_) => Err(AuditUnavailable("the audit writer stopped".into())),
         }
     }
 
@@ -264,6 +312,21 @@ impl AuditLog {
         let result = match &self.inner {
             Inner::Off => return Ok(()),
             Inner::Broken(reason) => Err(AuditUnavailable(reason.clone())),
+            Inner::On { tx, journal: Some(journal), .. } if inline => {
+                // One write to this process's journal; the writer moves the rows in batches.
+                let row = writer::Row { record: record.bounded(), created_at: writer::timestamp(std::time::SystemTime::now()), refusal_count: None };
+                match journal.append(&row) {
+                    Ok(waiting) => {
+                        if waiting == 1 {
+                            let _ = tx.send(writer::Message::Journaled);
+                        } else if waiting == journal::DRAIN_BATCH {
+                            let _ = tx.send(writer::Message::Drain(None));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(AuditUnavailable(e)),
+                }
+            }
             Inner::On { tx, group: Some(group), .. } if inline => {
                 let _queued = Queued::enter(&self.queued);
                 let (done_tx, done_rx) = oneshot::channel();

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// One tools/call, as written to `mcp_tool_audit`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     pub tool_name: String,
     pub input_hash: String,
@@ -78,7 +78,7 @@ fn cut(text: &mut String, max: usize) {
 
 /// One gateway request a call made: shapes only, never bodies, query values
 /// or credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GatewayCall {
     pub method: String,
     /// The capability-table pattern it matched (`/api/combos/{id}`), or

@@ -97,6 +97,16 @@ CREATE TABLE mcp_audit_anchor (
 /// 50 µs commit). Older code does not need it (compatible from 2).
 const V3: &str = "DROP INDEX IF EXISTS idx_mcp_tool_audit_api_key_id;";
 
+/// Version 4: how far each journal file is imported (SQLite's journal,
+/// `journal.rs`), written in the transaction that imports its rows. Older
+/// code writes rows directly and ignores it (compatible from 2). PostgreSQL
+/// has no journal.
+const V4_SQLITE: &str = "
+CREATE TABLE IF NOT EXISTS mcp_audit_journal (
+    file TEXT PRIMARY KEY,
+    imported_bytes INTEGER NOT NULL
+);";
+
 /// The audit schema.
 pub const SCHEMA: Schema = Schema {
     component: "audit",
@@ -104,6 +114,7 @@ pub const SCHEMA: Schema = Schema {
         Migration { sqlite: V1_SQLITE, postgres: V1_POSTGRES, compatible_from: 1 },
         Migration { sqlite: V2_SQLITE, postgres: V2_POSTGRES, compatible_from: 2 },
         Migration { sqlite: V3, postgres: V3, compatible_from: 2 },
+        Migration { sqlite: V4_SQLITE, postgres: "SELECT 1", compatible_from: 2 },
     ],
     legacy_user_version: true,
 };

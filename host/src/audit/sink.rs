@@ -7,8 +7,8 @@ use tokio::sync::oneshot;
 /// A caller's reply channel: the row is committed (or why not).
 pub(super) type Done = oneshot::Sender<Result<(), String>>;
 
-/// One row as it is written.
-#[derive(Debug, Clone)]
+/// One row as it is written (and, as JSON, one line of the journal).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Row {
     pub record: AuditRecord,
     /// `YYYY-MM-DD HH:MM:SS` UTC (SQLite's `datetime('now')` format).
@@ -26,6 +26,16 @@ pub(super) trait Sink: Send + 'static {
     fn prune(&mut self, cutoff: &str) -> Result<u64, String>;
     /// Refreshes this node's heartbeat in the schema registry.
     fn heartbeat(&mut self);
+    /// Moves journaled rows into the tables (SQLite's journal, `journal.rs`):
+    /// this process's, and with `all` also those other processes left
+    /// behind. Returns how many rows it moved.
+    fn drain(&mut self, _all: bool) -> Result<usize, String> {
+        Ok(0)
+    }
+    /// Whether this process's journal holds rows not yet drained.
+    fn has_pending(&self) -> bool {
+        false
+    }
     /// Deregisters this node (it stops).
     fn leave(&mut self);
 }

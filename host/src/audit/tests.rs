@@ -140,7 +140,7 @@ async fn pruning_keeps_the_chain_verifiable_from_its_anchor() {
     use writer::{Row, Sink};
     let dir = TempDir::new();
     let path = dir.0.join("audit.sqlite");
-    let mut sink = sqlite::SqliteSink::open(&path).unwrap();
+    let mut sink = sqlite::SqliteSink::open(&path, false).unwrap();
     let row = |tool: &str, at: &str| Row { record: record(tool, true), created_at: at.into(), refusal_count: None };
     sink.write(&[row("old1", "2020-01-01 00:00:00"), row("old2", "2020-01-02 00:00:00")]).unwrap();
     sink.write(&[row("new1", "2026-12-01 00:00:00"), row("new2", "2026-12-02 00:00:00")]).unwrap();
@@ -191,12 +191,28 @@ async fn repeated_refusals_are_aggregated_per_caller_and_code() {
 }
 
 /// A database "full" as a full disk would make it: SQLite's page limit.
-fn full_log(dir: &Path, on_failure: OnFailure) -> AuditLog {
+/// `journaled`: rows go through the journal, as `open_sqlite` sets it up;
+/// else each is committed into the tables.
+fn full_log(dir: &Path, on_failure: OnFailure, journaled: bool) -> AuditLog {
     let path = dir.join("audit.sqlite");
     let conn = open_connection(&path).unwrap();
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
     let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {}", pages + 1), [], |r| r.get(0)).unwrap();
-    AuditLog::start(sqlite::SqliteSink::with_connection(conn), AuditOptions { on_failure, ..AuditOptions::default() }, Some(path))
+    let options = AuditOptions { on_failure, journal: journaled, ..AuditOptions::default() };
+    if journaled {
+        let journal = Arc::new(journal::Journal::open(&path).unwrap());
+        AuditLog::start_sqlite(sqlite::SqliteSink::with_connection(conn, Some(journal)), options, Some(path))
+    } else {
+        AuditLog::start(sqlite::SqliteSink::with_connection(conn, None), options, Some(path))
+    }
+}
+
+/// The journal files and locks left in `dir`'s audit journal folder.
+fn journal_files(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(journal::dir_of(&dir.join("audit.sqlite"))) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn big(tool: &str) -> AuditRecord {
@@ -206,7 +222,7 @@ fn big(tool: &str) -> AuditRecord {
 #[tokio::test]
 async fn a_full_database_refuses_calls_by_default() {
     let dir = TempDir::new();
-    let log = full_log(&dir.0, OnFailure::Refuse);
+    let log = full_log(&dir.0, OnFailure::Refuse, false);
     let mut refused = None;
     for i in 0..200 {
         if let Err(e) = log.commit(big(&format!("t{i}"))).await {
@@ -223,7 +239,7 @@ async fn a_full_database_refuses_calls_by_default() {
 #[tokio::test]
 async fn a_full_database_answers_with_a_warning_when_the_operator_chose_so() {
     let dir = TempDir::new();
-    let log = full_log(&dir.0, OnFailure::Warn);
+    let log = full_log(&dir.0, OnFailure::Warn, false);
     for i in 0..200 {
         log.commit(big(&format!("t{i}"))).await.expect("warn mode answers");
     }
@@ -325,4 +341,133 @@ async fn queue_depth_counts_the_rows_waiting_for_their_commit() {
     let _ = waiting.await;
     assert_eq!(log.queue_depth(), 0);
     drop(closed_gate);
+}
+
+#[tokio::test]
+async fn a_full_database_behind_the_journal_refuses_the_next_calls_and_keeps_the_rows() {
+    let dir = TempDir::new();
+    let log = full_log(&dir.0, OnFailure::Refuse, true);
+    log.check().unwrap();
+    for i in 0..20 {
+        // Journaled: the answered call is recorded even though the database is full.
+        log.commit(big(&format!("t{i}"))).await.unwrap();
+    }
+    let err = log.flush().await.expect_err("the rows do not fit into the database");
+    assert!(err.0.contains("full"), "{err}");
+    let err = log.check().expect_err("calls are refused while journaled rows cannot reach the database");
+    assert!(err.0.contains("full"), "{err}");
+    assert!(err.to_string().contains("--audit-on-failure warn"), "the message names the way out: {err}");
+    log.close().await;
+    drop(log);
+    // Nothing was lost: the journal kept every row, and a process with room imports them once.
+    assert!(journal_files(&dir.0).iter().any(|f| f.ends_with(".jsonl")), "{:?}", journal_files(&dir.0));
+    let path = dir.0.join("audit.sqlite");
+    let conn = open_connection(&path).unwrap();
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 20);
+    assert_eq!(verify(&conn).first_broken_id, None);
+    drop(conn);
+    assert_eq!(journal_files(&dir.0), Vec::<String>::new(), "imported files of a stopped process are deleted");
+
+    // Warn: the calls go on; the rows still wait in the journal, none is counted lost.
+    let dir = TempDir::new();
+    let log = full_log(&dir.0, OnFailure::Warn, true);
+    for i in 0..20 {
+        log.commit(big(&format!("t{i}"))).await.unwrap();
+    }
+    assert!(log.flush().await.is_err());
+    log.check().unwrap();
+    assert_eq!(log.lost.load(Ordering::Relaxed), 0);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn journaled_rows_are_visible_to_readers_at_once_and_imported_once() {
+    let dir = TempDir::new();
+    let path = dir.0.join("audit.sqlite");
+    let log = AuditLog::open(&path);
+    for i in 0..3 {
+        log.commit(record(&format!("tool{i}"), true)).await.unwrap();
+    }
+    // A reader (another process's `audit` command) imports what the live log journaled.
+    let count = |conn: &Connection| -> i64 { conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap() };
+    let reader = open_connection(&path).unwrap();
+    assert_eq!(count(&reader), 3);
+    // The log's own drain, and another reader, find nothing new: no row twice.
+    log.flush().await.unwrap();
+    assert_eq!(count(&open_connection(&path).unwrap()), 3);
+    log.commit(record("tool3", true)).await.unwrap();
+    assert_eq!(log.flush().await.unwrap(), 1);
+    assert_eq!(count(&reader), 4);
+    assert_eq!(verify(&reader).first_broken_id, None);
+    // A live process's files are kept; a clean stop deletes them and its lock.
+    assert_eq!(journal_files(&dir.0).len(), 2, "{:?}", journal_files(&dir.0));
+    log.close().await;
+    assert_eq!(journal_files(&dir.0), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn rows_a_killed_process_journaled_are_imported_by_the_next_one() {
+    let dir = TempDir::new();
+    let path = dir.0.join("audit.sqlite");
+    drop(open_connection(&path).unwrap());
+    // What a process killed mid-write leaves: its (unlocked) lock, two whole rows, and
+    // the start of a third whose call was never answered.
+    let pending = journal::dir_of(&path);
+    std::fs::create_dir_all(&pending).unwrap();
+    std::fs::write(pending.join("4242-abcdef.lock"), b"").unwrap();
+    let row = |tool: &str| writer::Row { record: record(tool, true), created_at: "2026-12-07 10:00:00".into(), refusal_count: None };
+    let mut bytes = Vec::new();
+    for tool in ["crashed1", "crashed2"] {
+        bytes.extend(serde_json::to_vec(&row(tool)).unwrap());
+        bytes.push(b'\n');
+    }
+    bytes.extend(b"{\"record\":{\"tool_name\":\"cut");
+    std::fs::write(pending.join("4242-abcdef-000000.jsonl"), &bytes).unwrap();
+
+    let log = AuditLog::open(&path);
+    log.commit(record("next", true)).await.unwrap();
+    log.close().await;
+    let conn = open_connection(&path).unwrap();
+    let rows = recent(&conn, &RecentFilter { limit: Some(10), ..Default::default() }).unwrap();
+    let tools: Vec<&str> = rows.iter().rev().map(|r| r.tool_name.as_str()).collect();
+    assert_eq!(tools, ["crashed1", "crashed2", "next"]);
+    assert_eq!(verify(&conn).first_broken_id, None);
+    assert_eq!(journal_files(&dir.0), Vec::<String>::new(), "the dead process's files and lock are gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journaled_rows_are_drained_within_the_batch_interval() {
+    let dir = TempDir::new();
+    let path = dir.0.join("audit.sqlite");
+    let log = AuditLog::open(&path);
+    for i in 0..8 {
+        log.commit(record(&format!("tool{i}"), true)).await.unwrap();
+    }
+    assert!(log.queue_depth() > 0, "the rows wait for their batch");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while log.queue_depth() > 0 {
+        assert!(std::time::Instant::now() < deadline, "journaled rows were not drained: {}", log.queue_depth());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let conn = Connection::open(&path).unwrap();
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 8, "a plain reader sees them once drained");
+    log.close().await;
+}
+
+#[tokio::test]
+async fn rows_reach_the_database_even_when_the_journal_folder_is_deleted_under_the_log() {
+    let dir = TempDir::new();
+    let path = dir.0.join("audit.sqlite");
+    let log = AuditLog::open(&path);
+    log.commit(record("before", true)).await.unwrap();
+    std::fs::remove_dir_all(journal::dir_of(&path)).unwrap();
+    log.commit(record("after", true)).await.unwrap();
+    assert_eq!(log.flush().await.unwrap(), 2, "this process reads its rows through its own handle");
+    assert_eq!(log.queue_depth(), 0);
+    let conn = Connection::open(&path).unwrap();
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 2);
+    log.close().await;
 }

@@ -26,6 +26,11 @@ const MAX_BATCH: usize = 1024;
 const TICK: Duration = Duration::from_secs(1);
 /// How often old rows are pruned when a retention is set.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long journaled rows wait at most before they are drained (fewer
+/// than [`super::journal::DRAIN_BATCH`] of them), and how often a failing
+/// drain is retried.
+const DRAIN_AFTER: Duration = Duration::from_millis(100);
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) enum Message {
     Write(AuditRecord, Done),
@@ -33,6 +38,12 @@ pub(super) enum Message {
     Refusal(AuditRecord, Done),
     /// A caller-leader handed the group-commit queue over: drain it.
     Flush,
+    /// The first row since the last drain was journaled: drain within
+    /// [`DRAIN_AFTER`].
+    Journaled,
+    /// Move the journaled rows into the tables now (a batch is full, or a
+    /// caller waits for it with the reply channel).
+    Drain(Option<oneshot::Sender<Result<usize, String>>>),
     /// Commit what is queued and stop (graceful shutdown).
     Close(oneshot::Sender<()>),
 }
@@ -51,6 +62,16 @@ pub(super) fn timestamp(t: std::time::SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     dt.format(&format).unwrap_or_else(|_| "1970-01-01 00:00:00".to_owned())
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: nice 10), so
+/// background batches yield the CPU to threads that answer calls.
+pub(super) fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority on the calling thread (who = 0) only changes its nice value.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    }
 }
 
 /// Refusals of one caller with one code in the current interval.
@@ -116,10 +137,23 @@ pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, con
     let mut aggregates = Aggregates::default();
     let mut last_prune: Option<Instant> = None;
     let mut last_heartbeat = Instant::now();
+    // Since when journaled rows wait for a drain (or a failed drain's retry).
+    let mut waiting_since: Option<Instant> = None;
+    // The last drain moved nothing although rows wait (a row still being written): retry slowly.
+    let mut stalled = false;
     let mut batch: Vec<(Row, Option<Done>)> = Vec::new();
     loop {
         let mut closing = None;
         let mut disconnected = false;
+        let mut drain_now = false;
+        let mut replies = Vec::new();
+        // Journaled rows are drained [`DRAIN_AFTER`] after the first of them came,
+        // or (a failing database, a drain that found nothing) retried every second.
+        let drain_wait = if stalled || group.drain_error().is_some() { DRAIN_RETRY } else { DRAIN_AFTER };
+        let wait = match waiting_since {
+            Some(since) => drain_wait.saturating_sub(since.elapsed()),
+            None => TICK,
+        };
         let mut take = |m: Message, batch: &mut Vec<(Row, Option<Done>)>, closing: &mut Option<oneshot::Sender<()>>| match m {
             Message::Write(record, done) => {
                 batch.push((Row { record, created_at: timestamp(std::time::SystemTime::now()), refusal_count: None }, Some(done)))
@@ -137,9 +171,16 @@ pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, con
             Message::Flush => {
                 group.lead(usize::MAX);
             }
+            Message::Journaled => {
+                waiting_since.get_or_insert_with(Instant::now);
+            }
+            Message::Drain(reply) => {
+                drain_now = true;
+                replies.extend(reply);
+            }
             Message::Close(done) => *closing = Some(done),
         };
-        match rx.recv_timeout(TICK) {
+        match rx.recv_timeout(wait) {
             Ok(m) => take(m, &mut batch, &mut closing),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => disconnected = true,
@@ -152,6 +193,18 @@ pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, con
             }
         }
         let stopping = closing.is_some() || disconnected;
+        if waiting_since.is_none() && group.has_pending() {
+            waiting_since = Some(Instant::now());
+        }
+        if drain_now || waiting_since.is_some_and(|since| since.elapsed() >= drain_wait) {
+            let result = group.drain(false);
+            // Rows journaled meanwhile wait from now (they send no message).
+            waiting_since = group.has_pending().then(Instant::now);
+            stalled = waiting_since.is_some() && matches!(result, Ok(0));
+            for reply in replies.drain(..) {
+                let _ = reply.send(result.clone());
+            }
+        }
         batch.extend(aggregates.due(config.refusal_window, stopping).into_iter().map(|r| (r, None)));
         if !batch.is_empty() {
             let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
@@ -179,6 +232,8 @@ pub(super) fn run(group: std::sync::Arc<Group>, rx: mpsc::Receiver<Message>, con
         if last_heartbeat.elapsed() >= crate::db::schema::HEARTBEAT {
             last_heartbeat = Instant::now();
             group.with_sink(|sink| sink.heartbeat());
+            // Rows a crashed process left in its journal (failures are kept for `check`).
+            let _ = group.drain(true);
         }
         if stopping {
             group.close();

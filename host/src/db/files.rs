@@ -71,6 +71,15 @@ pub fn private_db_file(path: &Path) -> io::Result<()> {
     std::fs::OpenOptions::new().create(true).append(true).open(path).map(drop)
 }
 
+/// Creates a new private file (0600 on Unix) for appending; fails if `path` exists.
+pub fn create_private_file(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create_new(true).append(true);
+    #[cfg(unix)]
+    options.mode(FILE_MODE);
+    options.open(path)
+}
+
 /// `path` with `suffix` appended to its file name (`audit.sqlite-wal`).
 pub fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();

@@ -269,7 +269,7 @@ impl Metrics {
         let audit_queue = Gauge::default();
         registry.register(
             "audit_queue_depth",
-            "Audit rows handed to the writer and not yet committed (refreshed at each scrape)",
+            "Audit rows not yet in the audit tables: journaled and waiting for their batch, or handed to the writer and not yet committed (refreshed at each scrape)",
             audit_queue.clone(),
         );
         let tools_loaded = Gauge::default();

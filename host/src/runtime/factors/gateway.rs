@@ -271,7 +271,9 @@ impl GatewayState {
             .map(|(label, req)| {
                 let (ctx, clock, progress, finished, completions) = (&ctx, &clock, &progress, &finished, &completions);
                 async move {
-                    let ex = exchange(ctx, clock, completions, req).await;
+                    // Boxed: the exchange's future (the broker's request, the spend
+                    // admission) is kilobytes, and `buffered` moves each future it holds.
+                    let ex = Box::pin(exchange(ctx, clock, completions, req)).await;
                     if let (Some(label), Some(sink)) = (label, progress) {
                         let done = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                         sink(done as f64, Some(total as f64), Some(ex.progress_text(&label)));
