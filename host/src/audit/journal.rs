@@ -46,8 +46,8 @@ pub(super) fn dir_of(database: &Path) -> PathBuf {
 pub(super) struct Journal {
     dir: PathBuf,
     node: String,
-    /// Held (locked) for the process's life: its files have a live owner.
-    _lock: File,
+    /// Held (locked) while the log is open: its files have a live owner.
+    lock: File,
     current: Mutex<Current>,
     /// Bytes appended to this node's files, and the part known imported.
     appended: AtomicU64,
@@ -91,15 +91,19 @@ impl Journal {
         crate::db::files::private_dir(&dir).map_err(|e| format!("cannot create the audit journal folder {}: {e}", dir.display()))?;
         let node = format!("{}-{}", std::process::id(), crate::db::random_hex(6).map_err(|e| e.to_string())?);
         let lock_path = dir.join(format!("{node}.lock"));
-        drop(crate::db::files::create_private_file(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?);
+        // Locked under a temporary name, then renamed: no other process ever sees this
+        // node's lock unlocked (and takes its files for a dead process's).
+        let fresh = dir.join(format!("{node}.lock.new"));
+        drop(crate::db::files::create_private_file(&fresh).map_err(|e| format!("cannot create {}: {e}", fresh.display()))?);
         // Read and write access (not append-only): Windows locks need one of them.
-        let lock = std::fs::OpenOptions::new().read(true).write(true).open(&lock_path).map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-        lock.try_lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        let lock = std::fs::OpenOptions::new().read(true).write(true).open(&fresh).map_err(|e| format!("cannot open {}: {e}", fresh.display()))?;
+        lock.try_lock().map_err(|e| format!("cannot lock {}: {e}", fresh.display()))?;
+        std::fs::rename(&fresh, &lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
         let current = new_file(&dir, &node, 0)?;
         Ok(Journal {
             dir,
             node,
-            _lock: lock,
+            lock,
             current: Mutex::new(current),
             appended: AtomicU64::new(0),
             imported: AtomicU64::new(0),
@@ -180,9 +184,11 @@ impl Journal {
         (current.name == name).then(|| current.reader.clone())
     }
 
-    /// Takes no more rows (the log stops).
+    /// Takes no more rows (the log stops) and releases the lock: from now
+    /// on any process may import this node's files and delete them.
     pub(super) fn close(&self) {
         lock(&self.current).closed = true;
+        let _ = self.lock.unlock();
     }
 
     /// Deletes this process's lock once its files are gone (a clean stop).
@@ -241,6 +247,21 @@ pub(super) fn owner_alive(dir: &Path, node: &str) -> bool {
         Ok(()) => false,
         Err(std::fs::TryLockError::WouldBlock) => true,
         Err(std::fs::TryLockError::Error(_)) => true,
+    }
+}
+
+/// Deletes the locks of dead processes that have no journal file left (a
+/// process killed after its last file was imported, or between creating
+/// its lock and its first file).
+pub(super) fn remove_dead_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let files = list(dir).unwrap_or_default();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(node) = name.strip_suffix(".lock") else { continue };
+        if files.iter().all(|f| f.node != node) && !owner_alive(dir, node) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -204,8 +204,9 @@ impl AuditLog {
         AuditLog::start_with(sink, true, options, path, journal)
     }
 
-    /// Starts the writer thread on `sink`; with `inline`, callers commit
-    /// their rows on their own thread when no commit is in progress.
+    /// Starts the writer thread on `sink`; with `inline`, callers append
+    /// their rows to `journal` (when given), or else commit them on their
+    /// own thread when no commit is in progress.
     fn start_with(sink: impl writer::Sink, inline: bool, options: AuditOptions, path: Option<PathBuf>, journal: Option<Arc<journal::Journal>>) -> AuditLog {
         let (tx, rx) = mpsc::channel();
         let group = Arc::new(group::Group::new(sink));

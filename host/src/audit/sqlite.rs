@@ -206,6 +206,9 @@ fn import_journals(conn: &mut Connection, dir: &Path, me: Option<&Journal>, impo
             }
         }
     }
+    if all {
+        journal::remove_dead_locks(dir);
+    }
     Ok(moved)
 }
 

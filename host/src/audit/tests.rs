@@ -51,6 +51,11 @@ impl Drop for TempDir {
     }
 }
 
+/// Rows in `mcp_tool_audit`.
+fn audit_rows(conn: &Connection) -> i64 {
+    conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap()
+}
+
 fn verify(conn: &Connection) -> VerifyReport {
     let reader = AuditReader::Sqlite(conn);
     query_ready(reader.verify())
@@ -78,7 +83,7 @@ async fn concurrent_commits_lose_nothing() {
         t.await.unwrap().unwrap();
     }
     let conn = open_connection(&path).unwrap();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    let rows = audit_rows(&conn);
     assert_eq!(rows, 500);
     let calls: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_gateway_requests", [], |r| r.get(0)).unwrap();
     assert_eq!(calls, 500);
@@ -363,7 +368,7 @@ async fn a_full_database_behind_the_journal_refuses_the_next_calls_and_keeps_the
     assert!(journal_files(&dir.0).iter().any(|f| f.ends_with(".jsonl")), "{:?}", journal_files(&dir.0));
     let path = dir.0.join("audit.sqlite");
     let conn = open_connection(&path).unwrap();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    let rows = audit_rows(&conn);
     assert_eq!(rows, 20);
     assert_eq!(verify(&conn).first_broken_id, None);
     drop(conn);
@@ -390,15 +395,14 @@ async fn journaled_rows_are_visible_to_readers_at_once_and_imported_once() {
         log.commit(record(&format!("tool{i}"), true)).await.unwrap();
     }
     // A reader (another process's `audit` command) imports what the live log journaled.
-    let count = |conn: &Connection| -> i64 { conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap() };
     let reader = open_connection(&path).unwrap();
-    assert_eq!(count(&reader), 3);
+    assert_eq!(audit_rows(&reader), 3);
     // The log's own drain, and another reader, find nothing new: no row twice.
     log.flush().await.unwrap();
-    assert_eq!(count(&open_connection(&path).unwrap()), 3);
+    assert_eq!(audit_rows(&open_connection(&path).unwrap()), 3);
     log.commit(record("tool3", true)).await.unwrap();
     assert_eq!(log.flush().await.unwrap(), 1);
-    assert_eq!(count(&reader), 4);
+    assert_eq!(audit_rows(&reader), 4);
     assert_eq!(verify(&reader).first_broken_id, None);
     // A live process's files are kept; a clean stop deletes them and its lock.
     assert_eq!(journal_files(&dir.0).len(), 2, "{:?}", journal_files(&dir.0));
@@ -416,6 +420,8 @@ async fn rows_a_killed_process_journaled_are_imported_by_the_next_one() {
     let pending = journal::dir_of(&path);
     std::fs::create_dir_all(&pending).unwrap();
     std::fs::write(pending.join("4242-abcdef.lock"), b"").unwrap();
+    // And a process killed before it wrote any row: only its lock.
+    std::fs::write(pending.join("4343-abcdef.lock"), b"").unwrap();
     let row = |tool: &str| writer::Row { record: record(tool, true), created_at: "2026-12-07 10:00:00".into(), refusal_count: None };
     let mut bytes = Vec::new();
     for tool in ["crashed1", "crashed2"] {
@@ -451,7 +457,7 @@ async fn journaled_rows_are_drained_within_the_batch_interval() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let conn = Connection::open(&path).unwrap();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    let rows = audit_rows(&conn);
     assert_eq!(rows, 8, "a plain reader sees them once drained");
     log.close().await;
 }
@@ -467,7 +473,7 @@ async fn rows_reach_the_database_even_when_the_journal_folder_is_deleted_under_t
     assert_eq!(log.flush().await.unwrap(), 2, "this process reads its rows through its own handle");
     assert_eq!(log.queue_depth(), 0);
     let conn = Connection::open(&path).unwrap();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM mcp_tool_audit", [], |r| r.get(0)).unwrap();
+    let rows = audit_rows(&conn);
     assert_eq!(rows, 2);
     log.close().await;
 }
