@@ -15,7 +15,7 @@
 //! newest rows. Rows are chained (`audit verify`) when they are imported.
 //!
 //! Layout: `<database>.pending/` (0700) holds, per process, `<node>.lock`
-//! (locked while the process lives) and `<node>-<seq>.jsonl` files (0600),
+//! (locked while its log is open) and `<node>-<seq>.jsonl` files (0600),
 //! a new one every [`ROTATE_BYTES`]. The database records how many bytes of
 //! each file it holds (`mcp_audit_journal`), in the transaction that
 //! imports them, so a file is imported once, whoever imports it: this
@@ -25,7 +25,7 @@
 
 use super::sink::Row;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -191,13 +191,6 @@ impl Journal {
         let _ = self.lock.unlock();
     }
 
-    /// Deletes this process's lock once its files are gone (a clean stop).
-    pub(super) fn remove_lock_if_done(&self) {
-        let files = list(&self.dir).unwrap_or_default();
-        if files.iter().all(|f| f.node != self.node) {
-            let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.node)));
-        }
-    }
 
     /// The folder.
     pub(super) fn dir(&self) -> &Path {
@@ -265,20 +258,12 @@ pub(super) fn remove_dead_locks(dir: &Path) {
     }
 }
 
-/// Deletes a dead node's lock once none of its files is left.
-pub(super) fn remove_dead_lock(dir: &Path, node: &str) {
+/// Deletes `node`'s lock once none of its files is left (a dead node's, or
+/// this process's at a clean stop).
+pub(super) fn remove_lock_if_no_files(dir: &Path, node: &str) {
     if list(dir).is_ok_and(|files| files.iter().all(|f| f.node != node)) {
         let _ = std::fs::remove_file(dir.join(format!("{node}.lock")));
     }
-}
-
-/// The bytes of `path` from `offset` to its end.
-pub(super) fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The bytes of `file` in `offset..len`, read at that position (the

@@ -202,7 +202,7 @@ fn import_journals(conn: &mut Connection, dir: &Path, me: Option<&Journal>, impo
             remove_imported(conn, &file, offset, len);
             imported.remove(&file.name);
             if !own {
-                journal::remove_dead_lock(dir, &file.node);
+                journal::remove_lock_if_no_files(dir, &file.node);
             }
         }
     }
@@ -225,12 +225,16 @@ fn import_file(conn: &mut Connection, file: &journal::PendingFile, reader: Optio
     if offset >= len {
         return Ok((0, offset));
     }
-    let bytes = match reader {
-        Some(reader) => journal::read_range(reader, offset, len),
-        None => journal::read_from(&file.path, offset),
-    }
-    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let bytes = &bytes[..bytes.len().min((len - offset) as usize)];
+    let opened;
+    let reader = match reader {
+        Some(reader) => reader,
+        None => {
+            opened = std::fs::File::open(&file.path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            &opened
+        }
+    };
+    let bytes = journal::read_range(reader, offset, len).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let bytes = bytes.as_slice();
     let (lines, used) = journal::complete_lines(bytes);
     let mut rows = Vec::new();
     for line in lines {
@@ -309,7 +313,7 @@ impl Sink for SqliteSink {
             if let Err(e) = import_journals(&mut self.conn, journal.dir(), Some(&journal), &mut self.imported, false) {
                 tracing::error!(error = %e, dir = %journal.dir().display(), "the last audit rows stay in the journal; the next start imports them");
             }
-            journal.remove_lock_if_done();
+            journal::remove_lock_if_no_files(journal.dir(), journal.node());
         }
         let _ = schema::leave_sqlite(&self.conn, &self.node_id);
     }
